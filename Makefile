@@ -1,0 +1,21 @@
+# Entry points: `make pipeline` runs the data pipeline, `make test` the tests.
+include pipeline.mk
+
+.PHONY: test check fmt clippy bench
+
+## test: the whole suite (starts a throwaway PostgreSQL when one is installed)
+test:
+	tests/with-postgres.sh $(CARGO) test --$(PROFILE) --workspace
+
+## check: formatting, lints, then the tests
+check:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --$(PROFILE) --workspace --all-targets -- -D warnings
+	$(MAKE) --no-print-directory test
+
+fmt:
+	$(CARGO) fmt --all
+
+## bench: speed and accuracy benchmarks (not part of the tests)
+bench: build
+	bench/run.sh

@@ -1,0 +1,308 @@
+//! Reading and writing the pipeline's files. Reads name the file in every
+//! error; writes go to a temporary file beside the target and are renamed over
+//! it, so a crash never leaves half a file.
+
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+
+use crate::tables::{Kind, utc_timestamp};
+use crate::{ContractError, Dataset, Layout, RawTable};
+
+/// A temporary path in the same folder as `path`, so the final rename is atomic.
+pub fn temp_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+fn ensure_parent(path: &Path) -> Result<(), ContractError> {
+    match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => {
+            fs::create_dir_all(dir).map_err(|e| ContractError::io(dir, e))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Writes bytes produced by `fill` to `path` atomically.
+pub fn write_atomic(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<&File>) -> Result<(), ContractError>,
+) -> Result<(), ContractError> {
+    ensure_parent(path)?;
+    let tmp = temp_path(path);
+    let result = (|| {
+        let file = File::create(&tmp).map_err(|e| ContractError::io(&tmp, e))?;
+        let mut writer = BufWriter::new(&file);
+        fill(&mut writer)?;
+        writer.flush().map_err(|e| ContractError::io(&tmp, e))?;
+        drop(writer);
+        file.sync_all().map_err(|e| ContractError::io(&tmp, e))?;
+        fs::rename(&tmp, path).map_err(|e| ContractError::io(path, e))
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Writes a DataFrame as zstd-compressed Parquet, atomically.
+pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<(), ContractError> {
+    write_atomic(path, |w| {
+        ParquetWriter::new(w)
+            .with_compression(ParquetCompression::Zstd(None))
+            .finish(df)
+            .map(|_| ())
+            .map_err(|source| ContractError::Write {
+                path: path.to_path_buf(),
+                source,
+            })
+    })
+}
+
+/// Writes a value as pretty JSON, atomically.
+pub fn write_json<T: serde::Serialize>(value: &T, path: &Path) -> Result<(), ContractError> {
+    write_atomic(path, |w| {
+        serde_json::to_writer_pretty(&mut *w, value).map_err(|e| ContractError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        w.write_all(b"\n").map_err(|e| ContractError::io(path, e))
+    })
+}
+
+/// Reads a JSON file into a value; errors name the file.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ContractError> {
+    let text = fs::read_to_string(path).map_err(|e| ContractError::io(path, e))?;
+    serde_json::from_str(&text).map_err(|e| ContractError::Invalid {
+        path: path.to_path_buf(),
+        message: format!("not valid JSON for this file: {e}"),
+    })
+}
+
+/// Reads a whole Parquet file.
+pub fn read_parquet(path: &Path) -> Result<DataFrame, ContractError> {
+    let file = File::open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            ContractError::NotFound {
+                path: path.to_path_buf(),
+                hint: "run the stage that writes it first".into(),
+            }
+        } else {
+            ContractError::io(path, e)
+        }
+    })?;
+    ParquetReader::new(file)
+        .finish()
+        .map_err(|source| ContractError::Parquet {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Checks that `df` has each expected column with a compatible type and casts
+/// it to the contract's exact type (any numeric to f64, any datetime to UTC
+/// microseconds). Columns beyond the expected ones are kept as they are.
+pub fn conform(
+    mut df: DataFrame,
+    expected: &[(&str, Kind)],
+    path: &Path,
+) -> Result<DataFrame, ContractError> {
+    for (name, kind) in expected {
+        let column = df.column(name).map_err(|_| ContractError::MissingColumn {
+            path: path.to_path_buf(),
+            column: (*name).to_string(),
+        })?;
+        let found = column.dtype().clone();
+        let want = kind.dtype();
+        if found == want {
+            continue;
+        }
+        let compatible = match kind {
+            Kind::Text | Kind::Json => matches!(found, DataType::Null),
+            Kind::Number => found.is_primitive_numeric() || matches!(found, DataType::Null),
+            Kind::Timestamp => matches!(found, DataType::Datetime(_, _) | DataType::Null),
+        };
+        if !compatible {
+            return Err(ContractError::WrongType {
+                path: path.to_path_buf(),
+                column: (*name).to_string(),
+                found: found.to_string(),
+                expected: want.to_string(),
+            });
+        }
+        let cast = match (kind, &found) {
+            // A timestamp without a zone is taken as UTC.
+            (Kind::Timestamp, DataType::Datetime(unit, None)) => column
+                .cast(&DataType::Datetime(*unit, Some("UTC".into())))
+                .and_then(|c| c.cast(&utc_timestamp())),
+            _ => column.cast(&want),
+        }
+        .map_err(|e| ContractError::Invalid {
+            path: path.to_path_buf(),
+            message: format!("column `{name}`: {e}"),
+        })?;
+        df.with_column(cast).map_err(|e| ContractError::Invalid {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+    }
+    Ok(df)
+}
+
+/// Reads a training, clean or rejected dataset file and checks its schema.
+pub fn read_dataset(path: &Path, dataset: Dataset) -> Result<DataFrame, ContractError> {
+    conform(read_parquet(path)?, dataset.columns(), path)
+}
+
+/// Reads every part of a raw table into one frame with the raw schema.
+pub fn read_raw(layout: &Layout, table: RawTable) -> Result<DataFrame, ContractError> {
+    let mut expected: Vec<(&str, Kind)> =
+        table.columns().iter().map(|c| (c.name, c.kind)).collect();
+    expected.push((crate::columns::SOURCE, Kind::Text));
+    expected.push((crate::columns::EXTRACTED_AT, Kind::Timestamp));
+    expected.push((crate::columns::EXTRA, Kind::Text));
+    let names: Vec<PlSmallStr> = expected.iter().map(|(n, _)| (*n).into()).collect();
+    let mut all: Option<DataFrame> = None;
+    for part in layout.raw_parts(table)? {
+        let df = conform(read_parquet(&part)?, &expected, &part)?
+            .select(names.clone())
+            .map_err(|e| ContractError::Invalid {
+                path: part.clone(),
+                message: e.to_string(),
+            })?;
+        match all.as_mut() {
+            None => all = Some(df),
+            Some(acc) => {
+                acc.vstack_mut(&df).map_err(|e| ContractError::Invalid {
+                    path: part.clone(),
+                    message: e.to_string(),
+                })?;
+            }
+        }
+    }
+    let mut df = all.unwrap_or_else(|| DataFrame::empty_with_schema(&table.schema()));
+    df.align_chunks_par();
+    Ok(df)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_then_read_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/x.parquet");
+        let mut df = df!("a" => [1.0, 2.0], "b" => ["x", "y"]).unwrap();
+        write_parquet(&mut df, &path).unwrap();
+        assert_eq!(read_parquet(&path).unwrap(), df);
+        // No temporary file is left behind.
+        let names: Vec<_> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("x.parquet")]);
+    }
+
+    #[test]
+    fn corrupt_file_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.parquet");
+        fs::write(&path, b"not parquet at all").unwrap();
+        let err = read_parquet(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("bad.parquet") && err.contains("not a readable Parquet file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn conform_casts_and_rejects() {
+        let path = Path::new("t.parquet");
+        let df = df!("n" => [1i64, 2], "s" => ["a", "b"]).unwrap();
+        let ok = conform(df.clone(), &[("n", Kind::Number)], path).unwrap();
+        assert_eq!(ok.column("n").unwrap().dtype(), &DataType::Float64);
+        let err = conform(df.clone(), &[("s", Kind::Number)], path)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "t.parquet: column `s` has type str, expected f64");
+        let err = conform(df, &[("zz", Kind::Text)], path)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "t.parquet: missing column `zz`");
+    }
+}
+
+/// A folder beside a raw table's folder where a new version of the table is
+/// written before it replaces the old one with [`commit_table`].
+pub fn staging_dir(layout: &Layout, table: RawTable) -> Result<PathBuf, ContractError> {
+    let dir = layout
+        .raw_root()
+        .join(format!(".{}.staging-{}", table.name(), std::process::id()));
+    if dir.exists() {
+        fs::remove_dir_all(&dir).map_err(|e| ContractError::io(&dir, e))?;
+    }
+    fs::create_dir_all(&dir).map_err(|e| ContractError::io(&dir, e))?;
+    Ok(dir)
+}
+
+/// Replaces `data/raw/<table>/` by a staged folder: two renames, so readers
+/// see either the old table or the new one, never a mix of parts.
+pub fn commit_table(layout: &Layout, table: RawTable, staged: &Path) -> Result<(), ContractError> {
+    replace_dir(&layout.raw_dir(table), staged)
+}
+
+/// Removes a staged folder after a failure, so nothing half-written remains.
+pub fn discard_staged(staged: &Path) {
+    let _ = fs::remove_dir_all(staged);
+}
+
+/// Builds a raw table frame in the contract's column order and types from
+/// named columns; source columns not given are nulls.
+pub fn raw_frame(
+    table: RawTable,
+    mut columns: Vec<Column>,
+    height: usize,
+) -> Result<DataFrame, PolarsError> {
+    let schema = table.schema();
+    let mut ordered = Vec::with_capacity(schema.len());
+    for (name, dtype) in schema.iter() {
+        let found = columns.iter().position(|c| c.name() == name);
+        let column = match found {
+            Some(i) => columns.swap_remove(i).cast(dtype)?,
+            None => Column::full_null(name.clone(), height, dtype),
+        };
+        ordered.push(column);
+    }
+    DataFrame::new(ordered)
+}
+
+/// Replaces folder `target` by `staged` with two renames; the old folder is
+/// removed only once the new one is in place.
+pub fn replace_dir(target: &Path, staged: &Path) -> Result<(), ContractError> {
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let old = target.with_file_name(format!(".{name}.old-{}", std::process::id()));
+    let had_old = target.exists();
+    if had_old {
+        fs::rename(target, &old).map_err(|e| ContractError::io(target, e))?;
+    }
+    if let Err(e) = fs::rename(staged, target) {
+        if had_old {
+            let _ = fs::rename(&old, target);
+        }
+        return Err(ContractError::io(target, e));
+    }
+    if had_old {
+        fs::remove_dir_all(&old).map_err(|e| ContractError::io(&old, e))?;
+    }
+    Ok(())
+}

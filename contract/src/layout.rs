@@ -1,0 +1,148 @@
+use std::path::{Path, PathBuf};
+
+use crate::{ContractError, Dataset, RawTable};
+
+/// Where every file of the pipeline lives under the `--data` root.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub fn raw_root(&self) -> PathBuf {
+        self.root.join("raw")
+    }
+
+    /// The folder of part files of one raw table.
+    pub fn raw_dir(&self, table: RawTable) -> PathBuf {
+        self.raw_root().join(table.name())
+    }
+
+    /// Rows extract could not read, as their original text.
+    pub fn raw_rejected(&self, table: RawTable) -> PathBuf {
+        self.root
+            .join("rejected")
+            .join(format!("raw_{}.parquet", table.name()))
+    }
+
+    pub fn training(&self, dataset: Dataset) -> PathBuf {
+        self.root
+            .join("training")
+            .join(format!("{}.parquet", dataset.name()))
+    }
+
+    pub fn clean(&self, dataset: Dataset) -> PathBuf {
+        self.root
+            .join("clean")
+            .join(format!("{}.parquet", dataset.name()))
+    }
+
+    pub fn rejected(&self, dataset: Dataset) -> PathBuf {
+        self.root
+            .join("rejected")
+            .join(format!("{}.parquet", dataset.name()))
+    }
+
+    pub fn reports_dir(&self) -> PathBuf {
+        self.root.join("reports")
+    }
+
+    pub fn extract_report(&self) -> PathBuf {
+        self.reports_dir().join("extract.json")
+    }
+
+    pub fn validation_report(&self) -> PathBuf {
+        self.reports_dir().join("validation.json")
+    }
+
+    pub fn training_report(&self) -> PathBuf {
+        self.reports_dir().join("training.json")
+    }
+
+    pub fn training_html(&self) -> PathBuf {
+        self.reports_dir().join("training.html")
+    }
+
+    pub fn models_dir(&self) -> PathBuf {
+        self.root.join("models")
+    }
+
+    pub fn model_dir(&self, dataset: Dataset) -> PathBuf {
+        self.models_dir().join(dataset.name())
+    }
+
+    pub fn insights_dir(&self) -> PathBuf {
+        self.root.join("insights")
+    }
+
+    /// Where incremental extraction remembers how far it got.
+    pub fn extract_state(&self) -> PathBuf {
+        self.root.join("state").join("extract.json")
+    }
+
+    /// The part files of a raw table, in name order. A missing or empty folder
+    /// is an error that says what to run.
+    pub fn raw_parts(&self, table: RawTable) -> Result<Vec<PathBuf>, ContractError> {
+        let dir = self.raw_dir(table);
+        let entries = std::fs::read_dir(&dir).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                ContractError::NotFound {
+                    path: dir.clone(),
+                    hint: "run `extract` or `synth` first".into(),
+                }
+            } else {
+                ContractError::io(&dir, e)
+            }
+        })?;
+        let mut parts = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(|e| ContractError::io(&dir, e))?.path();
+            let is_part = path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("part-") && n.ends_with(".parquet"));
+            if is_part {
+                parts.push(path);
+            }
+        }
+        if parts.is_empty() {
+            return Err(ContractError::NotFound {
+                path: dir.join("part-*.parquet"),
+                hint: "no part files; run `extract` or `synth` first".into(),
+            });
+        }
+        parts.sort();
+        Ok(parts)
+    }
+
+    /// The name of the next part file of a table, after every existing one.
+    pub fn next_part_name(&self, table: RawTable) -> String {
+        let next = self
+            .raw_parts(table)
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|p| {
+                p.file_stem()?
+                    .to_str()?
+                    .strip_prefix("part-")?
+                    .parse::<usize>()
+                    .ok()
+            })
+            .max()
+            .map_or(0, |last| last + 1);
+        part_name(next)
+    }
+}
+
+/// Part files are numbered so that name order is write order.
+pub fn part_name(index: usize) -> String {
+    format!("part-{index:06}.parquet")
+}

@@ -1,0 +1,26 @@
+//! The data contract every stage agrees on: the raw tables and training datasets
+//! (names, columns, types), where each lives under the `--data` root, and how
+//! Parquet files are read and written (errors name the file; writes are atomic).
+//!
+//! Stages depend on this crate and never on each other, so any stage can be
+//! rerun alone or swapped for another program that honours the same files.
+
+pub mod columns;
+pub mod datasets;
+pub mod error;
+pub mod io;
+pub mod layout;
+pub mod reports;
+pub mod tables;
+pub mod timestamp;
+
+pub use datasets::Dataset;
+pub use error::ContractError;
+pub use layout::Layout;
+pub use tables::{Kind, RawTable};
+
+/// The `_source` tag of rows made up by `synth`.
+pub const SYNTH_SOURCE: &str = "synth";
+
+/// Sources `extract` can read from, as written into `_source`.
+pub const SOURCES: [&str; 4] = ["supabase", "postgres", "csv", SYNTH_SOURCE];

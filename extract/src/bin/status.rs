@@ -1,0 +1,14 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = extract::status::StatusArgs::parse();
+    match extract::status::run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("status: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,395 @@
+//! `extract`: the three source tables, from CSV exports, Supabase's REST API
+//! or PostgreSQL, into the raw layer (`data/raw/<table>/part-*.parquet`).
+//!
+//! A full run replaces each table's folder atomically; `--incremental` appends
+//! one part per table with only the rows newer than the last run's, and
+//! remembers how far it got in `data/state/extract.json`.
+
+mod csv_source;
+mod postgres_source;
+mod progress;
+mod schedule;
+pub mod sink;
+pub mod state;
+pub mod status;
+mod supabase;
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Duration, Utc};
+use clap::{Parser, ValueEnum};
+use contract::reports::ExtractReport;
+use contract::{Layout, RawTable, io};
+use polars::prelude::*;
+
+use crate::sink::{TableSink, Window};
+use crate::state::ExtractState;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Source {
+    /// Supabase's REST API: SUPABASE_URL and SUPABASE_KEY (or
+    /// SUPABASE_SERVICE_ROLE_KEY, SUPABASE_ANON_KEY).
+    Supabase,
+    /// A PostgreSQL connection string in DATABASE_URL.
+    Postgres,
+    /// CSV exports of the three tables in --input DIR.
+    Csv,
+}
+
+impl Source {
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Supabase => "supabase",
+            Source::Postgres => "postgres",
+            Source::Csv => "csv",
+        }
+    }
+}
+
+/// Reads the GM's three tables into DATA/raw/<table>/.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+pub struct Args {
+    /// Root of the data layout.
+    #[arg(long, default_value = "data")]
+    pub data: PathBuf,
+    /// Where the rows come from.
+    #[arg(long, value_enum)]
+    pub source: Source,
+    /// Folder holding <table>.csv exports (with --source csv).
+    #[arg(long)]
+    pub input: Option<PathBuf>,
+    /// Keep rows created in the last D days (no upper bound: future-dated rows
+    /// pass on for validate to reject).
+    #[arg(long, conflicts_with = "since")]
+    pub days: Option<u32>,
+    /// Keep rows created at or after this date or RFC 3339 time.
+    #[arg(long, value_parser = parse_time)]
+    pub since: Option<DateTime<Utc>>,
+    /// Keep rows created before this date or RFC 3339 time.
+    #[arg(long, value_parser = parse_time)]
+    pub until: Option<DateTime<Utc>>,
+    /// At most N rows per table.
+    #[arg(long)]
+    pub limit: Option<usize>,
+    /// Append only rows newer than the last run (state in DATA/state/extract.json).
+    #[arg(long)]
+    pub incremental: bool,
+    /// Minutes re-read before the last collected row, for rows that committed late
+    /// (with --incremental; validate drops the re-read copies as duplicates).
+    #[arg(long, default_value_t = 5)]
+    pub lookback_minutes: u32,
+    /// Keep collecting on this schedule (e.g. 1h, 15m), one incremental run each
+    /// time, until Ctrl-C.
+    #[arg(long, value_parser = schedule::parse_every, requires = "incremental")]
+    pub every: Option<std::time::Duration>,
+    /// The time --days counts back from; default: the current time.
+    #[arg(long, value_parser = parse_time, hide = true)]
+    pub now: Option<DateTime<Utc>>,
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    contract::timestamp::parse_utc(s).ok_or_else(|| format!("`{s}` is not a date or RFC 3339 time"))
+}
+
+/// The extract options, for code that embeds the extract crate.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub source: Source,
+    pub input: Option<PathBuf>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub limit: Option<usize>,
+    pub incremental: bool,
+    pub lookback: Duration,
+}
+
+impl Options {
+    pub fn from_args(args: &Args) -> Self {
+        let now = args.now.unwrap_or_else(Utc::now);
+        Self {
+            source: args.source,
+            input: args.input.clone(),
+            since: args
+                .since
+                .or(args.days.map(|d| now - Duration::days(i64::from(d)))),
+            until: args.until,
+            limit: args.limit,
+            incremental: args.incremental,
+            lookback: Duration::minutes(i64::from(args.lookback_minutes)),
+        }
+    }
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let layout = Layout::new(&args.data);
+    match args.every {
+        Some(every) => schedule::every(every, || {
+            let options = Options::from_args(args);
+            extract(&layout, &options).map(|r| summary_line(&r))
+        }),
+        None => {
+            let report = extract(&layout, &Options::from_args(args))?;
+            for (table, c) in &report.tables {
+                println!(
+                    "extract: {table:<24} {:>9} read {:>9} written {:>6} rejected {:>7} outside window",
+                    c.rows_read, c.rows_written, c.rows_rejected, c.rows_skipped_window
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn summary_line(report: &ExtractReport) -> String {
+    let parts: Vec<String> = report
+        .tables
+        .iter()
+        .map(|(t, c)| format!("{t} +{} ({} rejected)", c.rows_written, c.rows_rejected))
+        .collect();
+    parts.join(", ")
+}
+
+/// One source table being read: where its rows go, and from where it resumes.
+pub struct TableRun {
+    pub sink: TableSink,
+    /// With --incremental: only rows after this (created_at, id), less the lookback.
+    pub resume_after: Option<(DateTime<Utc>, String)>,
+}
+
+/// Extracts the three tables. All or nothing: the tables are written to
+/// staging folders and only replace (or join) the raw layer once all three
+/// were read without error.
+pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
+    let extracted_at = Utc::now();
+    let mut state = if options.incremental {
+        state::load(layout)?
+    } else {
+        ExtractState::default()
+    };
+    fs::create_dir_all(layout.raw_root())
+        .with_context(|| format!("creating {}", layout.raw_root().display()))?;
+
+    let mut staged: Vec<(RawTable, PathBuf)> = Vec::new();
+    let result = (|| -> Result<Vec<(RawTable, sink::Finished)>> {
+        let mut finished = Vec::new();
+        let mut runs = Vec::new();
+        let window = |resume: &Option<(DateTime<Utc>, String)>| Window {
+            since: match (options.since, resume) {
+                (Some(s), Some((t, _))) => Some(s.max(*t - options.lookback)),
+                (None, Some((t, _))) => Some(*t - options.lookback),
+                (s, None) => s,
+            },
+            until: options.until,
+            limit: options.limit,
+        };
+        let source = options.source;
+        // Open every table first: a missing file or column fails before anything is written.
+        match source {
+            Source::Csv => {
+                let dir = options
+                    .input
+                    .clone()
+                    .context("--source csv needs --input DIR holding the <table>.csv exports")?;
+                let mut opened = Vec::new();
+                for table in RawTable::ALL {
+                    opened.push((table, csv_source::open(&dir, table)?));
+                }
+                for (table, csv) in opened {
+                    let resume = state.resume_point(source.name(), table);
+                    let dir = io::staging_dir(layout, table)?;
+                    staged.push((table, dir.clone()));
+                    let first = if options.incremental {
+                        next_part_index(layout, table)
+                    } else {
+                        0
+                    };
+                    let origin = csv.path.display().to_string();
+                    let mut sink = TableSink::new(
+                        table,
+                        source.name(),
+                        &origin,
+                        csv.header.clone(),
+                        window(&resume),
+                        &dir,
+                        first,
+                        extracted_at,
+                    )?;
+                    csv.stream_into(&mut sink)?;
+                    runs.push(sink);
+                }
+            }
+            Source::Supabase => {
+                let client = supabase::Client::from_env()?;
+                for table in RawTable::ALL {
+                    let resume = state.resume_point(source.name(), table);
+                    let dir = io::staging_dir(layout, table)?;
+                    staged.push((table, dir.clone()));
+                    let first = if options.incremental {
+                        next_part_index(layout, table)
+                    } else {
+                        0
+                    };
+                    runs.push(client.extract_table(
+                        table,
+                        window(&resume),
+                        &dir,
+                        first,
+                        extracted_at,
+                    )?);
+                }
+            }
+            Source::Postgres => {
+                let mut db = postgres_source::Db::from_env()?;
+                for table in RawTable::ALL {
+                    let resume = state.resume_point(source.name(), table);
+                    let dir = io::staging_dir(layout, table)?;
+                    staged.push((table, dir.clone()));
+                    let first = if options.incremental {
+                        next_part_index(layout, table)
+                    } else {
+                        0
+                    };
+                    runs.push(db.extract_table(
+                        table,
+                        window(&resume),
+                        &dir,
+                        first,
+                        extracted_at,
+                    )?);
+                }
+            }
+        }
+        for sink in runs {
+            let table = sink.table();
+            finished.push((table, sink.finish(!options.incremental)?));
+        }
+        Ok(finished)
+    })();
+    let finished = match result {
+        Ok(f) => f,
+        Err(e) => {
+            for (_, dir) in &staged {
+                io::discard_staged(dir);
+            }
+            return Err(e);
+        }
+    };
+
+    // Commit: the data first, then the rejects, the state and the report.
+    let mut report = ExtractReport {
+        source: options.source.name().into(),
+        extracted_at: Some(extracted_at),
+        since: options.since,
+        until: options.until,
+        incremental: options.incremental,
+        tables: BTreeMap::new(),
+    };
+    for ((table, dir), (_, done)) in staged.iter().zip(&finished) {
+        if options.incremental {
+            append_parts(layout, *table, dir, &done.counts.parts_written)?;
+        } else {
+            io::commit_table(layout, *table, dir)?;
+        }
+    }
+    for (table, done) in finished {
+        write_rejects(layout, table, done.rejects, options.incremental)?;
+        if let Some((t, id)) = done.max_key {
+            state.advance(options.source.name(), table, t, id);
+        }
+        report.tables.insert(table.name().to_string(), done.counts);
+    }
+    if options.incremental {
+        state::save(layout, &state)?;
+    }
+    io::write_json(&report, &layout.extract_report())?;
+    Ok(report)
+}
+
+fn next_part_index(layout: &Layout, table: RawTable) -> usize {
+    layout
+        .next_part_name(table)
+        .trim_start_matches("part-")
+        .trim_end_matches(".parquet")
+        .parse()
+        .unwrap_or(0)
+}
+
+/// Moves newly written parts into the table's folder, then drops the staging folder.
+fn append_parts(
+    layout: &Layout,
+    table: RawTable,
+    staged: &PathBuf,
+    parts: &[String],
+) -> Result<()> {
+    let target = layout.raw_dir(table);
+    fs::create_dir_all(&target).with_context(|| format!("creating {}", target.display()))?;
+    for part in parts {
+        let to = target.join(part);
+        if to.exists() {
+            bail!(
+                "{}: already exists; another extract is running?",
+                to.display()
+            );
+        }
+        fs::rename(staged.join(part), &to).with_context(|| format!("moving {}", to.display()))?;
+    }
+    io::discard_staged(staged);
+    Ok(())
+}
+
+/// Writes the rows extract could not read. A full run replaces the file (or
+/// removes a stale one); an incremental run adds to it.
+fn write_rejects(
+    layout: &Layout,
+    table: RawTable,
+    rejects: Option<DataFrame>,
+    incremental: bool,
+) -> Result<()> {
+    let path = layout.raw_rejected(table);
+    let previous = if incremental && path.exists() {
+        Some(io::read_parquet(&path)?)
+    } else {
+        None
+    };
+    let combined = match (previous, rejects) {
+        (None, None) => {
+            if !incremental && path.exists() {
+                fs::remove_file(&path)
+                    .with_context(|| format!("removing stale {}", path.display()))?;
+            }
+            return Ok(());
+        }
+        (Some(_), None) => return Ok(()),
+        (None, Some(new)) => new,
+        (Some(old), Some(new)) => stack_text_frames(old, new)?,
+    };
+    let mut combined = combined;
+    io::write_parquet(&mut combined, &path)?;
+    Ok(())
+}
+
+/// Stacks two all-text frames whose columns may differ, keeping every column.
+fn stack_text_frames(a: DataFrame, b: DataFrame) -> Result<DataFrame> {
+    let mut names: Vec<PlSmallStr> = a.get_column_names_owned();
+    for n in b.get_column_names_owned() {
+        if !names.contains(&n) {
+            names.push(n);
+        }
+    }
+    let widen = |mut df: DataFrame| -> Result<DataFrame> {
+        let h = df.height();
+        for n in &names {
+            if df.column(n).is_err() {
+                df.with_column(Column::full_null(n.clone(), h, &DataType::String))?;
+            }
+        }
+        Ok(df.select(names.clone())?)
+    };
+    let mut out = widen(a)?;
+    out.vstack_mut(&widen(b)?)?;
+    Ok(out)
+}

@@ -1,0 +1,449 @@
+//! Turning source records into raw Parquet parts. Every source (CSV export,
+//! PostgreSQL COPY, PostgREST JSON) hands over records as JSON values keyed by
+//! the source's column names; the sink types the known columns, keeps the rest
+//! in `_extra`, applies the window and limit, and sends every row it cannot
+//! read to the rejects with the field that failed.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use contract::columns::*;
+use contract::reports::TableCounts;
+use contract::tables::utc_timestamp;
+use contract::{ContractError, Kind, RawTable, io, timestamp};
+use polars::prelude::*;
+use serde_json::{Map, Value};
+
+/// Rows per part file: bounds memory whatever the table's size.
+pub const ROWS_PER_PART: usize = 200_000;
+
+/// Where a source column goes.
+#[derive(Clone, Debug)]
+enum Slot {
+    Known(usize),
+    Extra(String),
+}
+
+enum Buf {
+    Text(Vec<Option<String>>),
+    Number(Vec<Option<f64>>),
+    Time(Vec<Option<i64>>),
+}
+
+impl Buf {
+    fn new(kind: Kind) -> Self {
+        match kind {
+            Kind::Text | Kind::Json => Buf::Text(Vec::new()),
+            Kind::Number => Buf::Number(Vec::new()),
+            Kind::Timestamp => Buf::Time(Vec::new()),
+        }
+    }
+
+    fn take(&mut self, name: &str) -> PolarsResult<Column> {
+        Ok(match self {
+            Buf::Text(v) => Column::new(name.into(), std::mem::take(v)),
+            Buf::Number(v) => Column::new(name.into(), std::mem::take(v)),
+            Buf::Time(v) => Column::new(name.into(), std::mem::take(v)).cast(&utc_timestamp())?,
+        })
+    }
+}
+
+/// A parsed value of a known column.
+enum Parsed {
+    Text(Option<String>),
+    Number(Option<f64>),
+    Time(Option<i64>),
+}
+
+/// Which rows to keep.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Window {
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub limit: Option<usize>,
+}
+
+pub struct TableSink {
+    table: RawTable,
+    source: &'static str,
+    extracted_at: i64,
+    origin: String,
+    header: Vec<String>,
+    slots: Vec<Slot>,
+    bufs: Vec<Buf>,
+    extra: Vec<Option<String>>,
+    has_extra: bool,
+    buffered: usize,
+    rejects: Vec<Vec<Option<String>>>,
+    reject_field: Vec<String>,
+    reject_detail: Vec<String>,
+    window: Window,
+    out_dir: PathBuf,
+    first_part: usize,
+    pub counts: TableCounts,
+    /// The greatest (created_at, id) written, for incremental collection.
+    pub max_key: Option<(i64, String)>,
+}
+
+impl TableSink {
+    /// `origin` names the file or table in errors; `header` is the source's
+    /// column names in record order. A required column missing is an error.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        table: RawTable,
+        source: &'static str,
+        origin: &str,
+        header: Vec<String>,
+        window: Window,
+        out_dir: &Path,
+        first_part: usize,
+        extracted_at: DateTime<Utc>,
+    ) -> Result<Self, ContractError> {
+        let origin_path = PathBuf::from(origin);
+        let mut seen = std::collections::HashSet::new();
+        for name in &header {
+            if !seen.insert(name.as_str()) {
+                return Err(ContractError::Invalid {
+                    path: origin_path,
+                    message: format!("column `{name}` appears twice in the header"),
+                });
+            }
+        }
+        for column in table.columns() {
+            if column.required && !header.iter().any(|h| h == column.name) {
+                return Err(ContractError::MissingColumn {
+                    path: origin_path,
+                    column: column.name.to_string(),
+                });
+            }
+        }
+        let slots = header
+            .iter()
+            .map(|h| match table.columns().iter().position(|c| c.name == h) {
+                Some(i) => Slot::Known(i),
+                None => Slot::Extra(h.clone()),
+            })
+            .collect::<Vec<_>>();
+        let has_extra = slots.iter().any(|s| matches!(s, Slot::Extra(_)));
+        Ok(Self {
+            table,
+            source,
+            extracted_at: extracted_at.timestamp_micros(),
+            origin: origin.to_string(),
+            header,
+            slots,
+            bufs: table.columns().iter().map(|c| Buf::new(c.kind)).collect(),
+            extra: Vec::new(),
+            has_extra,
+            buffered: 0,
+            rejects: Vec::new(),
+            reject_field: Vec::new(),
+            reject_detail: Vec::new(),
+            window,
+            out_dir: out_dir.to_path_buf(),
+            first_part,
+            counts: TableCounts::default(),
+            max_key: None,
+        })
+    }
+
+    pub fn header(&self) -> &[String] {
+        &self.header
+    }
+
+    pub fn table(&self) -> RawTable {
+        self.table
+    }
+
+    /// Whether `--limit` is reached, so a source can stop reading.
+    pub fn full(&self) -> bool {
+        self.window
+            .limit
+            .is_some_and(|l| self.counts.rows_written >= l)
+    }
+
+    /// Counts a record the source could not even split into text fields.
+    pub fn push_unparseable(&mut self, record: &[Value], field: &str, detail: String) {
+        self.counts.rows_read += 1;
+        self.reject(record, field, detail);
+    }
+
+    /// Counts rows left unread once `--limit` is reached.
+    pub fn skip_rest(&mut self, rows: usize) {
+        self.counts.rows_read += rows;
+        self.counts.rows_skipped_limit += rows;
+    }
+
+    fn reject(&mut self, record: &[Value], field: &str, detail: String) {
+        self.rejects.push(record.iter().map(as_text).collect());
+        self.reject_field.push(field.to_string());
+        self.reject_detail.push(detail);
+        self.counts.rows_rejected += 1;
+    }
+
+    /// Takes one record, its values in header order.
+    pub fn push(&mut self, record: &[Value]) -> Result<(), ContractError> {
+        self.counts.rows_read += 1;
+        if record.len() != self.header.len() {
+            let detail = format!(
+                "the record has {} fields, the header {}",
+                record.len(),
+                self.header.len()
+            );
+            self.reject(record, "_record", detail);
+            return Ok(());
+        }
+        let columns = self.table.columns();
+        let mut parsed: Vec<Option<Parsed>> = (0..columns.len()).map(|_| None).collect();
+        let mut extra = Map::new();
+        for (slot, value) in self.slots.iter().zip(record) {
+            match slot {
+                Slot::Extra(name) => {
+                    extra.insert(name.clone(), value.clone());
+                }
+                Slot::Known(i) => match parse(columns[*i].kind, value) {
+                    Ok(p) => parsed[*i] = Some(p),
+                    Err(detail) => {
+                        let field = columns[*i].name;
+                        self.reject(record, field, format!("{field}: {detail}"));
+                        return Ok(());
+                    }
+                },
+            }
+        }
+        let created_at = columns
+            .iter()
+            .position(|c| c.name == CREATED_AT)
+            .and_then(|i| match &parsed[i] {
+                Some(Parsed::Time(t)) => *t,
+                _ => None,
+            });
+        if let Some(t) = created_at {
+            let before = self.window.since.is_some_and(|s| t < s.timestamp_micros());
+            let after = self.window.until.is_some_and(|u| t >= u.timestamp_micros());
+            if before || after {
+                self.counts.rows_skipped_window += 1;
+                return Ok(());
+            }
+        }
+        if self.full() {
+            self.counts.rows_skipped_limit += 1;
+            return Ok(());
+        }
+        for (buf, value) in self.bufs.iter_mut().zip(parsed) {
+            match (buf, value) {
+                (Buf::Text(v), Some(Parsed::Text(x))) => v.push(x),
+                (Buf::Number(v), Some(Parsed::Number(x))) => v.push(x),
+                (Buf::Time(v), Some(Parsed::Time(x))) => v.push(x),
+                (Buf::Text(v), _) => v.push(None),
+                (Buf::Number(v), _) => v.push(None),
+                (Buf::Time(v), _) => v.push(None),
+            }
+        }
+        self.extra.push(if self.has_extra {
+            Some(Value::Object(extra).to_string())
+        } else {
+            None
+        });
+        let id = record_id(&self.slots, columns, record);
+        if let (Some(t), Some(id)) = (created_at, id) {
+            let key = (t, id);
+            if self.max_key.as_ref().is_none_or(|m| key > *m) {
+                self.max_key = Some(key);
+            }
+        }
+        self.counts.rows_written += 1;
+        self.buffered += 1;
+        if self.buffered >= ROWS_PER_PART {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffered rows as the next part file.
+    fn flush(&mut self) -> Result<(), ContractError> {
+        let name = contract::layout::part_name(self.first_part + self.counts.parts_written.len());
+        let path = self.out_dir.join(&name);
+        let mut df = self.frame().map_err(|e| ContractError::Invalid {
+            path: path.clone(),
+            message: e.to_string(),
+        })?;
+        io::write_parquet(&mut df, &path)?;
+        self.counts.parts_written.push(name);
+        self.buffered = 0;
+        Ok(())
+    }
+
+    fn frame(&mut self) -> PolarsResult<DataFrame> {
+        let n = self.buffered;
+        let mut cols = Vec::with_capacity(self.bufs.len() + 3);
+        for (buf, column) in self.bufs.iter_mut().zip(self.table.columns()) {
+            cols.push(buf.take(column.name)?);
+        }
+        cols.push(Column::new(SOURCE.into(), vec![self.source; n]));
+        cols.push(
+            Column::new(EXTRACTED_AT.into(), vec![self.extracted_at; n]).cast(&utc_timestamp())?,
+        );
+        cols.push(Column::new(EXTRA.into(), std::mem::take(&mut self.extra)));
+        io::raw_frame(self.table, cols, n)
+    }
+
+    /// Writes the last part (an empty one when the table had no rows at all,
+    /// so a replaced table always exists) and returns the rejects.
+    pub fn finish(mut self, write_empty: bool) -> Result<Finished, ContractError> {
+        if self.buffered > 0 || (write_empty && self.counts.parts_written.is_empty()) {
+            self.flush()?;
+        }
+        let rejects = if self.rejects.is_empty() {
+            None
+        } else {
+            Some(self.rejects_frame().map_err(|e| ContractError::Invalid {
+                path: PathBuf::from(&self.origin),
+                message: e.to_string(),
+            })?)
+        };
+        Ok(Finished {
+            counts: self.counts,
+            max_key: self.max_key,
+            rejects,
+        })
+    }
+
+    fn rejects_frame(&mut self) -> PolarsResult<DataFrame> {
+        let mut cols = Vec::with_capacity(self.header.len() + 3);
+        for (i, name) in self.header.iter().enumerate() {
+            let values: Vec<Option<String>> = self
+                .rejects
+                .iter()
+                .map(|r| r.get(i).cloned().flatten())
+                .collect();
+            cols.push(Column::new(name.as_str().into(), values));
+        }
+        let n = self.rejects.len();
+        cols.push(Column::new(REASON.into(), vec!["unparseable"; n]));
+        cols.push(Column::new(
+            FIELD.into(),
+            std::mem::take(&mut self.reject_field),
+        ));
+        cols.push(Column::new(
+            DETAIL.into(),
+            std::mem::take(&mut self.reject_detail),
+        ));
+        DataFrame::new(cols)
+    }
+}
+
+pub struct Finished {
+    pub counts: TableCounts,
+    pub max_key: Option<(i64, String)>,
+    pub rejects: Option<DataFrame>,
+}
+
+fn record_id(
+    slots: &[Slot],
+    columns: &[contract::tables::RawColumn],
+    record: &[Value],
+) -> Option<String> {
+    slots.iter().zip(record).find_map(|(slot, v)| match slot {
+        Slot::Known(i) if columns[*i].name == ID => as_text(v),
+        _ => None,
+    })
+}
+
+/// A value as the text a person would read; JSON null and empty text are null.
+pub fn as_text(value: &Value) -> Option<String> {
+    match value {
+        Value::Null => None,
+        Value::String(s) if s.is_empty() => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+fn parse(kind: Kind, value: &Value) -> Result<Parsed, String> {
+    let text = match value {
+        Value::Null => None,
+        Value::String(s) if s.is_empty() => None,
+        _ => Some(value),
+    };
+    let Some(value) = text else {
+        return Ok(match kind {
+            Kind::Text | Kind::Json => Parsed::Text(None),
+            Kind::Number => Parsed::Number(None),
+            Kind::Timestamp => Parsed::Time(None),
+        });
+    };
+    match kind {
+        Kind::Text => Ok(Parsed::Text(as_text(value))),
+        Kind::Number => match value {
+            Value::Number(n) => n
+                .as_f64()
+                .map(|x| Parsed::Number(Some(x)))
+                .ok_or_else(|| format!("`{n}` is not a number")),
+            Value::String(s) => s
+                .trim()
+                .parse::<f64>()
+                .map(|x| Parsed::Number(Some(x)))
+                .map_err(|_| format!("`{s}` is not a number")),
+            other => Err(format!("`{other}` is not a number")),
+        },
+        Kind::Timestamp => match value {
+            Value::String(s) => timestamp::parse_utc(s)
+                .map(|t| Parsed::Time(Some(t.timestamp_micros())))
+                .ok_or_else(|| format!("`{s}` is not a timestamp")),
+            other => Err(format!("`{other}` is not a timestamp")),
+        },
+        Kind::Json => match value {
+            Value::String(s) => match serde_json::from_str::<Value>(s) {
+                Ok(Value::Object(_)) => Ok(Parsed::Text(Some(s.clone()))),
+                Ok(_) => Err("not a JSON object".to_string()),
+                Err(e) => Err(format!("broken JSON ({e})")),
+            },
+            Value::Object(_) => Ok(Parsed::Text(Some(value.to_string()))),
+            other => Err(format!("`{other}` is not a JSON object")),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_text() {
+        assert!(
+            matches!(parse(Kind::Number, &Value::from(" 0.5 ")), Ok(Parsed::Number(Some(x))) if x == 0.5)
+        );
+        assert!(
+            matches!(parse(Kind::Number, &Value::from(3)), Ok(Parsed::Number(Some(x))) if x == 3.0)
+        );
+        assert!(parse(Kind::Number, &Value::from("high")).is_err());
+        assert!(matches!(
+            parse(Kind::Number, &Value::from("")),
+            Ok(Parsed::Number(None))
+        ));
+        assert!(
+            matches!(parse(Kind::Text, &Value::from(7)), Ok(Parsed::Text(Some(s))) if s == "7")
+        );
+    }
+
+    #[test]
+    fn json_must_be_an_object() {
+        assert!(parse(Kind::Json, &Value::from("{\"a\": 1}")).is_ok());
+        assert!(parse(Kind::Json, &Value::from("{\"a\": ")).is_err());
+        assert!(parse(Kind::Json, &Value::from("[1]")).is_err());
+        assert!(parse(Kind::Json, &serde_json::json!({"a": 1})).is_ok());
+    }
+
+    #[test]
+    fn timestamps() {
+        assert!(
+            parse(
+                Kind::Timestamp,
+                &Value::from("2025-12-20 17:49:11.43305+00")
+            )
+            .is_ok()
+        );
+        assert!(parse(Kind::Timestamp, &Value::from("last tuesday")).is_err());
+    }
+}

@@ -1,0 +1,311 @@
+//! Supabase's REST API (PostgREST). Pages by keyset on (created_at, id): a
+//! response holds at most 1000 rows whatever `limit` asks, and offsets would
+//! skip or repeat rows as the table grows. Retries 429, 5xx and connection
+//! errors with exponential backoff and jitter, honouring Retry-After.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use chrono::{DateTime, SecondsFormat, Utc};
+use contract::RawTable;
+use contract::columns::{CREATED_AT, ID};
+use rand::Rng;
+use reqwest::StatusCode;
+use reqwest::blocking::{Client as Http, Response};
+use serde_json::{Map, Value};
+
+use crate::progress::Progress;
+use crate::sink::{TableSink, Window};
+
+/// Rows asked for per request; PostgREST may cap lower, which paging handles.
+const PAGE: usize = 1000;
+const MAX_ATTEMPTS: u32 = 6;
+const BASE_DELAY: Duration = Duration::from_millis(400);
+const MAX_DELAY: Duration = Duration::from_secs(30);
+
+/// The key variables, in the order they are tried.
+pub const KEY_VARS: [&str; 3] = [
+    "SUPABASE_KEY",
+    "SUPABASE_SERVICE_ROLE_KEY",
+    "SUPABASE_ANON_KEY",
+];
+
+pub struct Client {
+    http: Http,
+    base: String,
+    key: String,
+}
+
+impl Client {
+    pub fn from_env() -> Result<Self> {
+        let base = std::env::var("SUPABASE_URL")
+            .ok()
+            .filter(|v| !v.trim().is_empty())
+            .context("SUPABASE_URL is not set (the project URL, e.g. https://xyz.supabase.co)")?;
+        let key = KEY_VARS
+            .iter()
+            .find_map(|v| std::env::var(v).ok().filter(|k| !k.trim().is_empty()))
+            .with_context(|| format!("no Supabase API key: set one of {}", KEY_VARS.join(", ")))?;
+        Self::new(&base, key)
+    }
+
+    pub fn new(base: &str, key: String) -> Result<Self> {
+        let http = Http::builder()
+            .timeout(Duration::from_secs(120))
+            .connect_timeout(Duration::from_secs(15))
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Self {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+            key,
+        })
+    }
+
+    fn url(&self, table: RawTable) -> String {
+        format!("{}/rest/v1/{}", self.base, table.name())
+    }
+
+    /// One GET with retries. Errors never contain the key: it travels only in headers.
+    fn get(&self, table: RawTable, query: &[(String, String)], count: bool) -> Result<Response> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut request = self
+                .http
+                .get(self.url(table))
+                .query(query)
+                .header("apikey", &self.key)
+                .header("Authorization", format!("Bearer {}", self.key))
+                .header("Accept", "application/json");
+            if count {
+                request = request.header("Prefer", "count=exact");
+            }
+            let retry_after = match request.send() {
+                Ok(response) if response.status().is_success() => return Ok(response),
+                Ok(response) => {
+                    let status = response.status();
+                    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+                        let wait = response
+                            .headers()
+                            .get("retry-after")
+                            .and_then(|v| v.to_str().ok())
+                            .and_then(|v| v.trim().parse::<u64>().ok())
+                            .map(Duration::from_secs);
+                        if attempt >= MAX_ATTEMPTS {
+                            bail!(
+                                "{table}: Supabase answered {status} {MAX_ATTEMPTS} times; giving up ({})",
+                                postgrest_message(response)
+                            );
+                        }
+                        eprintln!(
+                            "extract: {table}: Supabase answered {status}, retrying (attempt {attempt} of {MAX_ATTEMPTS})"
+                        );
+                        wait
+                    } else {
+                        bail!(
+                            "{table}: Supabase answered {status}: {}",
+                            postgrest_message(response)
+                        );
+                    }
+                }
+                Err(e) => {
+                    if attempt >= MAX_ATTEMPTS {
+                        return Err(anyhow!(e.without_url())).context(format!(
+                            "{table}: cannot reach Supabase at {} after {MAX_ATTEMPTS} attempts",
+                            self.base
+                        ));
+                    }
+                    eprintln!(
+                        "extract: {table}: cannot reach Supabase ({}), retrying (attempt {attempt} of {MAX_ATTEMPTS})",
+                        e.without_url()
+                    );
+                    None
+                }
+            };
+            std::thread::sleep(retry_after.unwrap_or_else(|| backoff(attempt)));
+        }
+    }
+
+    /// Reads one table into a sink, every row exactly once.
+    pub fn extract_table(
+        &self,
+        table: RawTable,
+        window: Window,
+        out_dir: &Path,
+        first_part: usize,
+        extracted_at: DateTime<Utc>,
+    ) -> Result<TableSink> {
+        let mut filters: Vec<(String, String)> = Vec::new();
+        if let Some(since) = window.since {
+            filters.push((CREATED_AT.into(), format!("gte.{}", stamp(since))));
+        }
+        if let Some(until) = window.until {
+            filters.push((CREATED_AT.into(), format!("lt.{}", stamp(until))));
+        }
+        let mut sink: Option<TableSink> = None;
+        let mut after: Option<(String, String)> = None;
+        let mut progress: Option<Progress> = None;
+        // Rows with no created_at sort last and escape the keyset; read them by id
+        // afterwards (only when no window asks for a time range).
+        let mut null_pass = false;
+        loop {
+            let remaining = window
+                .limit
+                .map(|l| l.saturating_sub(sink.as_ref().map_or(0, |s| s.counts.rows_written)));
+            if remaining == Some(0) {
+                break;
+            }
+            let mut query = vec![("select".to_string(), "*".to_string())];
+            query.extend(filters.iter().cloned());
+            if null_pass {
+                query.push((CREATED_AT.into(), "is.null".into()));
+                query.push(("order".into(), format!("{ID}.asc")));
+                if let Some((_, id)) = &after {
+                    query.push((ID.into(), format!("gt.{id}")));
+                }
+            } else {
+                query.push(("order".into(), format!("{CREATED_AT}.asc,{ID}.asc")));
+                if let Some((t, id)) = &after {
+                    query.push((
+                        "or".into(),
+                        format!("({CREATED_AT}.gt.\"{t}\",and({CREATED_AT}.eq.\"{t}\",{ID}.gt.\"{id}\"))"),
+                    ));
+                }
+            }
+            let page = remaining.map_or(PAGE, |r| r.min(PAGE));
+            query.push(("limit".into(), page.to_string()));
+            let first = progress.is_none();
+            let response = self.get(table, &query, first)?;
+            if first {
+                let total = response
+                    .headers()
+                    .get("content-range")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.rsplit('/').next())
+                    .and_then(|t| t.parse::<u64>().ok());
+                progress = Some(Progress::new(table.name(), total));
+            }
+            let rows: Vec<Map<String, Value>> = response.json().with_context(|| {
+                format!("{table}: Supabase sent a body that is not a JSON array of rows")
+            })?;
+            if rows.is_empty() {
+                if !null_pass && window.since.is_none() && window.until.is_none() {
+                    null_pass = true;
+                    after = None;
+                    continue;
+                }
+                break;
+            }
+            let sink = match &mut sink {
+                Some(s) => s,
+                None => {
+                    let header: Vec<String> = rows[0].keys().cloned().collect();
+                    let origin = format!("{}/rest/v1/{}", self.base, table.name());
+                    sink.insert(TableSink::new(
+                        table,
+                        "supabase",
+                        &origin,
+                        header,
+                        window,
+                        out_dir,
+                        first_part,
+                        extracted_at,
+                    )?)
+                }
+            };
+            let header = sink.header().to_vec();
+            for row in &rows {
+                let values: Vec<Value> = header
+                    .iter()
+                    .map(|h| row.get(h).cloned().unwrap_or(Value::Null))
+                    .collect();
+                sink.push(&values)?;
+            }
+            if let Some(p) = progress.as_mut() {
+                p.add(rows.len() as u64);
+            }
+            let last = rows.last().map(|r| {
+                (
+                    r.get(CREATED_AT)
+                        .map(key_text)
+                        .map(|t| contract::timestamp::parse_utc(&t).map(stamp).unwrap_or(t))
+                        .unwrap_or_default(),
+                    r.get(ID).map(key_text).unwrap_or_default(),
+                )
+            });
+            after = last;
+        }
+        if let Some(p) = progress {
+            p.finish();
+        }
+        match sink {
+            Some(s) => Ok(s),
+            None => {
+                let header = table.columns().iter().map(|c| c.name.to_string()).collect();
+                let origin = format!("{}/rest/v1/{}", self.base, table.name());
+                Ok(TableSink::new(
+                    table,
+                    "supabase",
+                    &origin,
+                    header,
+                    window,
+                    out_dir,
+                    first_part,
+                    extracted_at,
+                )?)
+            }
+        }
+    }
+}
+
+fn key_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A timestamp as PostgREST filters take it, with no `+` to escape.
+fn stamp(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Micros, true)
+}
+
+/// Exponential backoff with full jitter.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = BASE_DELAY
+        .saturating_mul(1 << attempt.min(10))
+        .min(MAX_DELAY);
+    let jitter = rand::rng().random_range(0.5..=1.0);
+    ceiling.mul_f64(jitter)
+}
+
+/// PostgREST's JSON error body as one line: message (code), or the raw text.
+fn postgrest_message(response: Response) -> String {
+    let text = response.text().unwrap_or_default();
+    match serde_json::from_str::<Value>(&text) {
+        Ok(Value::Object(body)) => {
+            let message = body
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or("no message");
+            let mut line = message.to_string();
+            if let Some(code) = body.get("code").and_then(Value::as_str) {
+                line.push_str(&format!(" (code {code})"));
+            }
+            if let Some(hint) = body.get("hint").and_then(Value::as_str) {
+                line.push_str(&format!("; hint: {hint}"));
+            }
+            line
+        }
+        _ => {
+            let one_line: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+            if one_line.is_empty() {
+                "empty body".into()
+            } else {
+                one_line.chars().take(200).collect()
+            }
+        }
+    }
+}

@@ -1,0 +1,126 @@
+# The pipeline as file targets: make reruns only the stages whose inputs changed.
+#
+#   make pipeline [DAYS=30] [SOURCE=supabase|postgres|csv|synth] [CSV_DIR=dir]
+#                 [ROWS=5000] [SEED=42] [DATA=data]
+#   make extract | transform | validate | train | status | collect | predict
+#   TRANSFORM=/path/to/program make pipeline   # swap a stage (likewise EXTRACT,
+#                                              # SYNTH, VALIDATE, TRAIN, PREDICT)
+
+DATA ?= data
+DAYS ?= 30
+ROWS ?= 5000
+SEED ?= 42
+CSV_DIR ?=
+EVERY ?= 1h
+# The source: a database when one is configured, else synthetic data.
+SOURCE ?= $(if $(SUPABASE_URL),supabase,$(if $(DATABASE_URL),postgres,synth))
+
+CARGO ?= cargo
+# One profile for the pipeline and the tests, so dependencies compile once.
+PROFILE ?= release
+BIN ?= target/$(PROFILE)
+
+SYNTH ?= $(BIN)/synth
+EXTRACT ?= $(BIN)/extract
+TRANSFORM ?= $(BIN)/transform
+VALIDATE ?= $(BIN)/validate
+TRAIN ?= $(BIN)/train
+PREDICT ?= $(BIN)/predict
+STATUS ?= $(BIN)/status
+
+RAW_DONE := $(DATA)/reports/extract.json
+TRAINING := $(DATA)/training/quality.parquet $(DATA)/training/csat.parquet $(DATA)/training/performance.parquet
+VALIDATED := $(DATA)/reports/validation.json
+TRAINED := $(DATA)/reports/training.json
+
+# Extraction settings; a change of any of them makes the raw data stale.
+PARAMS := source=$(SOURCE) days=$(DAYS) rows=$(ROWS) seed=$(SEED) csv=$(CSV_DIR)
+PARAMS_FILE := $(DATA)/.make/extract.params
+$(shell mkdir -p $(DATA)/.make && (echo '$(PARAMS)' | cmp -s - $(PARAMS_FILE) || echo '$(PARAMS)' > $(PARAMS_FILE)))
+
+# A database is read afresh on every run; synth and CSV only when stale.
+ifneq ($(filter supabase postgres,$(SOURCE)),)
+EXTRACT_DEPS := FORCE
+else ifeq ($(SOURCE),csv)
+EXTRACT_DEPS := $(PARAMS_FILE) $(wildcard $(EXTRACT)) $(wildcard $(CSV_DIR)/*.csv)
+else
+EXTRACT_DEPS := $(PARAMS_FILE) $(wildcard $(SYNTH))
+endif
+
+.PHONY: pipeline stages build extract transform validate train status collect predict clean-data FORCE
+
+## pipeline: build the binaries, then extract (or synth), transform, validate, train
+pipeline: build
+	@$(MAKE) --no-print-directory stages
+
+stages: $(TRAINED)
+	@echo "pipeline: done; reports in $(DATA)/reports, models in $(DATA)/models"
+
+## build: the stage binaries, in the profile the tests use
+build:
+	$(CARGO) build --$(PROFILE) --workspace --bins
+
+$(RAW_DONE): $(EXTRACT_DEPS)
+ifeq ($(SOURCE),synth)
+	@echo "==================================================================" >&2
+	@echo " No database configured (SUPABASE_URL and DATABASE_URL are unset):" >&2
+	@echo " using SYNTHETIC data, tagged _source = synth." >&2
+	@echo " For real data: SOURCE=supabase|postgres, or SOURCE=csv CSV_DIR=dir" >&2
+	@echo "==================================================================" >&2
+	$(SYNTH) --data $(DATA) --rows $(ROWS) --seed $(SEED) --days $(DAYS)
+else ifeq ($(SOURCE),csv)
+	@test -n "$(CSV_DIR)" || { echo "pipeline: SOURCE=csv needs CSV_DIR=<folder with the exported <table>.csv files>" >&2; exit 2; }
+	$(EXTRACT) --data $(DATA) --source csv --input $(CSV_DIR) --days $(DAYS)
+else ifneq ($(filter supabase postgres,$(SOURCE)),)
+	$(EXTRACT) --data $(DATA) --source $(SOURCE) --days $(DAYS)
+else
+	@echo "pipeline: unknown SOURCE=$(SOURCE) (use supabase, postgres, csv or synth)" >&2; exit 2
+endif
+
+$(TRAINING) &: $(RAW_DONE) $(wildcard $(TRANSFORM))
+	$(TRANSFORM) --data $(DATA)
+
+$(VALIDATED): $(TRAINING) $(wildcard $(VALIDATE))
+	$(VALIDATE) --data $(DATA)
+
+$(TRAINED): $(VALIDATED) $(wildcard $(TRAIN))
+	$(TRAIN) --data $(DATA) --seed $(SEED)
+
+## extract / transform / validate / train: run one stage now, whatever make thinks is stale
+extract: build
+ifeq ($(SOURCE),synth)
+	$(SYNTH) --data $(DATA) --rows $(ROWS) --seed $(SEED) --days $(DAYS)
+else ifeq ($(SOURCE),csv)
+	$(EXTRACT) --data $(DATA) --source csv --input $(CSV_DIR) --days $(DAYS)
+else
+	$(EXTRACT) --data $(DATA) --source $(SOURCE) --days $(DAYS)
+endif
+
+transform: build
+	$(TRANSFORM) --data $(DATA)
+
+validate: build
+	$(VALIDATE) --data $(DATA)
+
+train: build
+	$(TRAIN) --data $(DATA) --seed $(SEED)
+
+## status: what data and models there are, and how fresh
+status: build
+	@$(STATUS) --data $(DATA)
+
+## collect: incremental extraction every EVERY (default 1h) until Ctrl-C
+collect: build
+	$(EXTRACT) --data $(DATA) --source $(SOURCE) --incremental --every $(EVERY)
+
+## predict: MODEL=quality INPUT=rows.parquet OUTPUT=out.parquet
+predict: build
+	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "predict: give MODEL=quality|csat|performance INPUT=file OUTPUT=file" >&2; exit 2; }
+	$(PREDICT) --model $(DATA)/models/$(or $(MODEL),quality) --input $(INPUT) --output $(OUTPUT)
+
+## clean-data: remove everything under DATA (raw, training, clean, models, reports)
+clean-data:
+	rm -rf $(DATA)/raw $(DATA)/training $(DATA)/clean $(DATA)/rejected $(DATA)/models \
+	       $(DATA)/insights $(DATA)/reports $(DATA)/state $(DATA)/.make
+
+FORCE:

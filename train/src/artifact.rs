@@ -1,0 +1,164 @@
+//! What `train` leaves in `data/models/<model>/`: model.json (features and
+//! their encoding, the chosen algorithm and its parameters, every candidate's
+//! metrics, seed, row counts, data hash, versions, time) and, for LightGBM,
+//! its own text model file, which LightGBM in Python or any runtime can load.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+use contract::{ContractError, Dataset, io};
+use serde::{Deserialize, Serialize};
+
+use crate::features::Encoding;
+use crate::metrics::Metrics;
+use crate::models::{Algorithm, Fitted, Params};
+
+pub const FORMAT: &str = "gm-training-pipeline/model-v1";
+pub const MODEL_JSON: &str = "model.json";
+pub const LIGHTGBM_FILE: &str = "lightgbm.txt";
+pub const HOLDOUT_FILE: &str = "holdout.parquet";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Candidate {
+    /// Mean RMSE over the cross-validation folds.
+    pub cv_rmse: f64,
+    pub cv_rmse_per_fold: Vec<f64>,
+    /// On the held-out rows, fitted on all training rows.
+    pub test: Metrics,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct CrossValidation {
+    pub folds: usize,
+    pub rows: usize,
+    /// True when CV ran on a seeded sample of the training rows.
+    pub sampled: bool,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ModelCard {
+    pub format: String,
+    pub model: String,
+    pub target: String,
+    pub numeric_features: Vec<String>,
+    pub categorical_features: Vec<String>,
+    pub encoding: Encoding,
+    pub algorithm: Algorithm,
+    pub params: Params,
+    pub model_file: Option<String>,
+    pub seed: u64,
+    pub test_fraction: f64,
+    pub training_rows: usize,
+    pub test_rows: usize,
+    pub cross_validation: CrossValidation,
+    pub candidates: BTreeMap<Algorithm, Candidate>,
+    /// SHA-256 of the clean dataset file the model was trained on.
+    pub data_sha256: String,
+    pub data_file: String,
+    pub versions: BTreeMap<String, String>,
+    pub trained_at: DateTime<Utc>,
+    pub train_seconds: f64,
+}
+
+impl ModelCard {
+    pub fn dataset(&self) -> Option<Dataset> {
+        Dataset::from_name(&self.model)
+    }
+}
+
+pub fn versions() -> BTreeMap<String, String> {
+    BTreeMap::from([
+        ("train".to_string(), env!("CARGO_PKG_VERSION").to_string()),
+        ("polars".to_string(), polars::VERSION.to_string()),
+        (
+            "lightgbm".to_string(),
+            "4 (bundled by lightgbm3 1.x)".to_string(),
+        ),
+    ])
+}
+
+/// Writes the model folder next to the old one, then swaps it in.
+pub fn save(
+    dir: &Path,
+    card: &ModelCard,
+    fitted: &Fitted,
+    holdout: &mut polars::prelude::DataFrame,
+) -> Result<()> {
+    let parent = dir.parent().context("model folder has no parent")?;
+    fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let name = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let staged = parent.join(format!(".{name}.staging-{}", std::process::id()));
+    if staged.exists() {
+        fs::remove_dir_all(&staged).with_context(|| format!("removing {}", staged.display()))?;
+    }
+    fs::create_dir_all(&staged).with_context(|| format!("creating {}", staged.display()))?;
+    let result = (|| -> Result<()> {
+        if let Some(text) = &fitted.model_text {
+            io::write_atomic(&staged.join(LIGHTGBM_FILE), |w| {
+                use std::io::Write;
+                w.write_all(text.as_bytes())
+                    .map_err(|e| ContractError::io(staged.join(LIGHTGBM_FILE), e))
+            })?;
+        }
+        io::write_parquet(holdout, &staged.join(HOLDOUT_FILE))?;
+        io::write_json(card, &staged.join(MODEL_JSON))?;
+        io::replace_dir(dir, &staged)?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = fs::remove_dir_all(&staged);
+    }
+    result
+}
+
+/// Loads a model folder written by `train`.
+pub fn load(dir: &Path) -> Result<(ModelCard, Fitted)> {
+    let json = dir.join(MODEL_JSON);
+    if !dir.is_dir() {
+        bail!("{}: no model folder here; run `train` first", dir.display());
+    }
+    if !json.exists() {
+        bail!(
+            "{}: not a model folder (no {MODEL_JSON}); run `train` first",
+            dir.display()
+        );
+    }
+    let card: ModelCard = io::read_json(&json)?;
+    if card.format != FORMAT {
+        bail!(
+            "{}: model format `{}`, this predict reads `{FORMAT}`",
+            json.display(),
+            card.format
+        );
+    }
+    let dataset = card
+        .dataset()
+        .with_context(|| format!("{}: unknown model `{}`", json.display(), card.model))?;
+    let expected_features: Vec<String> = dataset
+        .numeric_features()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    if card.numeric_features != expected_features || card.target != dataset.target() {
+        bail!(
+            "{}: features do not match the {dataset} model of this version; retrain",
+            json.display()
+        );
+    }
+    let text = match &card.model_file {
+        Some(file) => {
+            let path: PathBuf = dir.join(file);
+            Some(fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?)
+        }
+        None => None,
+    };
+    let fitted = Fitted::load(card.algorithm, card.params.clone(), text)
+        .with_context(|| format!("loading the model in {}", dir.display()))?;
+    Ok((card, fitted))
+}

@@ -1,0 +1,14 @@
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = train::predict::PredictArgs::parse();
+    match train::predict::run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("predict: error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! `train`: the three models on `data/clean/`, evaluated honestly (seeded
+//! shuffled split, K-fold CV on the training part, held-out metrics, every
+//! model beside its baselines), saved for `predict`.
+
+pub mod artifact;
+pub mod features;
+mod gbm;
+pub mod metrics;
+pub mod models;
+pub mod predict;
+mod report;
+pub mod split;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use chrono::Utc;
+use clap::Parser;
+use contract::columns::{SOURCE_ID, SOURCE_TABLE};
+use contract::{Dataset, Layout, io};
+use polars::prelude::*;
+use sha2::{Digest, Sha256};
+
+use crate::artifact::{Candidate, CrossValidation, ModelCard};
+use crate::features::{Data, Encoding};
+use crate::metrics::evaluate;
+use crate::models::{Algorithm, Fitted, GbmSettings};
+use crate::report::{ModelReport, TrainingReport};
+
+/// Trains the quality, csat and performance models on DATA/clean.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+pub struct Args {
+    /// Root of the data layout.
+    #[arg(long, default_value = "data")]
+    pub data: PathBuf,
+    /// Seed of the split, the folds and LightGBM.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Cross-validation folds on the training part.
+    #[arg(long, default_value_t = 5)]
+    pub folds: usize,
+    /// Share of rows held out for the final metrics.
+    #[arg(long, default_value_t = 0.2)]
+    pub test_fraction: f64,
+    /// Cross-validate on a seeded sample of at most this many training rows.
+    #[arg(long, default_value_t = 200_000)]
+    pub cv_max_rows: usize,
+    /// Train only these models (default: all three).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    if !(0.05..=0.5).contains(&args.test_fraction) {
+        bail!(
+            "--test-fraction must be between 0.05 and 0.5, got {}",
+            args.test_fraction
+        );
+    }
+    if args.folds < 2 {
+        bail!("--folds must be at least 2, got {}", args.folds);
+    }
+    let datasets: Vec<Dataset> = if args.only.is_empty() {
+        Dataset::ALL.to_vec()
+    } else {
+        args.only
+            .iter()
+            .map(|n| {
+                Dataset::from_name(n).with_context(|| {
+                    format!("--only: unknown model `{n}` (quality, csat, performance)")
+                })
+            })
+            .collect::<Result<_>>()?
+    };
+    let layout = Layout::new(&args.data);
+    let mut report = TrainingReport {
+        trained_at: Utc::now(),
+        seed: args.seed,
+        models: BTreeMap::new(),
+    };
+    let mut importance_rows: Vec<(String, String, f64)> = Vec::new();
+    let mut calibration: Option<DataFrame> = None;
+    for dataset in datasets {
+        let path = layout.clean(dataset);
+        let df = io::read_dataset(&path, dataset)?;
+        if df.height() < dataset.min_rows() {
+            let line = format!(
+                "{} clean rows, below the minimum of {}; not trained",
+                df.height(),
+                dataset.min_rows()
+            );
+            println!("train: {:<12} skipped: {line}", dataset.name());
+            report.models.insert(
+                dataset.name().into(),
+                ModelReport::skipped(df.height(), line),
+            );
+            continue;
+        }
+        let outcome = train_one(args, &layout, dataset, &df)
+            .with_context(|| format!("training the {dataset} model on {}", path.display()))?;
+        if let Some(imp) = &outcome.importance {
+            for (feature, gain) in imp {
+                importance_rows.push((dataset.name().into(), feature.clone(), *gain));
+            }
+        }
+        if let Some(c) = outcome.calibration {
+            calibration = Some(c);
+        }
+        report.models.insert(dataset.name().into(), outcome.report);
+    }
+    if report.models.values().all(|m| m.status != "trained") {
+        io::write_json(&report, &layout.training_report())?;
+        bail!("no model trained: every dataset is below its minimum of clean rows");
+    }
+    write_insights(&layout, importance_rows, calibration)?;
+    io::write_json(&report, &layout.training_report())?;
+    report::write_html(&report, &layout.training_html())?;
+    report::print_summary(&report);
+    Ok(())
+}
+
+struct Outcome {
+    report: ModelReport,
+    importance: Option<Vec<(String, f64)>>,
+    calibration: Option<DataFrame>,
+}
+
+fn file_sha256(path: &std::path::Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(hex::encode(Sha256::digest(&bytes)))
+}
+
+fn train_one(args: &Args, layout: &Layout, dataset: Dataset, df: &DataFrame) -> Result<Outcome> {
+    let started = Instant::now();
+    let path = layout.clean(dataset);
+    let data = Data::from_frame(df, dataset, true, &path)?;
+    let bad = data.target.iter().filter(|t| !t.is_finite()).count();
+    if bad > 0 {
+        bail!(
+            "{}: {bad} rows have no usable target; run `validate` first",
+            path.display()
+        );
+    }
+    let settings = GbmSettings::new(args.seed);
+    let (train_rows, test_rows) = split::train_test(data.rows, args.test_fraction, args.seed);
+    let cv_rows = split::sample(&train_rows, args.cv_max_rows, args.seed);
+    let folds = split::k_fold(&cv_rows, args.folds, args.seed);
+    let candidates = Algorithm::candidates(dataset);
+
+    // Cross-validation: every candidate on every fold, encodings fitted on the fold's training rows.
+    let mut cv: BTreeMap<Algorithm, Vec<f64>> = BTreeMap::new();
+    for (fit_rows, held_rows) in &folds {
+        let encoding = Encoding::fit(&data, dataset, fit_rows);
+        let truth = data.target_of(held_rows);
+        for &algorithm in &candidates {
+            let fitted = Fitted::fit(algorithm, dataset, &data, &encoding, fit_rows, &settings)?;
+            let predicted = fitted.predict(dataset, &data, &encoding, held_rows)?;
+            cv.entry(algorithm)
+                .or_default()
+                .push(evaluate(&truth, &predicted, dataset.tolerance()).rmse);
+        }
+    }
+    let mean = |v: &Vec<f64>| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let chosen = *cv
+        .iter()
+        .min_by(|a, b| mean(a.1).total_cmp(&mean(b.1)))
+        .map(|(a, _)| a)
+        .context("no candidate")?;
+
+    // Final fits on all training rows; metrics on the held-out rows.
+    let encoding = Encoding::fit(&data, dataset, &train_rows);
+    let truth = data.target_of(&test_rows);
+    let mut results = BTreeMap::new();
+    let mut chosen_fit = None;
+    let mut chosen_pred = Vec::new();
+    for &algorithm in &candidates {
+        let fitted = Fitted::fit(algorithm, dataset, &data, &encoding, &train_rows, &settings)?;
+        let predicted = fitted.predict(dataset, &data, &encoding, &test_rows)?;
+        let folds_rmse = cv.remove(&algorithm).unwrap_or_default();
+        results.insert(
+            algorithm,
+            Candidate {
+                cv_rmse: mean(&folds_rmse),
+                cv_rmse_per_fold: folds_rmse,
+                test: evaluate(&truth, &predicted, dataset.tolerance()),
+            },
+        );
+        if algorithm == chosen {
+            chosen_fit = Some(fitted);
+            chosen_pred = predicted;
+        }
+    }
+    let fitted = chosen_fit.context("the chosen model was not fitted")?;
+    let importance = fitted.importance().map(|gains| {
+        let total: f64 = gains.iter().sum::<f64>().max(f64::MIN_POSITIVE);
+        encoding
+            .gbm_feature_names()
+            .into_iter()
+            .zip(gains)
+            .map(|(f, g)| (f, g / total))
+            .collect::<Vec<_>>()
+    });
+    let calibration = if dataset == Dataset::Performance {
+        Some(report::calibration(&data, &test_rows, &chosen_pred)?)
+    } else {
+        None
+    };
+
+    let idx = IdxCa::from_vec(
+        "idx".into(),
+        test_rows.iter().map(|&r| r as IdxSize).collect(),
+    );
+    let mut holdout = df.select([SOURCE_TABLE, SOURCE_ID])?.take(&idx)?;
+    let card = ModelCard {
+        format: artifact::FORMAT.into(),
+        model: dataset.name().into(),
+        target: dataset.target().into(),
+        numeric_features: dataset
+            .numeric_features()
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        categorical_features: dataset
+            .categorical_features()
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+        encoding,
+        algorithm: chosen,
+        params: fitted.params.clone(),
+        model_file: fitted
+            .model_text
+            .as_ref()
+            .map(|_| artifact::LIGHTGBM_FILE.to_string()),
+        seed: args.seed,
+        test_fraction: args.test_fraction,
+        training_rows: train_rows.len(),
+        test_rows: test_rows.len(),
+        cross_validation: CrossValidation {
+            folds: folds.len(),
+            rows: cv_rows.len(),
+            sampled: cv_rows.len() < train_rows.len(),
+        },
+        candidates: results,
+        data_sha256: file_sha256(&path)?,
+        data_file: path.display().to_string(),
+        versions: artifact::versions(),
+        trained_at: Utc::now(),
+        train_seconds: started.elapsed().as_secs_f64(),
+    };
+    artifact::save(&layout.model_dir(dataset), &card, &fitted, &mut holdout)?;
+    Ok(Outcome {
+        report: ModelReport::trained(&card, df.height()),
+        importance,
+        calibration,
+    })
+}
+
+fn write_insights(
+    layout: &Layout,
+    importance: Vec<(String, String, f64)>,
+    calibration: Option<DataFrame>,
+) -> Result<()> {
+    let dir = layout.insights_dir();
+    if !importance.is_empty() {
+        let mut df = df!(
+            "model" => importance.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
+            "feature" => importance.iter().map(|r| r.1.clone()).collect::<Vec<_>>(),
+            "gain_share" => importance.iter().map(|r| r.2).collect::<Vec<_>>(),
+        )?;
+        io::write_parquet(&mut df, &dir.join("feature_importance.parquet"))?;
+    }
+    if let Some(mut c) = calibration {
+        io::write_parquet(&mut c, &dir.join("calibration.parquet"))?;
+    }
+    Ok(())
+}

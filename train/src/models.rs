@@ -1,0 +1,369 @@
+//! The candidates: baselines, ridge, LightGBM. Each is fitted on given rows
+//! and predicts given rows; all are saved the same way in model.json.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result};
+use contract::Dataset;
+use contract::columns::{MODEL, PREDICTION, PROVIDER};
+use nalgebra::{DMatrix, DVector};
+use serde::{Deserialize, Serialize};
+
+use crate::features::{Data, Encoding};
+use crate::gbm;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    /// The training-set mean.
+    MeanBaseline,
+    /// The provider x model mean (quality, csat).
+    GroupBaseline,
+    /// Take the A/B prediction as it is (performance): what calibration must beat.
+    PredictionBaseline,
+    Ridge,
+    Lightgbm,
+}
+
+impl Algorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::MeanBaseline => "mean_baseline",
+            Algorithm::GroupBaseline => "group_baseline",
+            Algorithm::PredictionBaseline => "prediction_baseline",
+            Algorithm::Ridge => "ridge",
+            Algorithm::Lightgbm => "lightgbm",
+        }
+    }
+
+    pub fn candidates(dataset: Dataset) -> Vec<Algorithm> {
+        match dataset {
+            Dataset::Quality | Dataset::Csat => vec![
+                Algorithm::MeanBaseline,
+                Algorithm::GroupBaseline,
+                Algorithm::Ridge,
+                Algorithm::Lightgbm,
+            ],
+            Dataset::Performance => vec![
+                Algorithm::MeanBaseline,
+                Algorithm::PredictionBaseline,
+                Algorithm::Ridge,
+                Algorithm::Lightgbm,
+            ],
+        }
+    }
+}
+
+/// LightGBM settings, fixed and recorded in model.json.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GbmSettings {
+    pub iterations: usize,
+    pub learning_rate: f64,
+    pub num_leaves: usize,
+    pub min_data_in_leaf: usize,
+    pub seed: u64,
+}
+
+impl GbmSettings {
+    pub fn new(seed: u64) -> Self {
+        Self {
+            iterations: 300,
+            learning_rate: 0.05,
+            num_leaves: 31,
+            min_data_in_leaf: 20,
+            seed,
+        }
+    }
+}
+
+pub const RIDGE_LAMBDA: f64 = 1.0;
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct GroupMean {
+    pub provider: String,
+    pub model: String,
+    pub mean: f64,
+    pub rows: usize,
+}
+
+/// A fitted model's parameters, as model.json keeps them.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Params {
+    Mean {
+        mean: f64,
+    },
+    Group {
+        groups: Vec<GroupMean>,
+        fallback: f64,
+    },
+    Prediction,
+    Ridge {
+        lambda: f64,
+        intercept: f64,
+        coefficients: Vec<f64>,
+    },
+    Lightgbm {
+        settings: GbmSettings,
+        feature_names: Vec<String>,
+    },
+}
+
+pub struct Fitted {
+    pub algorithm: Algorithm,
+    pub params: Params,
+    /// LightGBM's model text, for Lightgbm.
+    pub model_text: Option<String>,
+    booster: Option<lightgbm3::Booster>,
+}
+
+fn index_of(dataset: Dataset, name: &str) -> Option<usize> {
+    dataset
+        .categorical_features()
+        .iter()
+        .position(|c| *c == name)
+}
+
+fn group_key(data: &Data, dataset: Dataset, row: usize) -> Option<(String, String)> {
+    let p = data.categorical[index_of(dataset, PROVIDER)?][row].clone()?;
+    let m = data.categorical[index_of(dataset, MODEL)?][row].clone()?;
+    Some((p, m))
+}
+
+fn prediction_column(dataset: Dataset) -> Option<usize> {
+    dataset
+        .numeric_features()
+        .iter()
+        .position(|c| *c == PREDICTION)
+}
+
+impl Fitted {
+    pub fn fit(
+        algorithm: Algorithm,
+        dataset: Dataset,
+        data: &Data,
+        encoding: &Encoding,
+        rows: &[usize],
+        settings: &GbmSettings,
+    ) -> Result<Self> {
+        let y = data.target_of(rows);
+        let mean = y.iter().sum::<f64>() / y.len().max(1) as f64;
+        let params = match algorithm {
+            Algorithm::MeanBaseline => Params::Mean { mean },
+            Algorithm::PredictionBaseline => Params::Prediction,
+            Algorithm::GroupBaseline => {
+                let mut sums: HashMap<(String, String), (f64, usize)> = HashMap::new();
+                for (&r, &t) in rows.iter().zip(&y) {
+                    if let Some(k) = group_key(data, dataset, r) {
+                        let e = sums.entry(k).or_insert((0.0, 0));
+                        e.0 += t;
+                        e.1 += 1;
+                    }
+                }
+                let mut groups: Vec<GroupMean> = sums
+                    .into_iter()
+                    .map(|((provider, model), (s, n))| GroupMean {
+                        provider,
+                        model,
+                        mean: s / n as f64,
+                        rows: n,
+                    })
+                    .collect();
+                groups.sort_by(|a, b| (&a.provider, &a.model).cmp(&(&b.provider, &b.model)));
+                Params::Group {
+                    groups,
+                    fallback: mean,
+                }
+            }
+            Algorithm::Ridge => {
+                let p = encoding.ridge_width();
+                let x = encoding.ridge_matrix(data, rows);
+                let mut xtx = DMatrix::<f64>::zeros(p, p);
+                let mut xty = DVector::<f64>::zeros(p);
+                let mut col_mean = vec![0.0; p];
+                for row in x.chunks_exact(p) {
+                    for (m, v) in col_mean.iter_mut().zip(row) {
+                        *m += v;
+                    }
+                }
+                let n = rows.len().max(1) as f64;
+                col_mean.iter_mut().for_each(|m| *m /= n);
+                // Centre columns and target so the intercept is not penalised.
+                let mut centred = vec![0.0; p];
+                for (row, &t) in x.chunks_exact(p).zip(&y) {
+                    for j in 0..p {
+                        centred[j] = row[j] - col_mean[j];
+                    }
+                    let yt = t - mean;
+                    for i in 0..p {
+                        let ci = centred[i];
+                        if ci == 0.0 {
+                            continue;
+                        }
+                        xty[i] += ci * yt;
+                        for j in i..p {
+                            xtx[(i, j)] += ci * centred[j];
+                        }
+                    }
+                }
+                for i in 0..p {
+                    for j in 0..i {
+                        xtx[(i, j)] = xtx[(j, i)];
+                    }
+                    xtx[(i, i)] += RIDGE_LAMBDA;
+                }
+                let coefficients: Vec<f64> = xtx
+                    .cholesky()
+                    .context("ridge: the normal equations are not positive definite")?
+                    .solve(&xty)
+                    .iter()
+                    .copied()
+                    .collect();
+                let intercept = mean
+                    - coefficients
+                        .iter()
+                        .zip(&col_mean)
+                        .map(|(b, m)| b * m)
+                        .sum::<f64>();
+                Params::Ridge {
+                    lambda: RIDGE_LAMBDA,
+                    intercept,
+                    coefficients,
+                }
+            }
+            Algorithm::Lightgbm => {
+                let x = encoding.gbm_matrix(data, rows);
+                let width = encoding.gbm_feature_names().len();
+                let cats: Vec<String> = encoding
+                    .gbm_categorical_indices()
+                    .iter()
+                    .map(|i| i.to_string())
+                    .collect();
+                let dataset_params = format!(
+                    "categorical_feature={} max_bin=255 verbosity=-1 data_random_seed={}",
+                    cats.join(","),
+                    settings.seed
+                );
+                let booster_params = format!(
+                    "objective=regression learning_rate={} num_leaves={} min_data_in_leaf={} \
+                     seed={} deterministic=true force_row_wise=true verbosity=-1",
+                    settings.learning_rate,
+                    settings.num_leaves,
+                    settings.min_data_in_leaf,
+                    settings.seed
+                );
+                let text = gbm::train(
+                    &x,
+                    &y,
+                    width,
+                    &dataset_params,
+                    &booster_params,
+                    settings.iterations,
+                )?;
+                let booster =
+                    lightgbm3::Booster::from_string(&text).map_err(|e| anyhow::anyhow!("{e}"))?;
+                return Ok(Self {
+                    algorithm,
+                    params: Params::Lightgbm {
+                        settings: settings.clone(),
+                        feature_names: encoding.gbm_feature_names(),
+                    },
+                    model_text: Some(text),
+                    booster: Some(booster),
+                });
+            }
+        };
+        Ok(Self {
+            algorithm,
+            params,
+            model_text: None,
+            booster: None,
+        })
+    }
+
+    /// Rebuilds a fitted model from model.json (and LightGBM's text).
+    pub fn load(algorithm: Algorithm, params: Params, model_text: Option<String>) -> Result<Self> {
+        let booster = match &model_text {
+            Some(text) if algorithm == Algorithm::Lightgbm => {
+                Some(lightgbm3::Booster::from_string(text).map_err(|e| anyhow::anyhow!("{e}"))?)
+            }
+            _ => None,
+        };
+        Ok(Self {
+            algorithm,
+            params,
+            model_text,
+            booster,
+        })
+    }
+
+    pub fn predict(
+        &self,
+        dataset: Dataset,
+        data: &Data,
+        encoding: &Encoding,
+        rows: &[usize],
+    ) -> Result<Vec<f64>> {
+        Ok(match &self.params {
+            Params::Mean { mean } => vec![*mean; rows.len()],
+            Params::Prediction => {
+                let col =
+                    prediction_column(dataset).context("no prediction column in this dataset")?;
+                rows.iter().map(|&r| data.numeric[col][r]).collect()
+            }
+            Params::Group { groups, fallback } => {
+                let table: HashMap<(&str, &str), f64> = groups
+                    .iter()
+                    .map(|g| ((g.provider.as_str(), g.model.as_str()), g.mean))
+                    .collect();
+                rows.iter()
+                    .map(|&r| {
+                        group_key(data, dataset, r)
+                            .and_then(|(p, m)| table.get(&(p.as_str(), m.as_str())).copied())
+                            .unwrap_or(*fallback)
+                    })
+                    .collect()
+            }
+            Params::Ridge {
+                intercept,
+                coefficients,
+                ..
+            } => {
+                let p = coefficients.len();
+                encoding
+                    .ridge_matrix(data, rows)
+                    .chunks_exact(p)
+                    .map(|row| {
+                        intercept
+                            + row
+                                .iter()
+                                .zip(coefficients)
+                                .map(|(x, b)| x * b)
+                                .sum::<f64>()
+                    })
+                    .collect()
+            }
+            Params::Lightgbm { .. } => {
+                let booster = self
+                    .booster
+                    .as_ref()
+                    .context("LightGBM model text missing")?;
+                if rows.is_empty() {
+                    return Ok(Vec::new());
+                }
+                let x = encoding.gbm_matrix(data, rows);
+                let width = encoding.gbm_feature_names().len();
+                booster
+                    .predict(&x, width as i32, true)
+                    .map_err(|e| anyhow::anyhow!("{e}"))?
+            }
+        })
+    }
+
+    /// Gain importance per feature, for LightGBM.
+    pub fn importance(&self) -> Option<Vec<f64>> {
+        self.booster
+            .as_ref()
+            .and_then(|b| b.feature_importance(lightgbm3::ImportanceType::Gain).ok())
+    }
+}

@@ -1,0 +1,105 @@
+//! `predict`: a trained model applied to rows shaped like its dataset
+//! (Parquet or CSV, by extension), written back with `predicted_<target>`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use contract::{ContractError, io};
+use polars::prelude::*;
+
+use crate::artifact;
+use crate::features::Data;
+
+/// Adds predicted_<target> to the rows of --input and writes them to --output.
+#[derive(Debug, Parser)]
+#[command(name = "predict", version, about, long_about = None)]
+pub struct PredictArgs {
+    /// A model folder written by train, e.g. data/models/quality.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Rows shaped like the model's training dataset (.parquet or .csv).
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Where to write the rows with their prediction (.parquet or .csv).
+    #[arg(long)]
+    pub output: PathBuf,
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Format {
+    Parquet,
+    Csv,
+}
+
+fn format_of(path: &Path) -> Result<Format> {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("parquet") => Ok(Format::Parquet),
+        Some("csv") => Ok(Format::Csv),
+        _ => bail!(
+            "{}: unknown file type; use .parquet or .csv",
+            path.display()
+        ),
+    }
+}
+
+fn read(path: &Path) -> Result<DataFrame> {
+    Ok(match format_of(path)? {
+        Format::Parquet => io::read_parquet(path)?,
+        Format::Csv => {
+            if !path.exists() {
+                bail!("{}: not found", path.display());
+            }
+            CsvReadOptions::default()
+                .with_has_header(true)
+                .with_infer_schema_length(Some(10_000))
+                .try_into_reader_with_file_path(Some(path.to_path_buf()))
+                .and_then(|r| r.finish())
+                .map_err(|e| anyhow::anyhow!("{}: not a readable CSV file: {e}", path.display()))?
+        }
+    })
+}
+
+fn write(df: &mut DataFrame, path: &Path) -> Result<()> {
+    match format_of(path)? {
+        Format::Parquet => io::write_parquet(df, path)?,
+        Format::Csv => io::write_atomic(path, |w| {
+            CsvWriter::new(w)
+                .include_header(true)
+                .finish(df)
+                .map_err(|source| ContractError::Write {
+                    path: path.to_path_buf(),
+                    source,
+                })
+        })?,
+    }
+    Ok(())
+}
+
+pub fn run(args: &PredictArgs) -> Result<()> {
+    let (card, fitted) = artifact::load(&args.model)?;
+    let dataset = card.dataset().context("unknown model")?;
+    format_of(&args.output)?;
+    let df = read(&args.input)?;
+    let data = Data::from_frame(&df, dataset, false, &args.input)?;
+    let rows: Vec<usize> = (0..data.rows).collect();
+    let predicted = fitted.predict(dataset, &data, &card.encoding, &rows)?;
+    let name = format!("predicted_{}", card.target);
+    let mut out = df;
+    out.with_column(Column::new(name.as_str().into(), predicted))
+        .with_context(|| format!("adding {name}"))?;
+    write(&mut out, &args.output)?;
+    println!(
+        "predict: {} rows -> {} ({name}, {} model, {})",
+        out.height(),
+        args.output.display(),
+        card.model,
+        card.algorithm.name()
+    );
+    Ok(())
+}

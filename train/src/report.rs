@@ -1,0 +1,214 @@
+//! data/reports/training.json and .html, the printed summary, and the
+//! calibration table of the performance model.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use anyhow::Result;
+use chrono::{DateTime, Utc};
+use contract::columns::PROVIDER;
+use contract::{ContractError, Dataset, io};
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::artifact::{Candidate, ModelCard};
+use crate::features::Data;
+use crate::models::Algorithm;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TrainingReport {
+    pub trained_at: DateTime<Utc>,
+    pub seed: u64,
+    pub models: BTreeMap<String, ModelReport>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ModelReport {
+    /// "trained" or "skipped".
+    pub status: String,
+    pub rows: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<Algorithm>,
+    pub training_rows: usize,
+    pub test_rows: usize,
+    pub candidates: BTreeMap<Algorithm, Candidate>,
+    pub train_seconds: f64,
+}
+
+impl ModelReport {
+    pub fn skipped(rows: usize, message: String) -> Self {
+        Self {
+            status: "skipped".into(),
+            rows,
+            message: Some(message),
+            algorithm: None,
+            training_rows: 0,
+            test_rows: 0,
+            candidates: BTreeMap::new(),
+            train_seconds: 0.0,
+        }
+    }
+
+    pub fn trained(card: &ModelCard, rows: usize) -> Self {
+        Self {
+            status: "trained".into(),
+            rows,
+            message: None,
+            algorithm: Some(card.algorithm),
+            training_rows: card.training_rows,
+            test_rows: card.test_rows,
+            candidates: card.candidates.clone(),
+            train_seconds: card.train_seconds,
+        }
+    }
+}
+
+fn rows_of(report: &TrainingReport) -> Vec<[String; 7]> {
+    let mut out = Vec::new();
+    for (name, m) in &report.models {
+        match (m.algorithm, m.candidates.get(&Algorithm::MeanBaseline)) {
+            (Some(a), Some(base)) => {
+                let t = &m.candidates[&a].test;
+                out.push([
+                    name.clone(),
+                    m.rows.to_string(),
+                    a.name().to_string(),
+                    format!("{:.3}", t.r2),
+                    format!("{:.4}", t.mae),
+                    format!("{:.4}", t.rmse),
+                    format!("{:.4}", base.test.rmse),
+                ]);
+            }
+            _ => out.push([
+                name.clone(),
+                m.rows.to_string(),
+                "skipped".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+                "-".into(),
+            ]),
+        }
+    }
+    out
+}
+
+const HEADER: [&str; 7] = [
+    "model",
+    "rows",
+    "algorithm",
+    "R2",
+    "MAE",
+    "RMSE",
+    "baseline RMSE",
+];
+
+pub fn print_summary(report: &TrainingReport) {
+    println!(
+        "{:<12} {:>9}  {:<20} {:>7} {:>9} {:>9} {:>14}",
+        HEADER[0], HEADER[1], HEADER[2], HEADER[3], HEADER[4], HEADER[5], HEADER[6]
+    );
+    for r in rows_of(report) {
+        println!(
+            "{:<12} {:>9}  {:<20} {:>7} {:>9} {:>9} {:>14}",
+            r[0], r[1], r[2], r[3], r[4], r[5], r[6]
+        );
+    }
+    println!(
+        "(held-out metrics; baseline = training-set mean; all candidates in data/reports/training.json)"
+    );
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+pub fn write_html(report: &TrainingReport, path: &Path) -> Result<()> {
+    let mut html = String::from(
+        "<!doctype html><meta charset=utf-8><title>Training report</title>\
+         <style>body{font:14px sans-serif;margin:2em}td,th{padding:4px 10px;text-align:right}\
+         th{background:#eee}td:first-child,th:first-child{text-align:left}</style>",
+    );
+    html.push_str(&format!(
+        "<h1>Training report</h1><p>{} &middot; seed {}</p>",
+        report.trained_at, report.seed
+    ));
+    html.push_str("<h2>Summary (held-out rows)</h2><table><tr>");
+    for h in HEADER {
+        html.push_str(&format!("<th>{h}</th>"));
+    }
+    html.push_str("</tr>");
+    for r in rows_of(report) {
+        html.push_str("<tr>");
+        for c in r {
+            html.push_str(&format!("<td>{}</td>", escape(&c)));
+        }
+        html.push_str("</tr>");
+    }
+    html.push_str("</table>");
+    for (name, m) in &report.models {
+        html.push_str(&format!("<h2>{}</h2>", escape(name)));
+        if let Some(msg) = &m.message {
+            html.push_str(&format!("<p>{}</p>", escape(msg)));
+            continue;
+        }
+        html.push_str("<table><tr><th>candidate</th><th>CV RMSE</th><th>R2</th><th>MAE</th><th>RMSE</th><th>within tolerance</th></tr>");
+        for (a, c) in &m.candidates {
+            let mark = if Some(*a) == m.algorithm {
+                " (chosen)"
+            } else {
+                ""
+            };
+            html.push_str(&format!(
+                "<tr><td>{}{mark}</td><td>{:.4}</td><td>{:.3}</td><td>{:.4}</td><td>{:.4}</td><td>{:.1}%</td></tr>",
+                a.name(),
+                c.cv_rmse,
+                c.test.r2,
+                c.test.mae,
+                c.test.rmse,
+                100.0 * c.test.within_tolerance
+            ));
+        }
+        html.push_str("</table>");
+    }
+    io::write_atomic(path, |w| {
+        use std::io::Write;
+        w.write_all(html.as_bytes())
+            .map_err(|e| ContractError::io(path, e))
+    })?;
+    Ok(())
+}
+
+/// Per provider and decile of the A/B prediction, on held-out rows: the mean
+/// prediction, the mean actual rating, and the calibrated model's mean.
+pub fn calibration(data: &Data, rows: &[usize], model: &[f64]) -> Result<DataFrame> {
+    let dataset = Dataset::Performance;
+    let provider_col = dataset
+        .categorical_features()
+        .iter()
+        .position(|c| *c == PROVIDER)
+        .unwrap_or(0);
+    let prediction = &data.numeric[0];
+    let df = df!(
+        PROVIDER => rows.iter().map(|&r| data.categorical[provider_col][r].clone()).collect::<Vec<_>>(),
+        "bin" => rows.iter().map(|&r| (prediction[r] * 10.0).floor().clamp(0.0, 9.0) / 10.0).collect::<Vec<_>>(),
+        "prediction" => rows.iter().map(|&r| prediction[r]).collect::<Vec<_>>(),
+        "actual" => rows.iter().map(|&r| data.target[r]).collect::<Vec<_>>(),
+        "calibrated" => model.to_vec(),
+    )?;
+    Ok(df
+        .lazy()
+        .group_by([col(PROVIDER), col("bin")])
+        .agg([
+            len().alias("rows"),
+            col("prediction").mean().alias("mean_prediction"),
+            col("actual").mean().alias("mean_actual"),
+            col("calibrated").mean().alias("mean_calibrated"),
+        ])
+        .sort([PROVIDER, "bin"], SortMultipleOptions::default())
+        .collect()?)
+}

@@ -1,0 +1,238 @@
+//! `transform`: the raw tables in `data/raw` become the three training datasets
+//! in `data/training`, exactly as DESIGN.md maps them. Column work only: polars
+//! lazy expressions, no row loops.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use contract::columns::*;
+use contract::{Dataset, Layout, RawTable, SYNTH_SOURCE, io};
+use polars::prelude::*;
+
+/// Builds DATA/training/{quality,csat,performance}.parquet from DATA/raw.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+pub struct Args {
+    /// Root of the data layout.
+    #[arg(long, default_value = "data")]
+    pub data: PathBuf,
+    /// Allow synthetic rows (_source = synth) beside real ones.
+    #[arg(long)]
+    pub allow_mixed: bool,
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let layout = Layout::new(&args.data);
+    let mut raw = Vec::new();
+    for table in RawTable::ALL {
+        raw.push(io::read_raw(&layout, table)?);
+    }
+    check_sources(&layout, &raw, args.allow_mixed)?;
+    let [ex, fb, ab] = [
+        raw[0].clone().lazy(),
+        raw[1].clone().lazy(),
+        raw[2].clone().lazy(),
+    ];
+
+    let plans = [
+        (Dataset::Quality, quality(ex, fb.clone())),
+        (Dataset::Csat, csat(fb, ab.clone())?),
+        (Dataset::Performance, performance(ab)),
+    ];
+    // Compute all three before writing any, so a failure leaves no mix of old and new.
+    let mut frames = Vec::new();
+    for (dataset, plan) in plans {
+        let df = conform(plan, dataset)
+            .collect()
+            .with_context(|| format!("building the {dataset} dataset"))?;
+        frames.push((dataset, df));
+    }
+    for (dataset, mut df) in frames {
+        let path = layout.training(dataset);
+        io::write_parquet(&mut df, &path)?;
+        println!(
+            "transform: {:<12} {:>9} rows -> {}",
+            dataset.name(),
+            df.height(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Refuses to mix synthetic rows with real ones unless asked to.
+fn check_sources(layout: &Layout, raw: &[DataFrame], allow_mixed: bool) -> Result<()> {
+    let mut sources = BTreeSet::new();
+    for df in raw {
+        let unique = df.column(SOURCE)?.unique()?;
+        for s in unique.str()?.into_iter().flatten() {
+            sources.insert(s.to_string());
+        }
+    }
+    let real: Vec<&String> = sources.iter().filter(|s| *s != SYNTH_SOURCE).collect();
+    if sources.contains(SYNTH_SOURCE) && !real.is_empty() && !allow_mixed {
+        bail!(
+            "{}: refusing to mix synthetic rows (_source = synth) with real rows (_source = {}); \
+             re-extract or re-synth so one source remains, or pass --allow-mixed",
+            layout.raw_root().display(),
+            real.iter()
+                .map(|s| s.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Select exactly the dataset's columns, in order, with the contract's types.
+fn conform(plan: LazyFrame, dataset: Dataset) -> LazyFrame {
+    let exprs: Vec<Expr> = dataset
+        .columns()
+        .iter()
+        .map(|(name, kind)| col(*name).cast(kind.dtype()))
+        .collect();
+    plan.select(exprs)
+}
+
+fn json_number(column: &str, key: &str) -> Expr {
+    col(column)
+        .str()
+        .json_path_match(lit(format!("$.{key}")))
+        .cast(DataType::Float64)
+}
+
+fn json_text(column: &str, key: &str) -> Expr {
+    col(column).str().json_path_match(lit(format!("$.{key}")))
+}
+
+fn null_text() -> Expr {
+    lit(NULL).cast(DataType::String)
+}
+
+fn null_number() -> Expr {
+    lit(NULL).cast(DataType::Float64)
+}
+
+const ROW: &str = "__row";
+const RESPONSE_KEY: &str = "__response";
+
+/// One row per explanation: metrics from metadata (null when absent), the
+/// score on 0-100, and csat = mean of the valid (0-1) ratings of the response.
+pub fn quality(explanations: LazyFrame, feedback: LazyFrame) -> LazyFrame {
+    let ratings = feedback
+        .filter(
+            col(RESPONSE_ID).is_not_null().and(
+                col(QUALITY_RATING)
+                    .gt_eq(lit(0.0))
+                    .and(col(QUALITY_RATING).lt_eq(lit(1.0))),
+            ),
+        )
+        .group_by([col(RESPONSE_ID)])
+        .agg([col(QUALITY_RATING).mean().alias(CSAT)]);
+
+    let from_extra = json_text(EXTRA, RESPONSE_ID);
+    let response_key = when(from_extra.clone().is_not_null())
+        .then(from_extra)
+        .otherwise(json_text(METADATA, METADATA_RESPONSE_ID))
+        .alias(RESPONSE_KEY);
+
+    let mut columns = vec![
+        lit(RawTable::Explanations.name()).alias(SOURCE_TABLE),
+        col(ID).alias(SOURCE_ID),
+        col(CREATED_AT).alias(TIMESTAMP),
+        col(SOURCE),
+        col(PROVIDER),
+        col(MODEL),
+        col(ACTION_TYPE),
+        col(SCENARIO_ID),
+        (col(QUALITY_SCORE) * lit(100.0)).alias(QUALITY_SCORE),
+        col(ROW),
+        response_key,
+    ];
+    columns.extend(
+        METRICS
+            .iter()
+            .map(|(key, name)| json_number(METADATA, key).alias(*name)),
+    );
+    explanations
+        .with_row_index(ROW, None)
+        .select(columns)
+        .join(
+            ratings,
+            [col(RESPONSE_KEY)],
+            [col(RESPONSE_ID)],
+            JoinArgs::new(JoinType::Left),
+        )
+        .sort([ROW], SortMultipleOptions::default())
+}
+
+/// One row per feedback row (quality_score from the A/B row of the same
+/// response, the earliest if several) and one per A/B row.
+pub fn csat(feedback: LazyFrame, ab_testing: LazyFrame) -> PolarsResult<LazyFrame> {
+    let predicted = ab_testing
+        .clone()
+        .filter(col(RESPONSE_ID).is_not_null())
+        .sort([CREATED_AT, ID], SortMultipleOptions::default())
+        .unique_stable(Some(vec![RESPONSE_ID.into()]), UniqueKeepStrategy::First)
+        .select([
+            col(RESPONSE_ID),
+            col(PREDICTED_QUALITY).alias(QUALITY_SCORE),
+        ]);
+
+    let from_feedback = feedback
+        .with_row_index(ROW, None)
+        .join(
+            predicted,
+            [col(RESPONSE_ID)],
+            [col(RESPONSE_ID)],
+            JoinArgs::new(JoinType::Left),
+        )
+        .sort([ROW], SortMultipleOptions::default())
+        .select([
+            lit(RawTable::Feedback.name()).alias(SOURCE_TABLE),
+            col(ID).alias(SOURCE_ID),
+            col(CREATED_AT).alias(TIMESTAMP),
+            col(SOURCE),
+            col(PROVIDER),
+            col(MODEL),
+            col(ACTION_TYPE),
+            col(SESSION_ID),
+            col(RESPONSE_TIME_MS),
+            col(QUALITY_SCORE),
+            col(QUALITY_RATING).alias(CSAT_SCORE),
+        ]);
+
+    let from_ab = ab_testing.select([
+        lit(RawTable::AbTesting.name()).alias(SOURCE_TABLE),
+        col(ID).alias(SOURCE_ID),
+        col(CREATED_AT).alias(TIMESTAMP),
+        col(SOURCE),
+        col(PROVIDER),
+        col(MODEL),
+        null_text().alias(ACTION_TYPE),
+        null_text().alias(SESSION_ID),
+        null_number().alias(RESPONSE_TIME_MS),
+        col(PREDICTED_QUALITY).alias(QUALITY_SCORE),
+        col(USER_RATING).alias(CSAT_SCORE),
+    ]);
+
+    concat([from_feedback, from_ab], UnionArgs::default())
+}
+
+/// One row per A/B row: how the predicted quality compared with the rating.
+pub fn performance(ab_testing: LazyFrame) -> LazyFrame {
+    ab_testing.select([
+        lit(RawTable::AbTesting.name()).alias(SOURCE_TABLE),
+        col(ID).alias(SOURCE_ID),
+        col(CREATED_AT).alias(TIMESTAMP),
+        col(SOURCE),
+        col(EXPERIMENT_NAME).alias(MODEL_NAME),
+        col(VARIANT),
+        col(PROVIDER),
+        col(MODEL),
+        col(PREDICTED_QUALITY).alias(PREDICTION),
+        col(USER_RATING).alias(ACTUAL),
+    ])
+}

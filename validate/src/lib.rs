@@ -1,0 +1,372 @@
+//! `validate`: every row of each training dataset lands in exactly one of
+//! `data/clean/<dataset>.parquet` or `data/rejected/<dataset>.parquet`, the
+//! rejected ones with the first reason that applies and a detail saying which
+//! column and value. Column work only, one pass per dataset.
+
+pub mod rules;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Duration, Utc};
+use clap::Parser;
+use contract::columns::*;
+use contract::{Dataset, Layout, io};
+use polars::prelude::*;
+use serde::Serialize;
+
+use crate::rules::Check;
+
+/// The exit status when a dataset has fewer clean rows than its minimum.
+pub const EXIT_BELOW_MINIMUM: u8 = 3;
+
+/// The reasons, in the order they are tried.
+pub const REASONS: [&str; 4] = ["missing", "out_of_range", "bad_timestamp", "duplicate"];
+
+/// Splits DATA/training/<dataset>.parquet into DATA/clean and DATA/rejected.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+pub struct Args {
+    /// Root of the data layout.
+    #[arg(long, default_value = "data")]
+    pub data: PathBuf,
+    /// Timestamps later than this (plus --skew-minutes) are rejected; default: now.
+    #[arg(long, value_parser = parse_time)]
+    pub now: Option<DateTime<Utc>>,
+    /// Clock skew tolerated for timestamps in the future, in minutes.
+    #[arg(long, default_value_t = 5)]
+    pub skew_minutes: u32,
+    /// Minimum clean rows for the quality dataset.
+    #[arg(long, default_value_t = Dataset::Quality.min_rows())]
+    pub min_quality: usize,
+    /// Minimum clean rows for the csat dataset.
+    #[arg(long, default_value_t = Dataset::Csat.min_rows())]
+    pub min_csat: usize,
+    /// Minimum clean rows for the performance dataset.
+    #[arg(long, default_value_t = Dataset::Performance.min_rows())]
+    pub min_performance: usize,
+    /// Exit 0 even when a dataset is below its minimum (a warning is still reported).
+    #[arg(long)]
+    pub allow_small: bool,
+}
+
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    contract::timestamp::parse_utc(s).ok_or_else(|| format!("`{s}` is not a date or RFC 3339 time"))
+}
+
+impl Args {
+    fn minimum(&self, dataset: Dataset) -> usize {
+        match dataset {
+            Dataset::Quality => self.min_quality,
+            Dataset::Csat => self.min_csat,
+            Dataset::Performance => self.min_performance,
+        }
+    }
+}
+
+/// A dataset with fewer clean rows than its minimum; `main` exits with
+/// [`EXIT_BELOW_MINIMUM`].
+#[derive(Debug, thiserror::Error)]
+#[error("{}; pass --allow-small to go on anyway, or set the minimum with --min-<dataset>", .0.join("; "))]
+pub struct BelowMinimum(pub Vec<String>);
+
+#[derive(Debug, Default, Serialize)]
+pub struct DatasetReport {
+    pub rows_in: usize,
+    pub clean: usize,
+    pub rejected: BTreeMap<String, usize>,
+    pub min_rows: usize,
+    pub timestamp_min: Option<DateTime<Utc>>,
+    pub timestamp_max: Option<DateTime<Utc>>,
+    pub null_counts: BTreeMap<String, usize>,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ValidationReport {
+    pub validated_at: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+    pub datasets: BTreeMap<String, DatasetReport>,
+}
+
+pub fn run(args: &Args) -> Result<()> {
+    let layout = Layout::new(&args.data);
+    let now = args.now.unwrap_or_else(Utc::now);
+    let horizon = now + Duration::minutes(i64::from(args.skew_minutes));
+
+    // Read and check every input before writing anything.
+    let mut inputs = Vec::new();
+    for dataset in Dataset::ALL {
+        let path = layout.training(dataset);
+        let df = io::read_dataset(&path, dataset)?;
+        if df.height() == 0 {
+            anyhow::bail!(
+                "{}: empty dataset (0 rows); nothing to validate",
+                path.display()
+            );
+        }
+        inputs.push((dataset, df));
+    }
+
+    let mut report = ValidationReport {
+        validated_at: Utc::now(),
+        now,
+        datasets: BTreeMap::new(),
+    };
+    let mut small = Vec::new();
+    for (dataset, df) in inputs {
+        let minimum = args.minimum(dataset);
+        let (mut clean, mut rejected) = split(df.clone(), dataset, horizon)
+            .with_context(|| format!("validating {}", layout.training(dataset).display()))?;
+        let mut entry = describe(&df, &clean, &rejected, dataset, minimum)?;
+        drop(df);
+        io::write_parquet(&mut clean, &layout.clean(dataset))?;
+        io::write_parquet(&mut rejected, &layout.rejected(dataset))?;
+        let by_reason: Vec<String> = REASONS
+            .iter()
+            .map(|r| format!("{r} {}", entry.rejected.get(*r).copied().unwrap_or(0)))
+            .collect();
+        println!(
+            "validate: {:<12} {:>9} in {:>9} clean {:>7} rejected ({})",
+            dataset.name(),
+            entry.rows_in,
+            entry.clean,
+            rejected.height(),
+            by_reason.join(", ")
+        );
+        for w in &entry.warnings {
+            println!("validate: {:<12} warning: {w}", dataset.name());
+        }
+        if entry.clean < minimum {
+            small.push(format!(
+                "{}: {} clean rows, below the minimum of {minimum}",
+                dataset.name(),
+                entry.clean
+            ));
+        }
+        entry.min_rows = minimum;
+        report.datasets.insert(dataset.name().to_string(), entry);
+    }
+    io::write_json(&report, &layout.validation_report())?;
+    if !small.is_empty() && !args.allow_small {
+        return Err(BelowMinimum(small).into());
+    }
+    Ok(())
+}
+
+fn null_text() -> Expr {
+    lit(NULL).cast(DataType::String)
+}
+
+/// The first non-null of several detail expressions, in order.
+fn first_of(details: Vec<Expr>) -> Expr {
+    details.into_iter().rev().fold(null_text(), |rest, d| {
+        when(d.clone().is_not_null()).then(d).otherwise(rest)
+    })
+}
+
+fn number_text(column: &str) -> Expr {
+    col(column).cast(DataType::String)
+}
+
+fn bound_text(x: f64) -> String {
+    if x == f64::MAX {
+        "max".into()
+    } else {
+        format!("{x}")
+    }
+}
+
+/// The detail of the first rule of `check`'s kind that a row breaks, or null.
+fn rule_details(dataset: Dataset, kind: fn(&Check) -> bool) -> Expr {
+    let details = rules::for_dataset(dataset)
+        .filter(|r| kind(&r.check))
+        .map(|r| {
+            let c = r.column;
+            match r.check {
+                Check::Required => when(col(c).is_null())
+                    .then(lit(format!("{c} is null")))
+                    .otherwise(null_text()),
+                Check::Range { min, max } => when(col(c).is_null())
+                    .then(null_text())
+                    .when(col(c).is_nan())
+                    .then(lit(format!("{c} is NaN")))
+                    .when(col(c).gt(lit(max)))
+                    .then(concat_str(
+                        [
+                            lit(format!("{c} = ")),
+                            number_text(c),
+                            lit(format!(" > {}", bound_text(max))),
+                        ],
+                        "",
+                        false,
+                    ))
+                    .when(col(c).lt(lit(min)))
+                    .then(concat_str(
+                        [
+                            lit(format!("{c} = ")),
+                            number_text(c),
+                            lit(format!(" < {}", bound_text(min))),
+                        ],
+                        "",
+                        false,
+                    ))
+                    .otherwise(null_text()),
+            }
+        })
+        .collect();
+    first_of(details)
+}
+
+const PRE_REASON: &str = "__pre_reason";
+const PRE_DETAIL: &str = "__pre_detail";
+const KEY: &str = "__key";
+
+/// Adds `reason` and `detail` to every row, then splits clean from rejected.
+pub fn split(
+    df: DataFrame,
+    dataset: Dataset,
+    horizon: DateTime<Utc>,
+) -> Result<(DataFrame, DataFrame)> {
+    let missing = rule_details(dataset, |c| matches!(c, Check::Required));
+    let range = rule_details(dataset, |c| matches!(c, Check::Range { .. }));
+    let horizon_lit = lit(horizon.timestamp_micros()).cast(DataType::Datetime(
+        TimeUnit::Microseconds,
+        Some("UTC".into()),
+    ));
+    let timestamp = when(col(TIMESTAMP).is_null())
+        .then(lit(format!("{TIMESTAMP} is null")))
+        .when(col(TIMESTAMP).gt(horizon_lit))
+        .then(concat_str(
+            [
+                lit(format!("{TIMESTAMP} = ")),
+                col(TIMESTAMP).dt().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                lit(format!(
+                    " is after {}",
+                    horizon.format("%Y-%m-%dT%H:%M:%SZ")
+                )),
+            ],
+            "",
+            false,
+        ))
+        .otherwise(null_text());
+
+    let staged = [
+        (REASONS[0], missing),
+        (REASONS[1], range),
+        (REASONS[2], timestamp),
+    ];
+    let pre_reason = staged.iter().rev().fold(null_text(), |rest, (reason, d)| {
+        when(d.clone().is_not_null())
+            .then(lit(*reason))
+            .otherwise(rest)
+    });
+    let pre_detail = first_of(staged.iter().map(|(_, d)| d.clone()).collect());
+
+    // Duplicates among the rows no other rule rejected: the first is kept.
+    let key = when(col(PRE_REASON).is_null())
+        .then(concat_str(
+            [col(SOURCE_TABLE), lit("\u{1f}"), col(SOURCE_ID)],
+            "",
+            false,
+        ))
+        .otherwise(null_text());
+    let is_dup = col(KEY)
+        .is_not_null()
+        .and(col(KEY).is_first_distinct().not());
+    let out = df
+        .lazy()
+        .with_columns([pre_reason.alias(PRE_REASON), pre_detail.alias(PRE_DETAIL)])
+        .with_column(key.alias(KEY))
+        .with_columns([
+            when(is_dup.clone())
+                .then(lit(REASONS[3]))
+                .otherwise(col(PRE_REASON))
+                .alias(REASON),
+            when(is_dup)
+                .then(concat_str(
+                    [
+                        lit(format!("{SOURCE_TABLE}, {SOURCE_ID} = ")),
+                        col(SOURCE_TABLE),
+                        lit(", "),
+                        col(SOURCE_ID),
+                        lit(" seen earlier"),
+                    ],
+                    "",
+                    false,
+                ))
+                .otherwise(col(PRE_DETAIL))
+                .alias(DETAIL),
+        ])
+        .drop([PRE_REASON, PRE_DETAIL, KEY])
+        .collect()?;
+    let is_clean = out.column(REASON)?.is_null();
+    let clean = out.filter(&is_clean)?.drop_many([REASON, DETAIL]);
+    let rejected = out.filter(&!is_clean)?;
+    Ok((clean, rejected))
+}
+
+/// Counts, ranges, null counts and warnings for the report.
+fn describe(
+    input: &DataFrame,
+    clean: &DataFrame,
+    rejected: &DataFrame,
+    dataset: Dataset,
+    minimum: usize,
+) -> Result<DatasetReport> {
+    let mut report = DatasetReport {
+        rows_in: input.height(),
+        clean: clean.height(),
+        min_rows: minimum,
+        ..DatasetReport::default()
+    };
+    for r in REASONS {
+        report.rejected.insert(r.to_string(), 0);
+    }
+    if rejected.height() > 0 {
+        for reason in rejected.column(REASON)?.str()?.into_iter().flatten() {
+            *report.rejected.entry(reason.to_string()).or_insert(0) += 1;
+        }
+    }
+    for c in input.get_columns() {
+        report
+            .null_counts
+            .insert(c.name().to_string(), c.null_count());
+    }
+    if let Ok(ts) = clean.column(TIMESTAMP).and_then(|c| c.datetime().cloned()) {
+        report.timestamp_min = ts.min().and_then(DateTime::from_timestamp_micros);
+        report.timestamp_max = ts.max().and_then(DateTime::from_timestamp_micros);
+    }
+    if clean.height() < minimum {
+        report.warnings.push(format!(
+            "{} clean rows, below the minimum of {minimum} to train",
+            clean.height()
+        ));
+    }
+    if clean.height() > 1 {
+        for feature in dataset.numeric_features() {
+            let c = clean
+                .column(feature)?
+                .as_materialized_series()
+                .f64()?
+                .clone();
+            let non_null = c.len() - c.null_count();
+            let constant = non_null == 0 || c.min() == c.max();
+            if constant {
+                report.warnings.push(format!(
+                    "feature `{feature}` has no variance in the clean rows"
+                ));
+            }
+        }
+        for feature in dataset.categorical_features() {
+            let levels = clean.column(feature)?.drop_nulls().n_unique()?;
+            if levels <= 1 {
+                report.warnings.push(format!(
+                    "categorical `{feature}` has {levels} level(s) in the clean rows"
+                ));
+            }
+        }
+    }
+    Ok(report)
+}
