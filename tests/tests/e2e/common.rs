@@ -1,0 +1,130 @@
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use contract::io;
+use polars::prelude::*;
+
+/// A stage binary from the same build profile as this test.
+pub fn bin(name: &str) -> Command {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps")
+        .to_path_buf();
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run `cargo build --release --bins` (make test does)",
+        path.display()
+    );
+    let mut cmd = Command::new(path);
+    // Tests never reach a real database by accident.
+    for var in ["SUPABASE_URL", "SUPABASE_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_ANON_KEY", "DATABASE_URL"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// Runs a command and returns its output, panicking with stderr when it fails.
+pub fn ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("run binary");
+    assert!(
+        out.status.success(),
+        "{:?} failed with {}:\nstdout: {}\nstderr: {}",
+        cmd,
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Runs a command expected to fail; returns (exit code, stderr).
+pub fn fails(cmd: &mut Command) -> (i32, String) {
+    let out = cmd.output().expect("run binary");
+    assert!(
+        !out.status.success(),
+        "{:?} should have failed:\nstdout: {}",
+        cmd,
+        String::from_utf8_lossy(&out.stdout)
+    );
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn read(path: impl AsRef<Path>) -> DataFrame {
+    io::read_parquet(path.as_ref()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+pub fn strs(df: &DataFrame, column: &str) -> Vec<Option<String>> {
+    df.column(column)
+        .unwrap_or_else(|_| panic!("column {column}"))
+        .cast(&DataType::String)
+        .expect("cast to text")
+        .str()
+        .expect("text")
+        .into_iter()
+        .map(|v| v.map(str::to_string))
+        .collect()
+}
+
+pub fn nums(df: &DataFrame, column: &str) -> Vec<Option<f64>> {
+    df.column(column)
+        .unwrap_or_else(|_| panic!("column {column}"))
+        .cast(&DataType::Float64)
+        .expect("cast to f64")
+        .f64()
+        .expect("f64")
+        .into_iter()
+        .collect()
+}
+
+/// Every file under `dir`, relative, sorted.
+pub fn files(dir: &Path) -> Vec<String> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
+        if let Ok(entries) = std::fs::read_dir(dir) {
+            for e in entries.flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(root, &p, out);
+                } else {
+                    out.push(p.strip_prefix(root).unwrap_or(&p).display().to_string());
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out);
+    out.sort();
+    out
+}
+
+/// synth with fixed time, seed and rows into `data`.
+pub fn synth(data: &Path, rows: usize, messy: f64) -> Output {
+    ok(bin("synth").args([
+        "--data",
+        data.to_str().unwrap(),
+        "--rows",
+        &rows.to_string(),
+        "--seed",
+        "7",
+        "--now",
+        "2026-01-15T12:00:00Z",
+        "--messy",
+        &messy.to_string(),
+    ]))
+}
+
+pub fn stage(name: &str, data: &Path, extra: &[&str]) -> Output {
+    let mut cmd = bin(name);
+    cmd.args(["--data", data.to_str().unwrap()]).args(extra);
+    ok(&mut cmd)
+}

@@ -1,0 +1,11 @@
+//! End-to-end tests: the real stage binaries on real files.
+
+mod common;
+mod extract_csv;
+mod pipeline;
+mod postgres;
+mod supabase;
+mod synth;
+mod train;
+mod transform;
+mod validate;

@@ -1,0 +1,44 @@
+use std::process::Command;
+
+use tempfile::tempdir;
+
+use crate::common::*;
+
+/// `make pipeline` with no database: synthetic data, a banner, then every stage.
+#[test]
+fn make_pipeline_runs_out_of_the_box_and_reruns_only_stale_stages() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let data = tempdir().unwrap();
+    let make = |extra: &[&str]| {
+        let mut cmd = Command::new("make");
+        cmd.current_dir(&root)
+            .args(["--no-print-directory", "stages", "ROWS=800"])
+            .arg(format!("DATA={}", data.path().display()))
+            .arg(format!("BIN={}", bin_dir().display()))
+            .args(extra)
+            .env_remove("SUPABASE_URL")
+            .env_remove("DATABASE_URL")
+            .env_remove("MAKEFLAGS");
+        cmd
+    };
+    let out = ok(&mut make(&[]));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let text = stdout(&out);
+    assert!(err.contains("using SYNTHETIC data"), "{err}");
+    assert!(text.contains("transform: quality") && text.contains("validate: performance"), "{text}");
+    assert!(text.contains("baseline RMSE"), "{text}");
+    for model in ["quality", "csat", "performance"] {
+        assert!(data.path().join("models").join(model).join("model.json").exists());
+    }
+    // Nothing is stale: nothing reruns.
+    let again = stdout(&ok(&mut make(&[])));
+    assert!(!again.contains("transform:"), "{again}");
+    // A new seed makes the raw data stale, and everything after it.
+    let changed = stdout(&ok(&mut make(&["SEED=9"])));
+    assert!(changed.contains("transform:") && changed.contains("train"), "{changed}");
+}
+
+fn bin_dir() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent().unwrap().parent().unwrap().to_path_buf()
+}
