@@ -12,7 +12,7 @@ mod schedule;
 pub mod sink;
 pub mod state;
 pub mod status;
-mod supabase;
+pub mod supabase;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -86,6 +86,13 @@ pub struct Args {
     /// time, until Ctrl-C.
     #[arg(long, value_parser = schedule::parse_every, requires = "incremental")]
     pub every: Option<std::time::Duration>,
+    /// Attempts per request to Supabase before giving up on 429, 5xx or
+    /// connection errors.
+    #[arg(long, default_value_t = 6)]
+    pub retries: u32,
+    /// First backoff delay in milliseconds; it doubles per attempt, with jitter.
+    #[arg(long, default_value_t = 500)]
+    pub retry_base_ms: u64,
     /// The time --days counts back from; default: the current time.
     #[arg(long, value_parser = parse_time, hide = true)]
     pub now: Option<DateTime<Utc>>,
@@ -105,6 +112,7 @@ pub struct Options {
     pub limit: Option<usize>,
     pub incremental: bool,
     pub lookback: Duration,
+    pub retry: supabase::Retry,
 }
 
 impl Options {
@@ -120,6 +128,10 @@ impl Options {
             limit: args.limit,
             incremental: args.incremental,
             lookback: Duration::minutes(i64::from(args.lookback_minutes)),
+            retry: supabase::Retry {
+                attempts: args.retries.max(1),
+                base_delay: std::time::Duration::from_millis(args.retry_base_ms),
+            },
         }
     }
 }
@@ -223,7 +235,7 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
                 }
             }
             Source::Supabase => {
-                let client = supabase::Client::from_env()?;
+                let client = supabase::Client::from_env(options.retry)?;
                 for table in RawTable::ALL {
                     let resume = state.resume_point(source.name(), table);
                     let dir = io::staging_dir(layout, table)?;

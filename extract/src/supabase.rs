@@ -20,9 +20,14 @@ use crate::sink::{TableSink, Window};
 
 /// Rows asked for per request; PostgREST may cap lower, which paging handles.
 const PAGE: usize = 1000;
-const MAX_ATTEMPTS: u32 = 6;
-const BASE_DELAY: Duration = Duration::from_millis(400);
 const MAX_DELAY: Duration = Duration::from_secs(30);
+
+/// How hard to retry 429, 5xx and connection errors.
+#[derive(Clone, Copy, Debug)]
+pub struct Retry {
+    pub attempts: u32,
+    pub base_delay: Duration,
+}
 
 /// The key variables, in the order they are tried.
 pub const KEY_VARS: [&str; 3] = [
@@ -35,10 +40,11 @@ pub struct Client {
     http: Http,
     base: String,
     key: String,
+    retry: Retry,
 }
 
 impl Client {
-    pub fn from_env() -> Result<Self> {
+    pub fn from_env(retry: Retry) -> Result<Self> {
         let base = std::env::var("SUPABASE_URL")
             .ok()
             .filter(|v| !v.trim().is_empty())
@@ -47,10 +53,10 @@ impl Client {
             .iter()
             .find_map(|v| std::env::var(v).ok().filter(|k| !k.trim().is_empty()))
             .with_context(|| format!("no Supabase API key: set one of {}", KEY_VARS.join(", ")))?;
-        Self::new(&base, key)
+        Self::new(&base, key, retry)
     }
 
-    pub fn new(base: &str, key: String) -> Result<Self> {
+    pub fn new(base: &str, key: String, retry: Retry) -> Result<Self> {
         let http = Http::builder()
             .timeout(Duration::from_secs(120))
             .connect_timeout(Duration::from_secs(15))
@@ -60,6 +66,7 @@ impl Client {
             http,
             base: base.trim_end_matches('/').to_string(),
             key,
+            retry,
         })
     }
 
@@ -93,14 +100,15 @@ impl Client {
                             .and_then(|v| v.to_str().ok())
                             .and_then(|v| v.trim().parse::<u64>().ok())
                             .map(Duration::from_secs);
-                        if attempt >= MAX_ATTEMPTS {
+                        let attempts = self.retry.attempts;
+                        if attempt >= attempts {
                             bail!(
-                                "{table}: Supabase answered {status} {MAX_ATTEMPTS} times; giving up ({})",
+                                "{table}: Supabase answered {status} {attempts} times; giving up ({})",
                                 postgrest_message(response)
                             );
                         }
                         eprintln!(
-                            "extract: {table}: Supabase answered {status}, retrying (attempt {attempt} of {MAX_ATTEMPTS})"
+                            "extract: {table}: Supabase answered {status}, retrying (attempt {attempt} of {attempts})"
                         );
                         wait
                     } else {
@@ -111,20 +119,21 @@ impl Client {
                     }
                 }
                 Err(e) => {
-                    if attempt >= MAX_ATTEMPTS {
+                    let attempts = self.retry.attempts;
+                    if attempt >= attempts {
                         return Err(anyhow!(e.without_url())).context(format!(
-                            "{table}: cannot reach Supabase at {} after {MAX_ATTEMPTS} attempts",
+                            "{table}: cannot reach Supabase at {} after {attempts} attempts",
                             self.base
                         ));
                     }
                     eprintln!(
-                        "extract: {table}: cannot reach Supabase ({}), retrying (attempt {attempt} of {MAX_ATTEMPTS})",
+                        "extract: {table}: cannot reach Supabase ({}), retrying (attempt {attempt} of {attempts})",
                         e.without_url()
                     );
                     None
                 }
             };
-            std::thread::sleep(retry_after.unwrap_or_else(|| backoff(attempt)));
+            std::thread::sleep(retry_after.unwrap_or_else(|| backoff(self.retry.base_delay, attempt)));
         }
     }
 
@@ -273,8 +282,8 @@ fn stamp(t: DateTime<Utc>) -> String {
 }
 
 /// Exponential backoff with full jitter.
-fn backoff(attempt: u32) -> Duration {
-    let ceiling = BASE_DELAY
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let ceiling = base
         .saturating_mul(1 << attempt.min(10))
         .min(MAX_DELAY);
     let jitter = rand::rng().random_range(0.5..=1.0);

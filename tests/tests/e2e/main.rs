@@ -2,6 +2,7 @@
 
 mod common;
 mod extract_csv;
+mod fake_postgrest;
 mod pipeline;
 mod postgres;
 mod supabase;

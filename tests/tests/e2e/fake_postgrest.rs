@@ -1,0 +1,208 @@
+//! A local HTTP server that behaves like PostgREST for the requests extract
+//! makes: the 1000-row cap whatever `limit` asks, Content-Range with
+//! `Prefer: count=exact`, the filter and order grammar, JSON errors, and
+//! injected failures.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use serde_json::{Map, Value, json};
+use tiny_http::{Header, Response, Server};
+
+pub const CAP: usize = 1000;
+
+pub type Row = Map<String, Value>;
+
+#[derive(Default)]
+pub struct State {
+    pub tables: HashMap<String, Vec<Row>>,
+    pub key: String,
+    /// Responses (status, retry-after) served before any real one.
+    pub failures: VecDeque<(u16, Option<u64>)>,
+    /// Every request's path and query, in order.
+    pub log: Vec<String>,
+    /// Rows per response at most, whatever `limit` asks.
+    pub cap: usize,
+}
+
+pub struct FakePostgrest {
+    pub url: String,
+    pub state: Arc<Mutex<State>>,
+}
+
+fn micros(v: &Value) -> Option<i64> {
+    v.as_str()
+        .and_then(contract::timestamp::parse_utc)
+        .map(|t| t.timestamp_micros())
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn quoted(s: &str) -> Vec<String> {
+    s.split('"').skip(1).step_by(2).map(str::to_string).collect()
+}
+
+fn error(status: u16, code: &str, message: &str) -> (u16, String, Option<String>) {
+    (status, json!({"code": code, "message": message, "details": null, "hint": null}).to_string(), None)
+}
+
+fn handle(state: &mut State, url: &str, headers: &[Header]) -> (u16, String, Option<String>) {
+    state.log.push(url.to_string());
+    if let Some((status, retry)) = state.failures.pop_front() {
+        let mut body = error(status, "PGRST000", "injected failure");
+        body.2 = retry.map(|s| format!("retry-after:{s}"));
+        return body;
+    }
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
+            .map(|h| h.value.as_str().to_string())
+    };
+    if header("apikey").as_deref() != Some(state.key.as_str())
+        || header("authorization") != Some(format!("Bearer {}", state.key))
+    {
+        return error(401, "PGRST301", "JWT could not be decoded");
+    }
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let Some(table) = path.strip_prefix("/rest/v1/") else {
+        return error(404, "PGRST000", "not found");
+    };
+    let Some(rows) = state.tables.get(table) else {
+        return error(404, "42P01", &format!("relation \"public.{table}\" does not exist"));
+    };
+    let params: Vec<(String, String)> = query
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            let decode = |s: &str| {
+                let bytes = s.replace('+', " ");
+                percent_decode(&bytes)
+            };
+            (decode(k), decode(v))
+        })
+        .collect();
+    let mut selected: Vec<&Row> = rows.iter().collect();
+    let mut limit = usize::MAX;
+    let mut order_by_created = false;
+    for (k, v) in &params {
+        match k.as_str() {
+            "select" if v == "*" => {}
+            "limit" => limit = v.parse().unwrap_or(usize::MAX),
+            "order" if v == "created_at.asc,id.asc" => order_by_created = true,
+            "order" if v == "id.asc" => {}
+            "created_at" | "id" => {
+                let (op, value) = v.split_once('.').unwrap_or((v, ""));
+                let value = value.trim_matches('"').to_string();
+                let column = k.clone();
+                selected.retain(|r| {
+                    let cell = r.get(&column).cloned().unwrap_or(Value::Null);
+                    match (op, column.as_str()) {
+                        ("is", _) if value == "null" => cell.is_null(),
+                        (_, "created_at") => {
+                            let (Some(c), Some(x)) = (micros(&cell), contract::timestamp::parse_utc(&value).map(|t| t.timestamp_micros())) else {
+                                return false;
+                            };
+                            match op {
+                                "gte" => c >= x,
+                                "lt" => c < x,
+                                "gt" => c > x,
+                                "eq" => c == x,
+                                _ => false,
+                            }
+                        }
+                        ("gt", "id") => text(&cell) > value,
+                        _ => false,
+                    }
+                });
+            }
+            "or" => {
+                let q = quoted(v);
+                let shape = format!("(created_at.gt.\"{0}\",and(created_at.eq.\"{0}\",id.gt.\"{1}\"))", q.first().cloned().unwrap_or_default(), q.get(2).cloned().unwrap_or_default());
+                if q.len() != 3 || *v != shape {
+                    return error(400, "PGRST100", &format!("failed to parse logic tree ({v})"));
+                }
+                let t = contract::timestamp::parse_utc(&q[0]).map(|t| t.timestamp_micros());
+                let id = q[2].clone();
+                selected.retain(|r| {
+                    let c = r.get("created_at").and_then(micros);
+                    let i = r.get("id").map(text).unwrap_or_default();
+                    match (c, t) {
+                        (Some(c), Some(t)) => c > t || (c == t && i > id),
+                        _ => false,
+                    }
+                });
+            }
+            other => return error(400, "PGRST100", &format!("unexpected parameter {other}={v}")),
+        }
+    }
+    if order_by_created {
+        // created_at ascending, nulls last, then id.
+        selected.sort_by(|a, b| {
+            let ka = (a.get("created_at").and_then(micros).unwrap_or(i64::MAX), a.get("id").map(text).unwrap_or_default());
+            let kb = (b.get("created_at").and_then(micros).unwrap_or(i64::MAX), b.get("id").map(text).unwrap_or_default());
+            ka.cmp(&kb)
+        });
+    } else {
+        selected.sort_by_key(|r| r.get("id").map(text).unwrap_or_default());
+    }
+    let total = selected.len();
+    let page: Vec<&Row> = selected.into_iter().take(limit.min(state.cap)).collect();
+    let range = if page.is_empty() { format!("*/{total}") } else { format!("0-{}/{total}", page.len() - 1) };
+    (200, serde_json::to_string(&page).unwrap(), Some(format!("content-range:{range}")))
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+impl FakePostgrest {
+    pub fn start(key: &str) -> Self {
+        let server = Server::http("127.0.0.1:0").expect("bind 127.0.0.1");
+        let url = format!("http://{}", server.server_addr().to_ip().expect("ip address"));
+        let state = Arc::new(Mutex::new(State { key: key.to_string(), cap: CAP, ..State::default() }));
+        let shared = state.clone();
+        thread::spawn(move || {
+            for request in server.incoming_requests() {
+                let (status, body, extra) = {
+                    let mut s = shared.lock().unwrap();
+                    handle(&mut s, request.url(), request.headers())
+                };
+                let mut response = Response::from_string(body)
+                    .with_status_code(status)
+                    .with_header(Header::from_bytes("Content-Type", "application/json").unwrap());
+                if let Some(h) = extra {
+                    let (k, v) = h.split_once(':').unwrap();
+                    response = response.with_header(Header::from_bytes(k, v).unwrap());
+                }
+                let _ = request.respond(response);
+            }
+        });
+        Self { url, state }
+    }
+
+    pub fn insert(&self, table: &str, rows: Vec<Row>) {
+        self.state.lock().unwrap().tables.entry(table.to_string()).or_default().extend(rows);
+    }
+}
