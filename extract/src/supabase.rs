@@ -133,7 +133,9 @@ impl Client {
                     None
                 }
             };
-            std::thread::sleep(retry_after.unwrap_or_else(|| backoff(self.retry.base_delay, attempt)));
+            std::thread::sleep(
+                retry_after.unwrap_or_else(|| backoff(self.retry.base_delay, attempt)),
+            );
         }
     }
 
@@ -283,9 +285,7 @@ fn stamp(t: DateTime<Utc>) -> String {
 
 /// Exponential backoff with full jitter.
 fn backoff(base: Duration, attempt: u32) -> Duration {
-    let ceiling = base
-        .saturating_mul(1 << attempt.min(10))
-        .min(MAX_DELAY);
+    let ceiling = base.saturating_mul(1 << attempt.min(10)).min(MAX_DELAY);
     let jitter = rand::rng().random_range(0.5..=1.0);
     ceiling.mul_f64(jitter)
 }

@@ -60,7 +60,9 @@ pub struct ModelCard {
     pub data_file: String,
     pub versions: BTreeMap<String, String>,
     pub trained_at: DateTime<Utc>,
+    /// Wall time of the whole model, and of the fits (CV folds included) per candidate.
     pub train_seconds: f64,
+    pub fit_seconds: BTreeMap<String, f64>,
 }
 
 impl ModelCard {

@@ -152,11 +152,19 @@ fn train_one(args: &Args, layout: &Layout, dataset: Dataset, df: &DataFrame) -> 
 
     // Cross-validation: every candidate on every fold, encodings fitted on the fold's training rows.
     let mut cv: BTreeMap<Algorithm, Vec<f64>> = BTreeMap::new();
+    let mut fit_seconds: BTreeMap<Algorithm, f64> = BTreeMap::new();
+    let mut timed_fit =
+        |algorithm: Algorithm, encoding: &Encoding, rows: &[usize]| -> Result<Fitted> {
+            let t = Instant::now();
+            let fitted = Fitted::fit(algorithm, dataset, &data, encoding, rows, &settings)?;
+            *fit_seconds.entry(algorithm).or_default() += t.elapsed().as_secs_f64();
+            Ok(fitted)
+        };
     for (fit_rows, held_rows) in &folds {
         let encoding = Encoding::fit(&data, dataset, fit_rows);
         let truth = data.target_of(held_rows);
         for &algorithm in &candidates {
-            let fitted = Fitted::fit(algorithm, dataset, &data, &encoding, fit_rows, &settings)?;
+            let fitted = timed_fit(algorithm, &encoding, fit_rows)?;
             let predicted = fitted.predict(dataset, &data, &encoding, held_rows)?;
             cv.entry(algorithm)
                 .or_default()
@@ -177,7 +185,7 @@ fn train_one(args: &Args, layout: &Layout, dataset: Dataset, df: &DataFrame) -> 
     let mut chosen_fit = None;
     let mut chosen_pred = Vec::new();
     for &algorithm in &candidates {
-        let fitted = Fitted::fit(algorithm, dataset, &data, &encoding, &train_rows, &settings)?;
+        let fitted = timed_fit(algorithm, &encoding, &train_rows)?;
         let predicted = fitted.predict(dataset, &data, &encoding, &test_rows)?;
         let folds_rmse = cv.remove(&algorithm).unwrap_or_default();
         results.insert(
@@ -250,6 +258,10 @@ fn train_one(args: &Args, layout: &Layout, dataset: Dataset, df: &DataFrame) -> 
         versions: artifact::versions(),
         trained_at: Utc::now(),
         train_seconds: started.elapsed().as_secs_f64(),
+        fit_seconds: fit_seconds
+            .into_iter()
+            .map(|(a, s)| (a.name().to_string(), s))
+            .collect(),
     };
     artifact::save(&layout.model_dir(dataset), &card, &fitted, &mut holdout)?;
     Ok(Outcome {

@@ -35,6 +35,7 @@ pub struct ModelReport {
     pub test_rows: usize,
     pub candidates: BTreeMap<Algorithm, Candidate>,
     pub train_seconds: f64,
+    pub fit_seconds: BTreeMap<String, f64>,
 }
 
 impl ModelReport {
@@ -48,6 +49,7 @@ impl ModelReport {
             test_rows: 0,
             candidates: BTreeMap::new(),
             train_seconds: 0.0,
+            fit_seconds: BTreeMap::new(),
         }
     }
 
@@ -61,6 +63,7 @@ impl ModelReport {
             test_rows: card.test_rows,
             candidates: card.candidates.clone(),
             train_seconds: card.train_seconds,
+            fit_seconds: card.fit_seconds.clone(),
         }
     }
 }

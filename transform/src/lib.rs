@@ -30,14 +30,9 @@ pub fn run(args: &Args) -> Result<()> {
         raw.push(io::read_raw(&layout, table)?);
     }
     check_sources(&layout, &raw, args.allow_mixed)?;
-    let [ex, fb, ab] = [
-        raw[0].clone().lazy(),
-        raw[1].clone().lazy(),
-        raw[2].clone().lazy(),
-    ];
-
+    let [fb, ab] = [raw[1].clone().lazy(), raw[2].clone().lazy()];
     let plans = [
-        (Dataset::Quality, quality(ex, fb.clone())),
+        (Dataset::Quality, quality(&raw[0], fb.clone())?),
         (Dataset::Csat, csat(fb, ab.clone())?),
         (Dataset::Performance, performance(ab)),
     ];
@@ -96,12 +91,45 @@ fn conform(plan: LazyFrame, dataset: Dataset) -> LazyFrame {
     plan.select(exprs)
 }
 
-fn json_number(column: &str, key: &str) -> Expr {
-    col(column)
-        .str()
-        .json_path_match(lit(format!("$.{key}")))
-        .cast(DataType::Float64)
+/// The six metrics and the response id out of the metadata JSON, parsing
+/// each document once (a JSONPath expression per key would parse it seven
+/// times). A key that is absent, null or not a number gives null, never 0.
+fn metadata_columns(metadata: &Column) -> PolarsResult<Vec<Column>> {
+    let texts = metadata.str()?;
+    let n = texts.len();
+    let mut metrics: Vec<Vec<Option<f64>>> = vec![Vec::with_capacity(n); METRICS.len()];
+    let mut response: Vec<Option<String>> = Vec::with_capacity(n);
+    for text in texts.into_iter() {
+        let object = text.and_then(|t| {
+            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(t).ok()
+        });
+        for ((key, _), out) in METRICS.iter().zip(metrics.iter_mut()) {
+            out.push(object.as_ref().and_then(|o| match o.get(*key)? {
+                serde_json::Value::Number(x) => x.as_f64(),
+                serde_json::Value::String(s) => s.trim().parse().ok(),
+                _ => None,
+            }));
+        }
+        response.push(
+            object
+                .as_ref()
+                .and_then(|o| match o.get(METADATA_RESPONSE_ID)? {
+                    serde_json::Value::String(s) => Some(s.clone()),
+                    serde_json::Value::Number(x) => Some(x.to_string()),
+                    _ => None,
+                }),
+        );
+    }
+    let mut columns: Vec<Column> = METRICS
+        .iter()
+        .zip(metrics)
+        .map(|((_, name), values)| Column::new((*name).into(), values))
+        .collect();
+    columns.push(Column::new(METADATA_RESPONSE.into(), response));
+    Ok(columns)
 }
+
+const METADATA_RESPONSE: &str = "__metadata_response";
 
 fn json_text(column: &str, key: &str) -> Expr {
     col(column).str().json_path_match(lit(format!("$.{key}")))
@@ -120,7 +148,7 @@ const RESPONSE_KEY: &str = "__response";
 
 /// One row per explanation: metrics from metadata (null when absent), the
 /// score on 0-100, and csat = mean of the valid (0-1) ratings of the response.
-pub fn quality(explanations: LazyFrame, feedback: LazyFrame) -> LazyFrame {
+pub fn quality(explanations: &DataFrame, feedback: LazyFrame) -> PolarsResult<LazyFrame> {
     let ratings = feedback
         .filter(
             col(RESPONSE_ID).is_not_null().and(
@@ -135,7 +163,7 @@ pub fn quality(explanations: LazyFrame, feedback: LazyFrame) -> LazyFrame {
     let from_extra = json_text(EXTRA, RESPONSE_ID);
     let response_key = when(from_extra.clone().is_not_null())
         .then(from_extra)
-        .otherwise(json_text(METADATA, METADATA_RESPONSE_ID))
+        .otherwise(col(METADATA_RESPONSE))
         .alias(RESPONSE_KEY);
 
     let mut columns = vec![
@@ -151,12 +179,11 @@ pub fn quality(explanations: LazyFrame, feedback: LazyFrame) -> LazyFrame {
         col(ROW),
         response_key,
     ];
-    columns.extend(
-        METRICS
-            .iter()
-            .map(|(key, name)| json_number(METADATA, key).alias(*name)),
-    );
-    explanations
+    columns.extend(METRICS.iter().map(|(_, name)| col(*name)));
+    let parsed = metadata_columns(explanations.column(METADATA)?)?;
+    Ok(explanations
+        .hstack(&parsed)?
+        .lazy()
         .with_row_index(ROW, None)
         .select(columns)
         .join(
@@ -165,7 +192,7 @@ pub fn quality(explanations: LazyFrame, feedback: LazyFrame) -> LazyFrame {
             [col(RESPONSE_ID)],
             JoinArgs::new(JoinType::Left),
         )
-        .sort([ROW], SortMultipleOptions::default())
+        .sort([ROW], SortMultipleOptions::default()))
 }
 
 /// One row per feedback row (quality_score from the A/B row of the same

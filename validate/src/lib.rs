@@ -159,15 +159,11 @@ fn null_text() -> Expr {
     lit(NULL).cast(DataType::String)
 }
 
-/// The first non-null of several detail expressions, in order.
-fn first_of(details: Vec<Expr>) -> Expr {
-    details.into_iter().rev().fold(null_text(), |rest, d| {
-        when(d.clone().is_not_null()).then(d).otherwise(rest)
-    })
-}
-
-fn number_text(column: &str) -> Expr {
-    col(column).cast(DataType::String)
+fn any(flags: Vec<Expr>) -> Expr {
+    flags
+        .into_iter()
+        .reduce(|a, b| a.or(b))
+        .unwrap_or(lit(false))
 }
 
 fn bound_text(x: f64) -> String {
@@ -178,94 +174,84 @@ fn bound_text(x: f64) -> String {
     }
 }
 
-/// The detail of the first rule of `check`'s kind that a row breaks, or null.
-fn rule_details(dataset: Dataset, kind: fn(&Check) -> bool) -> Expr {
-    let details = rules::for_dataset(dataset)
-        .filter(|r| kind(&r.check))
-        .map(|r| {
-            let c = r.column;
-            match r.check {
-                Check::Required => when(col(c).is_null())
-                    .then(lit(format!("{c} is null")))
-                    .otherwise(null_text()),
-                Check::Range { min, max } => when(col(c).is_null())
-                    .then(null_text())
-                    .when(col(c).is_nan())
-                    .then(lit(format!("{c} is NaN")))
-                    .when(col(c).gt(lit(max)))
-                    .then(concat_str(
-                        [
-                            lit(format!("{c} = ")),
-                            number_text(c),
-                            lit(format!(" > {}", bound_text(max))),
-                        ],
-                        "",
-                        false,
-                    ))
-                    .when(col(c).lt(lit(min)))
-                    .then(concat_str(
-                        [
-                            lit(format!("{c} = ")),
-                            number_text(c),
-                            lit(format!(" < {}", bound_text(min))),
-                        ],
-                        "",
-                        false,
-                    ))
-                    .otherwise(null_text()),
-            }
-        })
-        .collect();
-    first_of(details)
+/// True where a row breaks the rule.
+fn breaks(rule: &rules::Rule) -> Expr {
+    let c = col(rule.column);
+    match rule.check {
+        Check::Required => c.is_null(),
+        Check::Range { min, max } => c.clone().is_not_null().and(
+            c.clone()
+                .is_nan()
+                .or(c.clone().gt(lit(max)))
+                .or(c.lt(lit(min))),
+        ),
+    }
 }
 
-const PRE_REASON: &str = "__pre_reason";
-const PRE_DETAIL: &str = "__pre_detail";
+/// What a row breaking the rule did, e.g. `csat_score = 1.7 > 1`; null elsewhere.
+fn detail(rule: &rules::Rule) -> Expr {
+    let name = rule.column;
+    let c = col(name);
+    let value = |op: &str, bound: f64| {
+        concat_str(
+            [
+                lit(format!("{name} = ")),
+                c.clone().cast(DataType::String),
+                lit(format!(" {op} {}", bound_text(bound))),
+            ],
+            "",
+            false,
+        )
+    };
+    match rule.check {
+        Check::Required => when(c.clone().is_null())
+            .then(lit(format!("{name} is null")))
+            .otherwise(null_text()),
+        Check::Range { min, max } => when(c.clone().is_null())
+            .then(null_text())
+            .when(c.clone().is_nan())
+            .then(lit(format!("{name} is NaN")))
+            .when(c.clone().gt(lit(max)))
+            .then(value(">", max))
+            .when(c.clone().lt(lit(min)))
+            .then(value("<", min))
+            .otherwise(null_text()),
+    }
+}
+
 const KEY: &str = "__key";
 
-/// Adds `reason` and `detail` to every row, then splits clean from rejected.
+/// Adds `reason` to every row with cheap boolean rules, splits clean from
+/// rejected, then writes each rejected row's `detail` (only those rows pay for
+/// the text).
 pub fn split(
     df: DataFrame,
     dataset: Dataset,
     horizon: DateTime<Utc>,
 ) -> Result<(DataFrame, DataFrame)> {
-    let missing = rule_details(dataset, |c| matches!(c, Check::Required));
-    let range = rule_details(dataset, |c| matches!(c, Check::Range { .. }));
+    let all: Vec<&rules::Rule> = rules::for_dataset(dataset).collect();
+    let of_kind = |required: bool| -> Vec<&rules::Rule> {
+        all.iter()
+            .copied()
+            .filter(|r| matches!(r.check, Check::Required) == required)
+            .collect()
+    };
+    let (required, ranges) = (of_kind(true), of_kind(false));
     let horizon_lit = lit(horizon.timestamp_micros()).cast(DataType::Datetime(
         TimeUnit::Microseconds,
         Some("UTC".into()),
     ));
-    let timestamp = when(col(TIMESTAMP).is_null())
-        .then(lit(format!("{TIMESTAMP} is null")))
-        .when(col(TIMESTAMP).gt(horizon_lit))
-        .then(concat_str(
-            [
-                lit(format!("{TIMESTAMP} = ")),
-                col(TIMESTAMP).dt().strftime("%Y-%m-%dT%H:%M:%SZ"),
-                lit(format!(
-                    " is after {}",
-                    horizon.format("%Y-%m-%dT%H:%M:%SZ")
-                )),
-            ],
-            "",
-            false,
-        ))
+    let bad_time = col(TIMESTAMP).is_null().or(col(TIMESTAMP).gt(horizon_lit));
+
+    let pre_reason = when(any(required.iter().map(|r| breaks(r)).collect()))
+        .then(lit(REASONS[0]))
+        .when(any(ranges.iter().map(|r| breaks(r)).collect()))
+        .then(lit(REASONS[1]))
+        .when(bad_time)
+        .then(lit(REASONS[2]))
         .otherwise(null_text());
-
-    let staged = [
-        (REASONS[0], missing),
-        (REASONS[1], range),
-        (REASONS[2], timestamp),
-    ];
-    let pre_reason = staged.iter().rev().fold(null_text(), |rest, (reason, d)| {
-        when(d.clone().is_not_null())
-            .then(lit(*reason))
-            .otherwise(rest)
-    });
-    let pre_detail = first_of(staged.iter().map(|(_, d)| d.clone()).collect());
-
     // Duplicates among the rows no other rule rejected: the first is kept.
-    let key = when(col(PRE_REASON).is_null())
+    let key = when(col(REASON).is_null())
         .then(concat_str(
             [col(SOURCE_TABLE), lit("\u{1f}"), col(SOURCE_ID)],
             "",
@@ -277,33 +263,58 @@ pub fn split(
         .and(col(KEY).is_first_distinct().not());
     let out = df
         .lazy()
-        .with_columns([pre_reason.alias(PRE_REASON), pre_detail.alias(PRE_DETAIL)])
+        .with_column(pre_reason.alias(REASON))
         .with_column(key.alias(KEY))
-        .with_columns([
-            when(is_dup.clone())
-                .then(lit(REASONS[3]))
-                .otherwise(col(PRE_REASON))
-                .alias(REASON),
+        .with_column(
             when(is_dup)
-                .then(concat_str(
-                    [
-                        lit(format!("{SOURCE_TABLE}, {SOURCE_ID} = ")),
-                        col(SOURCE_TABLE),
-                        lit(", "),
-                        col(SOURCE_ID),
-                        lit(" seen earlier"),
-                    ],
-                    "",
-                    false,
-                ))
-                .otherwise(col(PRE_DETAIL))
-                .alias(DETAIL),
-        ])
-        .drop([PRE_REASON, PRE_DETAIL, KEY])
+                .then(lit(REASONS[3]))
+                .otherwise(col(REASON))
+                .alias(REASON),
+        )
+        .drop([KEY])
         .collect()?;
     let is_clean = out.column(REASON)?.is_null();
-    let clean = out.filter(&is_clean)?.drop_many([REASON, DETAIL]);
+    let clean = out.filter(&is_clean)?.drop(REASON)?;
     let rejected = out.filter(&!is_clean)?;
+
+    let mut details: Vec<Expr> = required.iter().chain(&ranges).map(|r| detail(r)).collect();
+    details.push(
+        when(col(TIMESTAMP).is_null())
+            .then(lit(format!("{TIMESTAMP} is null")))
+            .when(col(REASON).eq(lit(REASONS[2])))
+            .then(concat_str(
+                [
+                    lit(format!("{TIMESTAMP} = ")),
+                    col(TIMESTAMP).dt().strftime("%Y-%m-%dT%H:%M:%SZ"),
+                    lit(format!(
+                        " is after {}",
+                        horizon.format("%Y-%m-%dT%H:%M:%SZ")
+                    )),
+                ],
+                "",
+                false,
+            ))
+            .otherwise(null_text()),
+    );
+    details.push(
+        when(col(REASON).eq(lit(REASONS[3])))
+            .then(concat_str(
+                [
+                    lit(format!("{SOURCE_TABLE}, {SOURCE_ID} = ")),
+                    col(SOURCE_TABLE),
+                    lit(", "),
+                    col(SOURCE_ID),
+                    lit(" seen earlier"),
+                ],
+                "",
+                false,
+            ))
+            .otherwise(null_text()),
+    );
+    let rejected = rejected
+        .lazy()
+        .with_column(coalesce(&details).alias(DETAIL))
+        .collect()?;
     Ok((clean, rejected))
 }
 

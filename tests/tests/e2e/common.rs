@@ -20,7 +20,13 @@ pub fn bin(name: &str) -> Command {
     );
     let mut cmd = Command::new(path);
     // Tests never reach a real database by accident.
-    for var in ["SUPABASE_URL", "SUPABASE_KEY", "SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_ANON_KEY", "DATABASE_URL"] {
+    for var in [
+        "SUPABASE_URL",
+        "SUPABASE_KEY",
+        "SUPABASE_SERVICE_ROLE_KEY",
+        "SUPABASE_ANON_KEY",
+        "DATABASE_URL",
+    ] {
         cmd.env_remove(var);
     }
     cmd
@@ -53,7 +59,10 @@ pub fn fails(cmd: &mut Command) -> (i32, String) {
         cmd,
         String::from_utf8_lossy(&out.stdout)
     );
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 pub fn stdout(out: &Output) -> String {

@@ -8,8 +8,15 @@ use crate::common::*;
 
 fn extract_csv(data: &Path, input: &Path, extra: &[&str]) -> std::process::Output {
     let mut cmd = bin("extract");
-    cmd.args(["--data", data.to_str().unwrap(), "--source", "csv", "--input", input.to_str().unwrap()])
-        .args(extra);
+    cmd.args([
+        "--data",
+        data.to_str().unwrap(),
+        "--source",
+        "csv",
+        "--input",
+        input.to_str().unwrap(),
+    ])
+    .args(extra);
     ok(&mut cmd)
 }
 
@@ -29,39 +36,81 @@ fn reads_supabase_exports() {
     let out = stdout(&extract_csv(data.path(), &fixtures().join("csv"), &[]));
     assert!(out.contains("ai_gm_explanations"), "{out}");
 
-    let ex = read(data.path().join("raw/ai_gm_explanations/part-000000.parquet"));
+    let ex = read(
+        data.path()
+            .join("raw/ai_gm_explanations/part-000000.parquet"),
+    );
     assert_eq!(strs(&ex, ID), [Some("exp-1".into()), Some("exp-2".into())]);
     assert_eq!(strs(&ex, SOURCE), [Some("csv".into()), Some("csv".into())]);
     // Unknown columns are kept, unchanged, in _extra.
     assert_eq!(
         strs(&ex, EXTRA),
-        [Some(r#"{"tokens_used":"512"}"#.into()), Some(r#"{"tokens_used":null}"#.into())]
+        [
+            Some(r#"{"tokens_used":"512"}"#.into()),
+            Some(r#"{"tokens_used":null}"#.into())
+        ]
     );
-    let created = ex.column(CREATED_AT).unwrap().datetime().unwrap().get(0).unwrap();
-    assert_eq!(created, 1_766_252_951_433_050, "2025-12-20 17:49:11.43305+00 in µs");
+    let created = ex
+        .column(CREATED_AT)
+        .unwrap()
+        .datetime()
+        .unwrap()
+        .get(0)
+        .unwrap();
+    assert_eq!(
+        created, 1_766_252_951_433_050,
+        "2025-12-20 17:49:11.43305+00 in µs"
+    );
 
-    let fb = read(data.path().join("raw/ai_gm_quality_feedback/part-000000.parquet"));
+    let fb = read(
+        data.path()
+            .join("raw/ai_gm_quality_feedback/part-000000.parquet"),
+    );
     let text = strs(&fb, FEEDBACK_TEXT);
-    assert_eq!(text[0].as_deref(), Some("Great answer, but the \"fireball\" rule\nwas wrong"));
+    assert_eq!(
+        text[0].as_deref(),
+        Some("Great answer, but the \"fireball\" rule\nwas wrong")
+    );
     assert_eq!(text[1].as_deref(), Some("Très bien 🎲 ünïcödé"));
     assert_eq!(text[2], None, "empty field = null");
-    assert_eq!(nums(&fb, RESPONSE_TIME_MS), [Some(1200.0), None, Some(800.0)]);
+    assert_eq!(
+        nums(&fb, RESPONSE_TIME_MS),
+        [Some(1200.0), None, Some(800.0)]
+    );
 
     // Unparseable rows: every field as text, the reason and the field.
     let rej = read(data.path().join("rejected/raw_ai_gm_explanations.parquet"));
     assert_eq!(strs(&rej, ID), [Some("exp-3".into()), Some("exp-4".into())]);
-    assert_eq!(strs(&rej, REASON), [Some("unparseable".into()), Some("unparseable".into())]);
-    assert_eq!(strs(&rej, FIELD), [Some(CREATED_AT.into()), Some(METADATA.into())]);
+    assert_eq!(
+        strs(&rej, REASON),
+        [Some("unparseable".into()), Some("unparseable".into())]
+    );
+    assert_eq!(
+        strs(&rej, FIELD),
+        [Some(CREATED_AT.into()), Some(METADATA.into())]
+    );
     assert_eq!(strs(&rej, CREATED_AT)[0].as_deref(), Some("yesterday-ish"));
-    let rej = read(data.path().join("rejected/raw_ai_gm_quality_feedback.parquet"));
+    let rej = read(
+        data.path()
+            .join("rejected/raw_ai_gm_quality_feedback.parquet"),
+    );
     assert_eq!(strs(&rej, FIELD), [Some(QUALITY_RATING.into())]);
     assert_eq!(strs(&rej, QUALITY_RATING), [Some("high".into())]);
 
     // The report adds up: read = written + rejected + skipped.
-    let report: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(data.path().join("reports/extract.json")).unwrap()).unwrap();
+    let report: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(data.path().join("reports/extract.json")).unwrap(),
+    )
+    .unwrap();
     let t = &report["tables"]["ai_gm_explanations"];
-    assert_eq!((t["rows_read"].as_u64(), t["rows_written"].as_u64(), t["rows_rejected"].as_u64()), (Some(4), Some(2), Some(2)));
+    assert_eq!(
+        (
+            t["rows_read"].as_u64(),
+            t["rows_written"].as_u64(),
+            t["rows_rejected"].as_u64()
+        ),
+        (Some(4), Some(2), Some(2))
+    );
     assert_eq!(report["source"], "csv");
 }
 
@@ -69,21 +118,35 @@ fn reads_supabase_exports() {
 fn days_window_and_limit_are_counted() {
     let data = tempdir().unwrap();
     // One day back from 2025-12-22: the rows of 2025-12-20 fall outside.
-    extract_csv(data.path(), &fixtures().join("csv"), &["--days", "1", "--now", "2025-12-22T00:00:00Z"]);
+    extract_csv(
+        data.path(),
+        &fixtures().join("csv"),
+        &["--days", "1", "--now", "2025-12-22T00:00:00Z"],
+    );
     let ab = read(data.path().join("raw/ai_gm_ab_testing/part-000000.parquet"));
     assert_eq!(strs(&ab, ID), [Some("ab-3".into())]);
-    let report: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(data.path().join("reports/extract.json")).unwrap()).unwrap();
-    assert_eq!(report["tables"]["ai_gm_ab_testing"]["rows_skipped_window"], 2);
+    let report: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(data.path().join("reports/extract.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        report["tables"]["ai_gm_ab_testing"]["rows_skipped_window"],
+        2
+    );
 
     let data = tempdir().unwrap();
     extract_csv(data.path(), &fixtures().join("csv"), &["--limit", "1"]);
     let ab = read(data.path().join("raw/ai_gm_ab_testing/part-000000.parquet"));
     assert_eq!(ab.height(), 1);
-    let report: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(data.path().join("reports/extract.json")).unwrap()).unwrap();
+    let report: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(data.path().join("reports/extract.json")).unwrap(),
+    )
+    .unwrap();
     let t = &report["tables"]["ai_gm_ab_testing"];
-    assert_eq!((t["rows_read"].as_u64(), t["rows_skipped_limit"].as_u64()), (Some(3), Some(2)));
+    assert_eq!(
+        (t["rows_read"].as_u64(), t["rows_skipped_limit"].as_u64()),
+        (Some(3), Some(2))
+    );
 }
 
 #[test]
@@ -93,7 +156,10 @@ fn a_rerun_replaces_the_table() {
     extract_csv(data.path(), &fixtures().join("csv"), &[]);
     let parts = files(&data.path().join("raw/ai_gm_ab_testing"));
     assert_eq!(parts, ["part-000000.parquet"]);
-    assert_eq!(read(data.path().join("raw/ai_gm_ab_testing/part-000000.parquet")).height(), 3);
+    assert_eq!(
+        read(data.path().join("raw/ai_gm_ab_testing/part-000000.parquet")).height(),
+        3
+    );
 }
 
 fn assert_fails_cleanly(input: &Path, expected: &str) {
@@ -109,7 +175,10 @@ fn assert_fails_cleanly(input: &Path, expected: &str) {
     assert_eq!(code, 1);
     assert_eq!(err.lines().count(), 1, "one line: {err}");
     assert!(err.contains(expected), "expected {expected:?} in {err}");
-    let left: Vec<String> = files(data.path()).into_iter().filter(|f| f.ends_with(".parquet")).collect();
+    let left: Vec<String> = files(data.path())
+        .into_iter()
+        .filter(|f| f.ends_with(".parquet"))
+        .collect();
     assert!(left.is_empty(), "nothing half-written: {left:?}");
 }
 
@@ -124,9 +193,14 @@ fn missing_file_is_one_clear_error() {
 fn missing_required_column_is_one_clear_error() {
     let input = fixture_copy();
     let path = input.path().join("ai_gm_ab_testing.csv");
-    let text = fs::read_to_string(&path).unwrap().replacen("user_rating", "rating_by_user", 1);
+    let text = fs::read_to_string(&path)
+        .unwrap()
+        .replacen("user_rating", "rating_by_user", 1);
     fs::write(&path, text).unwrap();
-    assert_fails_cleanly(input.path(), "ai_gm_ab_testing.csv: missing column `user_rating`");
+    assert_fails_cleanly(
+        input.path(),
+        "ai_gm_ab_testing.csv: missing column `user_rating`",
+    );
 }
 
 #[test]
@@ -143,9 +217,19 @@ fn unreadable_file_is_one_clear_error() {
 #[test]
 fn database_sources_need_their_settings() {
     let data = tempdir().unwrap();
-    let (code, err) = fails(bin("extract").args(["--data", data.path().to_str().unwrap(), "--source", "supabase"]));
+    let (code, err) = fails(bin("extract").args([
+        "--data",
+        data.path().to_str().unwrap(),
+        "--source",
+        "supabase",
+    ]));
     assert_eq!(code, 1);
     assert!(err.contains("SUPABASE_URL is not set"), "{err}");
-    let (_, err) = fails(bin("extract").args(["--data", data.path().to_str().unwrap(), "--source", "postgres"]));
+    let (_, err) = fails(bin("extract").args([
+        "--data",
+        data.path().to_str().unwrap(),
+        "--source",
+        "postgres",
+    ]));
     assert!(err.contains("DATABASE_URL is not set"), "{err}");
 }

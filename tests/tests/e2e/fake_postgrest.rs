@@ -45,11 +45,19 @@ fn text(v: &Value) -> String {
 }
 
 fn quoted(s: &str) -> Vec<String> {
-    s.split('"').skip(1).step_by(2).map(str::to_string).collect()
+    s.split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
 }
 
 fn error(status: u16, code: &str, message: &str) -> (u16, String, Option<String>) {
-    (status, json!({"code": code, "message": message, "details": null, "hint": null}).to_string(), None)
+    (
+        status,
+        json!({"code": code, "message": message, "details": null, "hint": null}).to_string(),
+        None,
+    )
 }
 
 fn handle(state: &mut State, url: &str, headers: &[Header]) -> (u16, String, Option<String>) {
@@ -75,7 +83,11 @@ fn handle(state: &mut State, url: &str, headers: &[Header]) -> (u16, String, Opt
         return error(404, "PGRST000", "not found");
     };
     let Some(rows) = state.tables.get(table) else {
-        return error(404, "42P01", &format!("relation \"public.{table}\" does not exist"));
+        return error(
+            404,
+            "42P01",
+            &format!("relation \"public.{table}\" does not exist"),
+        );
     };
     let params: Vec<(String, String)> = query
         .split('&')
@@ -107,7 +119,11 @@ fn handle(state: &mut State, url: &str, headers: &[Header]) -> (u16, String, Opt
                     match (op, column.as_str()) {
                         ("is", _) if value == "null" => cell.is_null(),
                         (_, "created_at") => {
-                            let (Some(c), Some(x)) = (micros(&cell), contract::timestamp::parse_utc(&value).map(|t| t.timestamp_micros())) else {
+                            let (Some(c), Some(x)) = (
+                                micros(&cell),
+                                contract::timestamp::parse_utc(&value)
+                                    .map(|t| t.timestamp_micros()),
+                            ) else {
                                 return false;
                             };
                             match op {
@@ -125,9 +141,17 @@ fn handle(state: &mut State, url: &str, headers: &[Header]) -> (u16, String, Opt
             }
             "or" => {
                 let q = quoted(v);
-                let shape = format!("(created_at.gt.\"{0}\",and(created_at.eq.\"{0}\",id.gt.\"{1}\"))", q.first().cloned().unwrap_or_default(), q.get(2).cloned().unwrap_or_default());
+                let shape = format!(
+                    "(created_at.gt.\"{0}\",and(created_at.eq.\"{0}\",id.gt.\"{1}\"))",
+                    q.first().cloned().unwrap_or_default(),
+                    q.get(2).cloned().unwrap_or_default()
+                );
                 if q.len() != 3 || *v != shape {
-                    return error(400, "PGRST100", &format!("failed to parse logic tree ({v})"));
+                    return error(
+                        400,
+                        "PGRST100",
+                        &format!("failed to parse logic tree ({v})"),
+                    );
                 }
                 let t = contract::timestamp::parse_utc(&q[0]).map(|t| t.timestamp_micros());
                 let id = q[2].clone();
@@ -140,14 +164,26 @@ fn handle(state: &mut State, url: &str, headers: &[Header]) -> (u16, String, Opt
                     }
                 });
             }
-            other => return error(400, "PGRST100", &format!("unexpected parameter {other}={v}")),
+            other => {
+                return error(
+                    400,
+                    "PGRST100",
+                    &format!("unexpected parameter {other}={v}"),
+                );
+            }
         }
     }
     if order_by_created {
         // created_at ascending, nulls last, then id.
         selected.sort_by(|a, b| {
-            let ka = (a.get("created_at").and_then(micros).unwrap_or(i64::MAX), a.get("id").map(text).unwrap_or_default());
-            let kb = (b.get("created_at").and_then(micros).unwrap_or(i64::MAX), b.get("id").map(text).unwrap_or_default());
+            let ka = (
+                a.get("created_at").and_then(micros).unwrap_or(i64::MAX),
+                a.get("id").map(text).unwrap_or_default(),
+            );
+            let kb = (
+                b.get("created_at").and_then(micros).unwrap_or(i64::MAX),
+                b.get("id").map(text).unwrap_or_default(),
+            );
             ka.cmp(&kb)
         });
     } else {
@@ -155,8 +191,16 @@ fn handle(state: &mut State, url: &str, headers: &[Header]) -> (u16, String, Opt
     }
     let total = selected.len();
     let page: Vec<&Row> = selected.into_iter().take(limit.min(state.cap)).collect();
-    let range = if page.is_empty() { format!("*/{total}") } else { format!("0-{}/{total}", page.len() - 1) };
-    (200, serde_json::to_string(&page).unwrap(), Some(format!("content-range:{range}")))
+    let range = if page.is_empty() {
+        format!("*/{total}")
+    } else {
+        format!("0-{}/{total}", page.len() - 1)
+    };
+    (
+        200,
+        serde_json::to_string(&page).unwrap(),
+        Some(format!("content-range:{range}")),
+    )
 }
 
 fn percent_decode(s: &str) -> String {
@@ -180,8 +224,15 @@ fn percent_decode(s: &str) -> String {
 impl FakePostgrest {
     pub fn start(key: &str) -> Self {
         let server = Server::http("127.0.0.1:0").expect("bind 127.0.0.1");
-        let url = format!("http://{}", server.server_addr().to_ip().expect("ip address"));
-        let state = Arc::new(Mutex::new(State { key: key.to_string(), cap: CAP, ..State::default() }));
+        let url = format!(
+            "http://{}",
+            server.server_addr().to_ip().expect("ip address")
+        );
+        let state = Arc::new(Mutex::new(State {
+            key: key.to_string(),
+            cap: CAP,
+            ..State::default()
+        }));
         let shared = state.clone();
         thread::spawn(move || {
             for request in server.incoming_requests() {
@@ -203,6 +254,12 @@ impl FakePostgrest {
     }
 
     pub fn insert(&self, table: &str, rows: Vec<Row>) {
-        self.state.lock().unwrap().tables.entry(table.to_string()).or_default().extend(rows);
+        self.state
+            .lock()
+            .unwrap()
+            .tables
+            .entry(table.to_string())
+            .or_default()
+            .extend(rows);
     }
 }

@@ -7,7 +7,10 @@ use crate::common::*;
 /// `make pipeline` with no database: synthetic data, a banner, then every stage.
 #[test]
 fn make_pipeline_runs_out_of_the_box_and_reruns_only_stale_stages() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let data = tempdir().unwrap();
     let make = |extra: &[&str]| {
         let mut cmd = Command::new("make");
@@ -25,17 +28,29 @@ fn make_pipeline_runs_out_of_the_box_and_reruns_only_stale_stages() {
     let err = String::from_utf8_lossy(&out.stderr);
     let text = stdout(&out);
     assert!(err.contains("using SYNTHETIC data"), "{err}");
-    assert!(text.contains("transform: quality") && text.contains("validate: performance"), "{text}");
+    assert!(
+        text.contains("transform: quality") && text.contains("validate: performance"),
+        "{text}"
+    );
     assert!(text.contains("baseline RMSE"), "{text}");
     for model in ["quality", "csat", "performance"] {
-        assert!(data.path().join("models").join(model).join("model.json").exists());
+        assert!(
+            data.path()
+                .join("models")
+                .join(model)
+                .join("model.json")
+                .exists()
+        );
     }
     // Nothing is stale: nothing reruns.
     let again = stdout(&ok(&mut make(&[])));
     assert!(!again.contains("transform:"), "{again}");
     // A new seed makes the raw data stale, and everything after it.
     let changed = stdout(&ok(&mut make(&["SEED=9"])));
-    assert!(changed.contains("transform:") && changed.contains("train"), "{changed}");
+    assert!(
+        changed.contains("transform:") && changed.contains("train"),
+        "{changed}"
+    );
 }
 
 fn bin_dir() -> std::path::PathBuf {

@@ -19,13 +19,19 @@ fn database(name: &str) -> Option<(String, Client)> {
             std::env::var("CI").as_deref() != Ok("true"),
             "DATABASE_URL is not set in CI: the PostgreSQL tests cannot be skipped there"
         );
-        eprintln!("skipped {name}: DATABASE_URL is not set (make test starts a PostgreSQL server when one is installed)");
+        eprintln!(
+            "skipped {name}: DATABASE_URL is not set (make test starts a PostgreSQL server when one is installed)"
+        );
         return None;
     };
     let db = format!("gm_{name}_{}", std::process::id());
     let mut admin = Client::connect(&admin_url, NoTls).expect("connect to DATABASE_URL");
-    admin.batch_execute(&format!("DROP DATABASE IF EXISTS {db}")).unwrap();
-    admin.batch_execute(&format!("CREATE DATABASE {db}")).unwrap();
+    admin
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db}"))
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {db}"))
+        .unwrap();
     let (base, _) = admin_url.rsplit_once('/').expect("URL with a database");
     let url = format!("{base}/{db}");
     let mut client = Client::connect(&url, NoTls).unwrap();
@@ -103,31 +109,55 @@ fn extract(url: &str, data: &Path, extra: &[&str]) -> std::process::Output {
 fn all_ids(data: &Path, table: &str) -> Vec<String> {
     let mut ids = Vec::new();
     for part in files(&data.join("raw").join(table)) {
-        ids.extend(strs(&read(data.join("raw").join(table).join(part)), ID).into_iter().flatten());
+        ids.extend(
+            strs(&read(data.join("raw").join(table).join(part)), ID)
+                .into_iter()
+                .flatten(),
+        );
     }
     ids
 }
 
 #[test]
 fn postgres_streams_every_row_once_with_faithful_types() {
-    let Some((url, mut client)) = database("stream") else { return };
+    let Some((url, mut client)) = database("stream") else {
+        return;
+    };
     insert(&mut client, 0, 3000);
     let data = tempdir().unwrap();
     extract(&url, data.path(), &[]);
-    for table in ["ai_gm_explanations", "ai_gm_quality_feedback", "ai_gm_ab_testing"] {
+    for table in [
+        "ai_gm_explanations",
+        "ai_gm_quality_feedback",
+        "ai_gm_ab_testing",
+    ] {
         let ids = all_ids(data.path(), table);
         let unique: HashSet<_> = ids.iter().collect();
-        assert_eq!((ids.len(), unique.len()), (3000, 3000), "{table}: every row exactly once");
+        assert_eq!(
+            (ids.len(), unique.len()),
+            (3000, 3000),
+            "{table}: every row exactly once"
+        );
         let want: HashSet<String> = client
             .query(&format!("SELECT id::text FROM {table}"), &[])
             .unwrap()
             .iter()
             .map(|r| r.get(0))
             .collect();
-        assert_eq!(unique.into_iter().cloned().collect::<HashSet<_>>(), want, "{table}: the same ids");
+        assert_eq!(
+            unique.into_iter().cloned().collect::<HashSet<_>>(),
+            want,
+            "{table}: the same ids"
+        );
     }
-    let fb = read(data.path().join("raw/ai_gm_quality_feedback/part-000000.parquet"));
-    assert_eq!(strs(&fb, FEEDBACK_TEXT)[0].as_deref(), Some("Great, \"quoted\"\nsecond line 🎲 0"));
+    let fb = read(
+        data.path()
+            .join("raw/ai_gm_quality_feedback/part-000000.parquet"),
+    );
+    assert_eq!(
+        strs(&fb, FEEDBACK_TEXT)[0].as_deref(),
+        Some("Great, \"quoted\"\nsecond line 🎲 0")
+    );
     assert_eq!(nums(&fb, RESPONSE_TIME_MS)[0], Some(500.0));
     assert_eq!(strs(&fb, SOURCE)[0].as_deref(), Some("postgres"));
     let row = client
@@ -137,21 +167,46 @@ fn postgres_streams_every_row_once_with_faithful_types() {
         )
         .unwrap();
     assert_eq!(nums(&fb, QUALITY_RATING)[0], Some(row.get::<_, f64>(0)));
-    assert_eq!(fb.column(CREATED_AT).unwrap().datetime().unwrap().get(0), Some(row.get::<_, i64>(1)));
-    let ex = read(data.path().join("raw/ai_gm_explanations/part-000000.parquet"));
-    let meta: serde_json::Value = serde_json::from_str(strs(&ex, METADATA)[0].as_ref().unwrap()).unwrap();
-    assert!(meta["codeQuality"].is_number(), "jsonb as JSON text: {meta}");
-    assert!(strs(&ex, EXTRA)[0].as_ref().unwrap().starts_with(r#"{"user_agent":"agent/"#));
+    assert_eq!(
+        fb.column(CREATED_AT).unwrap().datetime().unwrap().get(0),
+        Some(row.get::<_, i64>(1))
+    );
+    let ex = read(
+        data.path()
+            .join("raw/ai_gm_explanations/part-000000.parquet"),
+    );
+    let meta: serde_json::Value =
+        serde_json::from_str(strs(&ex, METADATA)[0].as_ref().unwrap()).unwrap();
+    assert!(
+        meta["codeQuality"].is_number(),
+        "jsonb as JSON text: {meta}"
+    );
+    assert!(
+        strs(&ex, EXTRA)[0]
+            .as_ref()
+            .unwrap()
+            .starts_with(r#"{"user_agent":"agent/"#)
+    );
     let ab = read(data.path().join("raw/ai_gm_ab_testing/part-000000.parquet"));
-    assert!(nums(&ab, PREDICTED_QUALITY).iter().all(|v| v.is_some_and(|x| (0.0..=1.0).contains(&x))));
+    assert!(
+        nums(&ab, PREDICTED_QUALITY)
+            .iter()
+            .all(|v| v.is_some_and(|x| (0.0..=1.0).contains(&x)))
+    );
 }
 
 #[test]
 fn postgres_incremental_appends_only_new_rows() {
-    let Some((url, mut client)) = database("incremental") else { return };
+    let Some((url, mut client)) = database("incremental") else {
+        return;
+    };
     insert(&mut client, 0, 400);
     let data = tempdir().unwrap();
-    extract(&url, data.path(), &["--incremental", "--lookback-minutes", "0"]);
+    extract(
+        &url,
+        data.path(),
+        &["--incremental", "--lookback-minutes", "0"],
+    );
     client
         .execute(
             "INSERT INTO ai_gm_ab_testing (created_at, experiment_name, variant, provider, model, response_id, predicted_quality, user_rating)
@@ -159,7 +214,11 @@ fn postgres_incremental_appends_only_new_rows() {
             &[],
         )
         .unwrap();
-    extract(&url, data.path(), &["--incremental", "--lookback-minutes", "0"]);
+    extract(
+        &url,
+        data.path(),
+        &["--incremental", "--lookback-minutes", "0"],
+    );
     let parts = files(&data.path().join("raw/ai_gm_ab_testing"));
     assert_eq!(parts, ["part-000000.parquet", "part-000001.parquet"]);
     let second = read(data.path().join("raw/ai_gm_ab_testing/part-000001.parquet"));
@@ -167,45 +226,128 @@ fn postgres_incremental_appends_only_new_rows() {
     // inclusive so a row committed later with that same time is not missed;
     // validate drops the re-read copies as duplicates.
     assert_eq!(second.height(), 40 + 25);
-    assert_eq!(all_ids(data.path(), "ai_gm_ab_testing").iter().collect::<HashSet<_>>().len(), 440);
-    let reread = read(data.path().join("raw/ai_gm_explanations/part-000001.parquet"));
-    assert_eq!(reread.height(), 25, "nothing new: only the rows at the last created_at");
+    assert_eq!(
+        all_ids(data.path(), "ai_gm_ab_testing")
+            .iter()
+            .collect::<HashSet<_>>()
+            .len(),
+        440
+    );
+    let reread = read(
+        data.path()
+            .join("raw/ai_gm_explanations/part-000001.parquet"),
+    );
+    assert_eq!(
+        reread.height(),
+        25,
+        "nothing new: only the rows at the last created_at"
+    );
     let state = std::fs::read_to_string(data.path().join("state/extract.json")).unwrap();
-    assert!(state.contains("postgres") && state.contains("ai_gm_ab_testing"), "{state}");
+    assert!(
+        state.contains("postgres") && state.contains("ai_gm_ab_testing"),
+        "{state}"
+    );
 }
 
 #[test]
 fn unknown_table_is_a_clear_error() {
-    let Some((url, mut client)) = database("missing") else { return };
+    let Some((url, mut client)) = database("missing") else {
+        return;
+    };
     client.batch_execute("DROP TABLE ai_gm_ab_testing").unwrap();
     let data = tempdir().unwrap();
-    let (code, err) = fails(bin("extract").args(["--data", data.path().to_str().unwrap(), "--source", "postgres"]).env("DATABASE_URL", &url));
+    let (code, err) = fails(
+        bin("extract")
+            .args([
+                "--data",
+                data.path().to_str().unwrap(),
+                "--source",
+                "postgres",
+            ])
+            .env("DATABASE_URL", &url),
+    );
     assert_eq!(code, 1);
-    assert!(err.contains("ai_gm_ab_testing: no such table at 127.0.0.1"), "{err}");
+    assert!(
+        err.contains("ai_gm_ab_testing: no such table at 127.0.0.1"),
+        "{err}"
+    );
     assert!(files(data.path()).iter().all(|f| !f.ends_with(".parquet")));
 }
 
 #[test]
 fn make_pipeline_from_postgres_runs_end_to_end() {
-    let Some((url, mut client)) = database("pipeline") else { return };
+    let Some((url, mut client)) = database("pipeline") else {
+        return;
+    };
     insert(&mut client, 0, 1200);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
     let data = tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
     let bin_dir = exe.parent().unwrap().parent().unwrap();
     let out = ok(Command::new("make")
         .current_dir(&root)
-        .args(["--no-print-directory", "stages", "SOURCE=postgres", "DAYS=30"])
+        .args([
+            "--no-print-directory",
+            "stages",
+            "SOURCE=postgres",
+            "DAYS=30",
+        ])
         .arg(format!("DATA={}", data.path().display()))
         .arg(format!("BIN={}", bin_dir.display()))
         .env("DATABASE_URL", &url)
         .env_remove("SUPABASE_URL")
         .env_remove("MAKEFLAGS"));
     let text = stdout(&out);
-    assert!(text.contains("validate: performance") && text.contains("baseline RMSE"), "{text}");
+    assert!(
+        text.contains("validate: performance") && text.contains("baseline RMSE"),
+        "{text}"
+    );
     for model in ["quality", "csat", "performance"] {
-        assert!(data.path().join("models").join(model).join("model.json").exists(), "{model}");
+        assert!(
+            data.path()
+                .join("models")
+                .join(model)
+                .join("model.json")
+                .exists(),
+            "{model}"
+        );
     }
     let report = std::fs::read_to_string(data.path().join("reports/extract.json")).unwrap();
     assert!(report.contains("\"source\": \"postgres\""), "{report}");
+}
+
+/// `make bench`: 100k rows per table from a real PostgreSQL server.
+#[test]
+#[ignore = "benchmark; make bench runs it"]
+fn bench_postgres_100k_rows_per_table() {
+    const N: i64 = 100_000;
+    let Some((url, mut client)) = database("bench") else {
+        return;
+    };
+    insert(&mut client, 0, N);
+    let data = tempdir().unwrap();
+    let started = std::time::Instant::now();
+    extract(&url, data.path(), &[]);
+    let secs = started.elapsed().as_secs_f64();
+    for table in [
+        "ai_gm_explanations",
+        "ai_gm_quality_feedback",
+        "ai_gm_ab_testing",
+    ] {
+        let ids = all_ids(data.path(), table);
+        assert_eq!(
+            ids.iter().collect::<HashSet<_>>().len(),
+            N as usize,
+            "{table}: every row once"
+        );
+        assert_eq!(ids.len(), N as usize);
+    }
+    println!(
+        "bench: postgres path: {} rows in {secs:.1} s = {:.0} rows/s",
+        3 * N,
+        3.0 * N as f64 / secs
+    );
 }

@@ -75,17 +75,28 @@ fn server() -> FakePostgrest {
 
 fn extract(server: &FakePostgrest, data: &Path, key: &str, extra: &[&str]) -> Command {
     let mut cmd = bin("extract");
-    cmd.args(["--data", data.to_str().unwrap(), "--source", "supabase", "--retry-base-ms", "10"])
-        .args(extra)
-        .env("SUPABASE_URL", &server.url)
-        .env("SUPABASE_KEY", key);
+    cmd.args([
+        "--data",
+        data.to_str().unwrap(),
+        "--source",
+        "supabase",
+        "--retry-base-ms",
+        "10",
+    ])
+    .args(extra)
+    .env("SUPABASE_URL", &server.url)
+    .env("SUPABASE_KEY", key);
     cmd
 }
 
 fn ids(data: &Path, table: &str) -> Vec<String> {
     let mut all = Vec::new();
     for part in files(&data.join("raw").join(table)) {
-        all.extend(strs(&read(data.join("raw").join(table).join(part)), ID).into_iter().flatten());
+        all.extend(
+            strs(&read(data.join("raw").join(table).join(part)), ID)
+                .into_iter()
+                .flatten(),
+        );
     }
     all
 }
@@ -95,7 +106,10 @@ fn assert_every_row_once(data: &Path) {
     assert_eq!(ex.len(), 2600);
     let unique: HashSet<_> = ex.iter().cloned().collect();
     assert_eq!(unique.len(), 2600, "no row twice");
-    assert!(unique.contains("ex-null-0") && unique.contains("ex-002599"), "none skipped");
+    assert!(
+        unique.contains("ex-null-0") && unique.contains("ex-002599"),
+        "none skipped"
+    );
     assert_eq!(ids(data, "ai_gm_quality_feedback").len(), 1000);
     assert_eq!(ids(data, "ai_gm_ab_testing").len(), 0);
 }
@@ -110,15 +124,27 @@ fn pages_through_every_row_exactly_once() {
     assert!(log.iter().all(|l| l.contains("limit=1000")), "{log:?}");
 
     // Values arrive faithfully: jsonb as JSON text, numbers as f64, unknown columns in _extra.
-    let part = read(data.path().join("raw/ai_gm_explanations/part-000000.parquet"));
+    let part = read(
+        data.path()
+            .join("raw/ai_gm_explanations/part-000000.parquet"),
+    );
     // The first two rows (ex-null-*) have no created_at and come last.
     assert_eq!(strs(&part, ID)[0].as_deref(), Some("ex-000002"));
     let meta: Value = serde_json::from_str(strs(&part, METADATA)[0].as_ref().unwrap()).unwrap();
     assert_eq!(meta["codeQuality"], json!(72));
-    assert_eq!(strs(&part, EXTRA)[0].as_deref(), Some(r#"{"tokens_used":12}"#));
+    assert_eq!(
+        strs(&part, EXTRA)[0].as_deref(),
+        Some(r#"{"tokens_used":12}"#)
+    );
     assert_eq!(nums(&part, QUALITY_SCORE)[0], Some(0.52));
     assert_eq!(strs(&part, SOURCE)[0].as_deref(), Some("supabase"));
-    let created = part.column(CREATED_AT).unwrap().datetime().unwrap().get(0).unwrap();
+    let created = part
+        .column(CREATED_AT)
+        .unwrap()
+        .datetime()
+        .unwrap()
+        .get(0)
+        .unwrap();
     assert_eq!(created % 1_000_000, 123_456, "microseconds kept");
 }
 
@@ -134,25 +160,44 @@ fn a_server_capping_lower_than_asked_still_yields_every_row() {
 #[test]
 fn retries_503_and_429_honouring_retry_after() {
     let s = server();
-    s.state.lock().unwrap().failures.extend([(503, Some(0)), (429, Some(1)), (502, None)]);
+    s.state
+        .lock()
+        .unwrap()
+        .failures
+        .extend([(503, Some(0)), (429, Some(1)), (502, None)]);
     let data = tempdir().unwrap();
     let started = Instant::now();
     let out = ok(&mut extract(&s, data.path(), KEY, &[]));
-    assert!(started.elapsed().as_secs_f64() >= 1.0, "waited the Retry-After second");
+    assert!(
+        started.elapsed().as_secs_f64() >= 1.0,
+        "waited the Retry-After second"
+    );
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("Supabase answered 503 Service Unavailable, retrying (attempt 1 of 6)"), "{err}");
+    assert!(
+        err.contains("Supabase answered 503 Service Unavailable, retrying (attempt 1 of 6)"),
+        "{err}"
+    );
     assert_every_row_once(data.path());
 }
 
 #[test]
 fn gives_up_after_bounded_retries() {
     let s = server();
-    s.state.lock().unwrap().failures.extend(std::iter::repeat_n((503, Some(0)), 10));
+    s.state
+        .lock()
+        .unwrap()
+        .failures
+        .extend(std::iter::repeat_n((503, Some(0)), 10));
     let data = tempdir().unwrap();
     let (code, err) = fails(&mut extract(&s, data.path(), KEY, &["--retries", "3"]));
     assert_eq!(code, 1);
     let last = err.lines().last().unwrap();
-    assert!(last.contains("ai_gm_explanations: Supabase answered 503 Service Unavailable 3 times; giving up"), "{err}");
+    assert!(
+        last.contains(
+            "ai_gm_explanations: Supabase answered 503 Service Unavailable 3 times; giving up"
+        ),
+        "{err}"
+    );
 }
 
 #[test]
@@ -166,7 +211,11 @@ fn bad_key_is_one_clear_line_and_nothing_written() {
         err.contains("ai_gm_explanations: Supabase answered 401 Unauthorized: JWT could not be decoded (code PGRST301)"),
         "{err}"
     );
-    assert!(files(data.path()).iter().all(|f| !f.ends_with(".parquet")), "{:?}", files(data.path()));
+    assert!(
+        files(data.path()).iter().all(|f| !f.ends_with(".parquet")),
+        "{:?}",
+        files(data.path())
+    );
 }
 
 #[test]
@@ -181,20 +230,33 @@ fn unknown_table_names_the_table_and_writes_nothing() {
         err.contains("ai_gm_ab_testing: Supabase answered 404 Not Found: relation \"public.ai_gm_ab_testing\" does not exist (code 42P01)"),
         "{err}"
     );
-    assert!(files(data.path()).iter().all(|f| !f.ends_with(".parquet")), "{:?}", files(data.path()));
+    assert!(
+        files(data.path()).iter().all(|f| !f.ends_with(".parquet")),
+        "{:?}",
+        files(data.path())
+    );
 }
 
 #[test]
 fn window_filters_by_created_at() {
     let s = server();
     let data = tempdir().unwrap();
-    ok(&mut extract(&s, data.path(), KEY, &["--since", "2026-01-06", "--until", "2026-01-10T10:00:10Z"]));
+    ok(&mut extract(
+        &s,
+        data.path(),
+        KEY,
+        &["--since", "2026-01-06", "--until", "2026-01-10T10:00:10Z"],
+    ));
     assert_eq!(ids(data.path(), "ai_gm_quality_feedback").len(), 0);
     assert_eq!(ids(data.path(), "ai_gm_ab_testing").len(), 0);
     // Seconds 0..9 of 2026-01-10 10:00, 50 rows each, less the two null rows.
     assert_eq!(ids(data.path(), "ai_gm_explanations").len(), 498);
     let log = s.state.lock().unwrap().log.clone();
-    assert!(log[0].contains("created_at=gte.2026-01-06T00%3A00%3A00.000000Z"), "{}", log[0]);
+    assert!(
+        log[0].contains("created_at=gte.2026-01-06T00%3A00%3A00.000000Z"),
+        "{}",
+        log[0]
+    );
 }
 
 #[test]
@@ -204,18 +266,35 @@ fn incremental_collects_new_rows_once_and_survives_a_crash_before_the_state() {
     s.insert("ai_gm_quality_feedback", feedback(300));
     s.insert("ai_gm_ab_testing", ab(600));
     let data = tempdir().unwrap();
-    let run = || ok(&mut extract(&s, data.path(), KEY, &["--incremental", "--lookback-minutes", "0"]));
+    let run = || {
+        ok(&mut extract(
+            &s,
+            data.path(),
+            KEY,
+            &["--incremental", "--lookback-minutes", "0"],
+        ))
+    };
     run();
     let state = data.path().join("state/extract.json");
     assert!(state.exists());
     // New rows arrive between runs, one at the very time of the last one seen.
     s.insert("ai_gm_explanations", explanations(1200, 300, 11));
     run();
-    assert_eq!(files(&data.path().join("raw/ai_gm_explanations")), ["part-000000.parquet", "part-000001.parquet"]);
-    let second = read(data.path().join("raw/ai_gm_explanations/part-000001.parquet"));
+    assert_eq!(
+        files(&data.path().join("raw/ai_gm_explanations")),
+        ["part-000000.parquet", "part-000001.parquet"]
+    );
+    let second = read(
+        data.path()
+            .join("raw/ai_gm_explanations/part-000001.parquet"),
+    );
     let new: HashSet<String> = strs(&second, ID).into_iter().flatten().collect();
     assert!(new.contains("ex-001200") && new.contains("ex-001499"));
-    assert!(new.len() < 400, "only new rows and the ones at the last timestamp: {}", new.len());
+    assert!(
+        new.len() < 400,
+        "only new rows and the ones at the last timestamp: {}",
+        new.len()
+    );
 
     // A crash after writing the part but before the state: the state is the old one.
     let before = fs::read_to_string(&state).unwrap();
@@ -224,14 +303,22 @@ fn incremental_collects_new_rows_once_and_survives_a_crash_before_the_state() {
     fs::write(&state, before).unwrap();
     run();
     stage("transform", data.path(), &[]);
-    stage("validate", data.path(), &["--allow-small", "--now", "2026-02-01T00:00:00Z"]);
+    stage(
+        "validate",
+        data.path(),
+        &["--allow-small", "--now", "2026-02-01T00:00:00Z"],
+    );
     let clean = read(data.path().join("clean/quality.parquet"));
     let clean_ids: Vec<String> = strs(&clean, SOURCE_ID).into_iter().flatten().collect();
     let unique: HashSet<&String> = clean_ids.iter().collect();
     assert_eq!(clean_ids.len(), 1600, "every row once after validate");
     assert_eq!(unique.len(), 1600);
     let rejected = read(data.path().join("rejected/quality.parquet"));
-    assert!(strs(&rejected, REASON).iter().all(|r| r.as_deref() == Some("duplicate")));
+    assert!(
+        strs(&rejected, REASON)
+            .iter()
+            .all(|r| r.as_deref() == Some("duplicate"))
+    );
 }
 
 /// Everything a run printed or wrote, as text.
@@ -250,15 +337,28 @@ fn secrets_never_appear_in_output_or_files() {
     // A server that always fails, then one that answers 401, then none at all.
     let failing = server();
     failing.state.lock().unwrap().key = SECRET.into();
-    failing.state.lock().unwrap().failures.extend(std::iter::repeat_n((500, Some(0)), 20));
+    failing
+        .state
+        .lock()
+        .unwrap()
+        .failures
+        .extend(std::iter::repeat_n((500, Some(0)), 20));
     let data = tempdir().unwrap();
     for (url, extra) in [
         (failing.url.clone(), vec!["--retries", "2"]),
         (server().url, vec![]),
-        ("http://127.0.0.1:9".to_string(), vec!["--retries", "2", "--retry-base-ms", "1"]),
+        (
+            "http://127.0.0.1:9".to_string(),
+            vec!["--retries", "2", "--retry-base-ms", "1"],
+        ),
     ] {
         let out = bin("extract")
-            .args(["--data", data.path().to_str().unwrap(), "--source", "supabase"])
+            .args([
+                "--data",
+                data.path().to_str().unwrap(),
+                "--source",
+                "supabase",
+            ])
             .args(&extra)
             .env("SUPABASE_URL", &url)
             .env("SUPABASE_SERVICE_ROLE_KEY", SECRET)
@@ -266,16 +366,114 @@ fn secrets_never_appear_in_output_or_files() {
             .unwrap();
         assert!(!out.status.success());
         let all = everything(&out, data.path());
-        assert!(!all.contains(SECRET) && !all.contains("do-not-leak"), "secret leaked: {all}");
+        assert!(
+            !all.contains(SECRET) && !all.contains("do-not-leak"),
+            "secret leaked: {all}"
+        );
     }
     // A password in DATABASE_URL, against a port where nothing listens.
     let out = bin("extract")
-        .args(["--data", data.path().to_str().unwrap(), "--source", "postgres"])
-        .env("DATABASE_URL", format!("postgresql://gm:{SECRET}@127.0.0.1:9/gm?connect_timeout=2"))
+        .args([
+            "--data",
+            data.path().to_str().unwrap(),
+            "--source",
+            "postgres",
+        ])
+        .env(
+            "DATABASE_URL",
+            format!("postgresql://gm:{SECRET}@127.0.0.1:9/gm?connect_timeout=2"),
+        )
         .output()
         .unwrap();
     assert!(!out.status.success());
     let all = everything(&out, data.path());
-    assert!(all.contains("cannot connect to PostgreSQL at 127.0.0.1:9/gm"), "{all}");
-    assert!(!all.contains(SECRET) && !all.contains("do-not-leak"), "secret leaked: {all}");
+    assert!(
+        all.contains("cannot connect to PostgreSQL at 127.0.0.1:9/gm"),
+        "{all}"
+    );
+    assert!(
+        !all.contains(SECRET) && !all.contains("do-not-leak"),
+        "secret leaked: {all}"
+    );
+}
+
+#[test]
+fn every_keeps_collecting_survives_a_failed_run_and_stops_on_ctrl_c() {
+    let s = server();
+    // The first run fails (one attempt only), the next ones succeed.
+    s.state.lock().unwrap().failures.push_back((500, Some(0)));
+    let data = tempdir().unwrap();
+    let child = bin("extract")
+        .args([
+            "--data",
+            data.path().to_str().unwrap(),
+            "--source",
+            "supabase",
+            "--incremental",
+            "--every",
+            "1s",
+        ])
+        .args(["--retries", "1", "--lookback-minutes", "0"])
+        .env("SUPABASE_URL", &s.url)
+        .env("SUPABASE_KEY", KEY)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(2600));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "stops cleanly on Ctrl-C: {:?}",
+        out.status
+    );
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].contains("failed (retrying next run)"), "{text}");
+    assert!(
+        lines.iter().filter(|l| l.contains(" ok in ")).count() >= 2,
+        "{text}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("extract: stopped"));
+    // Every row once: the second run appended, later runs only re-read the last timestamp.
+    let ex: HashSet<String> = ids(data.path(), "ai_gm_explanations").into_iter().collect();
+    assert_eq!(ex.len(), 2600);
+}
+
+/// `make bench`: 100k rows per table through the fake PostgREST server.
+#[test]
+#[ignore = "benchmark; make bench runs it"]
+fn bench_supabase_100k_rows_per_table() {
+    const N: usize = 100_000;
+    let s = FakePostgrest::start(KEY);
+    s.insert("ai_gm_explanations", explanations(0, N, 10));
+    s.insert("ai_gm_quality_feedback", feedback(N));
+    s.insert("ai_gm_ab_testing", ab(N));
+    let data = tempdir().unwrap();
+    let started = Instant::now();
+    ok(&mut extract(&s, data.path(), KEY, &[]));
+    let secs = started.elapsed().as_secs_f64();
+    for table in [
+        "ai_gm_explanations",
+        "ai_gm_quality_feedback",
+        "ai_gm_ab_testing",
+    ] {
+        let ids = ids(data.path(), table);
+        assert_eq!(
+            ids.iter().collect::<HashSet<_>>().len(),
+            N,
+            "{table}: every row once"
+        );
+        assert_eq!(ids.len(), N);
+    }
+    println!(
+        "bench: supabase path: {} rows in {secs:.1} s = {:.0} rows/s",
+        3 * N,
+        3.0 * N as f64 / secs
+    );
 }

@@ -18,24 +18,39 @@ fn trained(rows: usize) -> tempfile::TempDir {
 }
 
 fn model_json(data: &Path, model: &str) -> serde_json::Value {
-    serde_json::from_str(&fs::read_to_string(data.join("models").join(model).join("model.json")).unwrap()).unwrap()
+    serde_json::from_str(
+        &fs::read_to_string(data.join("models").join(model).join("model.json")).unwrap(),
+    )
+    .unwrap()
 }
 
 #[test]
 fn every_model_beats_its_mean_baseline_and_predict_reproduces_it() {
     let data = trained(1500);
-    let report: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(data.path().join("reports/training.json")).unwrap()).unwrap();
-    for (model, target) in [("quality", QUALITY_SCORE), ("csat", CSAT_SCORE), ("performance", ACTUAL)] {
+    let report: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(data.path().join("reports/training.json")).unwrap(),
+    )
+    .unwrap();
+    for (model, target) in [
+        ("quality", QUALITY_SCORE),
+        ("csat", CSAT_SCORE),
+        ("performance", ACTUAL),
+    ] {
         let card = model_json(data.path(), model);
         let chosen = card["algorithm"].as_str().unwrap().to_string();
         let test = &card["candidates"][&chosen]["test"];
         let base = &card["candidates"]["mean_baseline"]["test"];
         let r2 = test["r2"].as_f64().unwrap();
-        assert!(r2 > base["r2"].as_f64().unwrap() + 0.2, "{model}: {r2} vs baseline");
+        assert!(
+            r2 > base["r2"].as_f64().unwrap() + 0.2,
+            "{model}: {r2} vs baseline"
+        );
         assert!(test["rmse"].as_f64().unwrap() < base["rmse"].as_f64().unwrap());
         for key in ["ridge", "lightgbm"] {
-            assert!(card["candidates"][key]["cv_rmse"].as_f64().is_some(), "{model}: {key} reported");
+            assert!(
+                card["candidates"][key]["cv_rmse"].as_f64().is_some(),
+                "{model}: {key} reported"
+            );
         }
         assert_eq!(report["models"][model]["status"], "trained");
         assert_eq!(card["seed"], 3);
@@ -47,28 +62,60 @@ fn every_model_beats_its_mean_baseline_and_predict_reproduces_it() {
             "--model",
             data.path().join("models").join(model).to_str().unwrap(),
             "--input",
-            data.path().join("clean").join(format!("{model}.parquet")).to_str().unwrap(),
+            data.path()
+                .join("clean")
+                .join(format!("{model}.parquet"))
+                .to_str()
+                .unwrap(),
             "--output",
             out.to_str().unwrap(),
         ]));
         let predicted = read(&out);
-        let holdout = read(data.path().join("models").join(model).join("holdout.parquet"));
+        let holdout = read(
+            data.path()
+                .join("models")
+                .join(model)
+                .join("holdout.parquet"),
+        );
         let joined = holdout
             .lazy()
-            .join(predicted.lazy(), [col(SOURCE_TABLE), col(SOURCE_ID)], [col(SOURCE_TABLE), col(SOURCE_ID)], JoinArgs::new(JoinType::Left))
+            .join(
+                predicted.lazy(),
+                [col(SOURCE_TABLE), col(SOURCE_ID)],
+                [col(SOURCE_TABLE), col(SOURCE_ID)],
+                JoinArgs::new(JoinType::Left),
+            )
             .collect()
             .unwrap();
-        let truth: Vec<f64> = nums(&joined, target).into_iter().map(Option::unwrap).collect();
-        let pred: Vec<f64> = nums(&joined, &format!("predicted_{target}")).into_iter().map(Option::unwrap).collect();
+        let truth: Vec<f64> = nums(&joined, target)
+            .into_iter()
+            .map(Option::unwrap)
+            .collect();
+        let pred: Vec<f64> = nums(&joined, &format!("predicted_{target}"))
+            .into_iter()
+            .map(Option::unwrap)
+            .collect();
         let n = truth.len() as f64;
-        let rmse = (truth.iter().zip(&pred).map(|(t, p)| (t - p).powi(2)).sum::<f64>() / n).sqrt();
+        let rmse = (truth
+            .iter()
+            .zip(&pred)
+            .map(|(t, p)| (t - p).powi(2))
+            .sum::<f64>()
+            / n)
+            .sqrt();
         let want = test["rmse"].as_f64().unwrap();
-        assert!((rmse - want).abs() < 1e-9 * want.max(1.0), "{model}: predict RMSE {rmse} vs train's {want}");
+        assert!(
+            (rmse - want).abs() < 1e-9 * want.max(1.0),
+            "{model}: predict RMSE {rmse} vs train's {want}"
+        );
         assert_eq!(truth.len() as u64, card["test_rows"].as_u64().unwrap());
     }
     assert!(data.path().join("reports/training.html").exists());
     assert!(data.path().join("insights/calibration.parquet").exists());
-    assert!(data.path().join("models/quality/lightgbm.txt").exists() || model_json(data.path(), "quality")["algorithm"] != "lightgbm");
+    assert!(
+        data.path().join("models/quality/lightgbm.txt").exists()
+            || model_json(data.path(), "quality")["algorithm"] != "lightgbm"
+    );
 }
 
 #[test]
@@ -76,7 +123,10 @@ fn predict_reads_and_writes_csv() {
     let data = trained(800);
     let input = data.path().join("rows.csv");
     let clean = read(data.path().join("clean/performance.parquet"));
-    let mut first = clean.head(Some(20)).drop(contract::columns::TIMESTAMP).unwrap();
+    let mut first = clean
+        .head(Some(20))
+        .drop(contract::columns::TIMESTAMP)
+        .unwrap();
     let mut f = fs::File::create(&input).unwrap();
     CsvWriter::new(&mut f).finish(&mut first).unwrap();
     let out = data.path().join("out.csv");
@@ -89,7 +139,10 @@ fn predict_reads_and_writes_csv() {
         out.to_str().unwrap(),
     ]));
     let text = fs::read_to_string(&out).unwrap();
-    assert!(text.lines().next().unwrap().ends_with("predicted_actual"), "{text}");
+    assert!(
+        text.lines().next().unwrap().ends_with("predicted_actual"),
+        "{text}"
+    );
     assert_eq!(text.lines().count(), 21);
 }
 
@@ -103,29 +156,78 @@ fn bad_inputs_are_clear_errors() {
     let mut df = read(&clean).drop(SECURITY).unwrap();
     contract::io::write_parquet(&mut df, &input).unwrap();
     let out = data.path().join("out.parquet");
-    let (code, err) = fails(bin("predict").args(["--model", model.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap()]));
+    let (code, err) = fails(bin("predict").args([
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]));
     assert_eq!(code, 1);
-    assert!(err.contains("no-security.parquet: missing column `security`"), "{err}");
+    assert!(
+        err.contains("no-security.parquet: missing column `security`"),
+        "{err}"
+    );
     assert!(!out.exists());
     // Rows of another model.
-    let (_, err) = fails(bin("predict").args([
-        "--model", model.to_str().unwrap(),
-        "--input", data.path().join("clean/performance.parquet").to_str().unwrap(),
-        "--output", out.to_str().unwrap(),
-    ]));
+    let (_, err) = fails(
+        bin("predict").args([
+            "--model",
+            model.to_str().unwrap(),
+            "--input",
+            data.path()
+                .join("clean/performance.parquet")
+                .to_str()
+                .unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ]),
+    );
     assert!(err.contains("missing column `code_quality`"), "{err}");
     // A wrong type.
     let input = data.path().join("text-metric.parquet");
     let mut df = read(&clean);
-    let as_text = df.column(COMPLEXITY).unwrap().cast(&DataType::String).unwrap();
+    let as_text = df
+        .column(COMPLEXITY)
+        .unwrap()
+        .cast(&DataType::String)
+        .unwrap();
     df.with_column(as_text).unwrap();
     contract::io::write_parquet(&mut df, &input).unwrap();
-    let (_, err) = fails(bin("predict").args(["--model", model.to_str().unwrap(), "--input", input.to_str().unwrap(), "--output", out.to_str().unwrap()]));
-    assert!(err.contains("column `complexity` has type str, expected a number"), "{err}");
+    let (_, err) = fails(bin("predict").args([
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]));
+    assert!(
+        err.contains("column `complexity` has type str, expected a number"),
+        "{err}"
+    );
     // No model folder, or a folder that is no model.
-    let (_, err) = fails(bin("predict").args(["--model", data.path().join("models/nope").to_str().unwrap(), "--input", clean.to_str().unwrap(), "--output", out.to_str().unwrap()]));
-    assert!(err.contains("models/nope: no model folder here; run `train` first"), "{err}");
-    let (_, err) = fails(bin("predict").args(["--model", data.path().join("clean").to_str().unwrap(), "--input", clean.to_str().unwrap(), "--output", out.to_str().unwrap()]));
+    let (_, err) = fails(bin("predict").args([
+        "--model",
+        data.path().join("models/nope").to_str().unwrap(),
+        "--input",
+        clean.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]));
+    assert!(
+        err.contains("models/nope: no model folder here; run `train` first"),
+        "{err}"
+    );
+    let (_, err) = fails(bin("predict").args([
+        "--model",
+        data.path().join("clean").to_str().unwrap(),
+        "--input",
+        clean.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]));
     assert!(err.contains("not a model folder"), "{err}");
     assert!(!out.exists(), "no output from a failed predict");
 }
@@ -135,9 +237,16 @@ fn small_or_empty_datasets_are_skipped_not_trained() {
     let data = tempdir().unwrap();
     synth(data.path(), 300, 0.0);
     stage("transform", data.path(), &[]);
-    stage("validate", data.path(), &["--now", "2026-01-15T12:00:00Z", "--allow-small"]);
+    stage(
+        "validate",
+        data.path(),
+        &["--now", "2026-01-15T12:00:00Z", "--allow-small"],
+    );
     let out = stdout(&stage("train", data.path(), &["--folds", "2"]));
-    assert!(out.contains("performance  skipped: 300 clean rows, below the minimum of 500; not trained"), "{out}");
+    assert!(
+        out.contains("performance  skipped: 300 clean rows, below the minimum of 500; not trained"),
+        "{out}"
+    );
     assert!(!data.path().join("models/performance").exists());
     assert!(data.path().join("models/quality/model.json").exists());
 
@@ -150,5 +259,8 @@ fn small_or_empty_datasets_are_skipped_not_trained() {
     let (code, err) = fails(bin("train").args(["--data", data.path().to_str().unwrap()]));
     assert_eq!(code, 1);
     assert!(err.contains("no model trained"), "{err}");
-    assert!(data.path().join("models/quality/model.json").exists(), "the older model stays");
+    assert!(
+        data.path().join("models/quality/model.json").exists(),
+        "the older model stays"
+    );
 }

@@ -7,7 +7,16 @@ use crate::common::*;
 
 fn csv_then_transform() -> tempfile::TempDir {
     let data = tempdir().unwrap();
-    stage("extract", data.path(), &["--source", "csv", "--input", fixtures().join("csv").to_str().unwrap()]);
+    stage(
+        "extract",
+        data.path(),
+        &[
+            "--source",
+            "csv",
+            "--input",
+            fixtures().join("csv").to_str().unwrap(),
+        ],
+    );
     stage("transform", data.path(), &[]);
     data
 }
@@ -16,11 +25,21 @@ fn csv_then_transform() -> tempfile::TempDir {
 fn csv_exports_become_exactly_the_expected_rows() {
     let data = csv_then_transform();
     let q = read(data.path().join("training/quality.parquet"));
-    assert_eq!(strs(&q, SOURCE_ID), [Some("exp-1".into()), Some("exp-2".into())]);
-    assert_eq!(strs(&q, SOURCE_TABLE)[0].as_deref(), Some("ai_gm_explanations"));
+    assert_eq!(
+        strs(&q, SOURCE_ID),
+        [Some("exp-1".into()), Some("exp-2".into())]
+    );
+    assert_eq!(
+        strs(&q, SOURCE_TABLE)[0].as_deref(),
+        Some("ai_gm_explanations")
+    );
     assert_eq!(nums(&q, QUALITY_SCORE), [Some(82.0), Some(50.0)], "x 100");
     assert_eq!(nums(&q, CODE_QUALITY), [Some(80.0), Some(55.0)]);
-    assert_eq!(nums(&q, SECURITY), [Some(90.0), None], "a metric missing from metadata stays null");
+    assert_eq!(
+        nums(&q, SECURITY),
+        [Some(90.0), None],
+        "a metric missing from metadata stays null"
+    );
     assert_eq!(nums(&q, COMPLEXITY), [Some(30.0), Some(70.0)]);
     // resp-1 was rated 0.9 and 0.7; resp-2's only rating ("high") was unparseable.
     let csat = nums(&q, CSAT);
@@ -34,18 +53,49 @@ fn csv_exports_become_exactly_the_expected_rows() {
     );
     // Two A/B rows share resp-1: the feedback rows are not multiplied, and take
     // the earliest A/B row's predicted quality.
-    assert_eq!(nums(&c, QUALITY_SCORE), [Some(0.8), Some(0.8), Some(0.6), Some(0.8), Some(0.85), Some(0.6)]);
-    assert_eq!(nums(&c, CSAT_SCORE), [Some(0.9), Some(0.7), Some(0.4), Some(0.75), Some(0.9), None]);
-    assert_eq!(nums(&c, RESPONSE_TIME_MS), [Some(1200.0), None, Some(800.0), None, None, None]);
-    assert_eq!(strs(&c, ACTION_TYPE)[..4], [Some("combat".into()), Some("combat".into()), Some("lore".into()), None]);
+    assert_eq!(
+        nums(&c, QUALITY_SCORE),
+        [
+            Some(0.8),
+            Some(0.8),
+            Some(0.6),
+            Some(0.8),
+            Some(0.85),
+            Some(0.6)
+        ]
+    );
+    assert_eq!(
+        nums(&c, CSAT_SCORE),
+        [Some(0.9), Some(0.7), Some(0.4), Some(0.75), Some(0.9), None]
+    );
+    assert_eq!(
+        nums(&c, RESPONSE_TIME_MS),
+        [Some(1200.0), None, Some(800.0), None, None, None]
+    );
+    assert_eq!(
+        strs(&c, ACTION_TYPE)[..4],
+        [
+            Some("combat".into()),
+            Some("combat".into()),
+            Some("lore".into()),
+            None
+        ]
+    );
     assert_eq!(strs(&c, SESSION_ID)[0].as_deref(), Some("sess-1"));
 
     let p = read(data.path().join("training/performance.parquet"));
-    assert_eq!(strs(&p, MODEL_NAME), ["prompt-v2", "prompt-v2", "temp-0.3"].map(|s| Some(s.to_string())));
+    assert_eq!(
+        strs(&p, MODEL_NAME),
+        ["prompt-v2", "prompt-v2", "temp-0.3"].map(|s| Some(s.to_string()))
+    );
     assert_eq!(nums(&p, PREDICTION), [Some(0.8), Some(0.85), Some(0.6)]);
     assert_eq!(nums(&p, ACTUAL), [Some(0.75), Some(0.9), None]);
     let cols: Vec<String> = p.get_column_names().iter().map(|s| s.to_string()).collect();
-    let want: Vec<String> = contract::Dataset::Performance.columns().iter().map(|(n, _)| n.to_string()).collect();
+    let want: Vec<String> = contract::Dataset::Performance
+        .columns()
+        .iter()
+        .map(|(n, _)| n.to_string())
+        .collect();
     assert_eq!(cols, want);
 }
 
@@ -55,20 +105,41 @@ fn synth_rows_become_datasets() {
     synth(data.path(), 500, 0.0);
     let out = stdout(&stage("transform", data.path(), &[]));
     assert!(out.contains("quality") && out.contains("500 rows"), "{out}");
-    assert_eq!(read(data.path().join("training/quality.parquet")).height(), 500);
-    assert_eq!(read(data.path().join("training/csat.parquet")).height(), 1000);
-    assert_eq!(read(data.path().join("training/performance.parquet")).height(), 500);
+    assert_eq!(
+        read(data.path().join("training/quality.parquet")).height(),
+        500
+    );
+    assert_eq!(
+        read(data.path().join("training/csat.parquet")).height(),
+        1000
+    );
+    assert_eq!(
+        read(data.path().join("training/performance.parquet")).height(),
+        500
+    );
     let q = read(data.path().join("training/quality.parquet"));
     let scores: Vec<f64> = nums(&q, QUALITY_SCORE).into_iter().flatten().collect();
     assert!(scores.iter().all(|s| (0.0..=100.0).contains(s)));
     assert!(scores.iter().any(|s| *s > 1.0), "scores are on 0-100");
-    assert!(nums(&q, CSAT).iter().any(Option::is_some), "some explanations have csat");
+    assert!(
+        nums(&q, CSAT).iter().any(Option::is_some),
+        "some explanations have csat"
+    );
 }
 
 #[test]
 fn refuses_to_mix_synthetic_and_real_rows() {
     let data = tempdir().unwrap();
-    stage("extract", data.path(), &["--source", "csv", "--input", fixtures().join("csv").to_str().unwrap()]);
+    stage(
+        "extract",
+        data.path(),
+        &[
+            "--source",
+            "csv",
+            "--input",
+            fixtures().join("csv").to_str().unwrap(),
+        ],
+    );
     // Replace one table with synthetic rows.
     let synth_dir = tempdir().unwrap();
     synth(synth_dir.path(), 50, 0.0);
@@ -76,16 +147,26 @@ fn refuses_to_mix_synthetic_and_real_rows() {
     fs::remove_dir_all(&table).unwrap();
     fs::create_dir_all(&table).unwrap();
     fs::copy(
-        synth_dir.path().join("raw/ai_gm_ab_testing/part-000000.parquet"),
+        synth_dir
+            .path()
+            .join("raw/ai_gm_ab_testing/part-000000.parquet"),
         table.join("part-000000.parquet"),
     )
     .unwrap();
     let (code, err) = fails(bin("transform").args(["--data", data.path().to_str().unwrap()]));
     assert_eq!(code, 1);
-    assert!(err.contains("refusing to mix synthetic rows (_source = synth) with real rows (_source = csv)"), "{err}");
+    assert!(
+        err.contains(
+            "refusing to mix synthetic rows (_source = synth) with real rows (_source = csv)"
+        ),
+        "{err}"
+    );
     assert!(!data.path().join("training").exists(), "no partial output");
     stage("transform", data.path(), &["--allow-mixed"]);
-    assert_eq!(read(data.path().join("training/performance.parquet")).height(), 50);
+    assert_eq!(
+        read(data.path().join("training/performance.parquet")).height(),
+        50
+    );
 }
 
 #[test]
@@ -93,15 +174,23 @@ fn missing_or_corrupt_raw_data_is_one_clear_error() {
     let data = tempdir().unwrap();
     let (code, err) = fails(bin("transform").args(["--data", data.path().to_str().unwrap()]));
     assert_eq!(code, 1);
-    assert!(err.contains("raw/ai_gm_explanations: not found (run `extract` or `synth` first)"), "{err}");
+    assert!(
+        err.contains("raw/ai_gm_explanations: not found (run `extract` or `synth` first)"),
+        "{err}"
+    );
 
     synth(data.path(), 50, 0.0);
-    let part = data.path().join("raw/ai_gm_quality_feedback/part-000000.parquet");
+    let part = data
+        .path()
+        .join("raw/ai_gm_quality_feedback/part-000000.parquet");
     fs::write(&part, b"PAR1 this is not parquet").unwrap();
     let (code, err) = fails(bin("transform").args(["--data", data.path().to_str().unwrap()]));
     assert_eq!(code, 1);
     assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(err.contains("part-000000.parquet: not a readable Parquet file"), "{err}");
+    assert!(
+        err.contains("part-000000.parquet: not a readable Parquet file"),
+        "{err}"
+    );
     assert!(!data.path().join("training").exists(), "no partial output");
 }
 
@@ -112,10 +201,20 @@ fn wrong_column_type_names_file_and_column() {
     synth(data.path(), 50, 0.0);
     let part = data.path().join("raw/ai_gm_ab_testing/part-000000.parquet");
     let mut df = read(&part);
-    let as_text = df.column(USER_RATING).unwrap().cast(&DataType::String).unwrap();
+    let as_text = df
+        .column(USER_RATING)
+        .unwrap()
+        .cast(&DataType::String)
+        .unwrap();
     df.with_column(as_text).unwrap();
     contract::io::write_parquet(&mut df, &part).unwrap();
     let (_, err) = fails(bin("transform").args(["--data", data.path().to_str().unwrap()]));
-    assert!(err.contains("column `user_rating` has type str, expected f64"), "{err}");
-    assert!(err.contains("ai_gm_ab_testing/part-000000.parquet"), "{err}");
+    assert!(
+        err.contains("column `user_rating` has type str, expected f64"),
+        "{err}"
+    );
+    assert!(
+        err.contains("ai_gm_ab_testing/part-000000.parquet"),
+        "{err}"
+    );
 }

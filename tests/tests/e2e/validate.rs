@@ -28,13 +28,15 @@ fn base(dataset: Dataset) -> Vec<(&'static str, V)> {
             let v = match (*name, kind) {
                 (TIMESTAMP, _) => V::Ts(Some(NOW_US - 60 * MINUTE_US)),
                 (SOURCE_TABLE, _) => V::T(Some("t")),
-                (_, Kind::Number) => V::N(Some(if matches!(*name, CSAT | CSAT_SCORE | PREDICTION | ACTUAL)
-                    || (dataset == Dataset::Csat && *name == QUALITY_SCORE)
-                {
-                    0.5
-                } else {
-                    50.0
-                })),
+                (_, Kind::Number) => V::N(Some(
+                    if matches!(*name, CSAT | CSAT_SCORE | PREDICTION | ACTUAL)
+                        || (dataset == Dataset::Csat && *name == QUALITY_SCORE)
+                    {
+                        0.5
+                    } else {
+                        50.0
+                    },
+                )),
                 (_, _) => V::T(Some("x")),
             };
             (*name, v)
@@ -50,7 +52,11 @@ fn cases(dataset: Dataset) -> Vec<Case> {
     let mut c: Vec<Case> = vec![
         (SOURCE_ID, T(None), Some("missing")),
         (TIMESTAMP, Ts(None), Some("bad_timestamp")),
-        (TIMESTAMP, Ts(Some(NOW_US + 10 * MINUTE_US)), Some("bad_timestamp")),
+        (
+            TIMESTAMP,
+            Ts(Some(NOW_US + 10 * MINUTE_US)),
+            Some("bad_timestamp"),
+        ),
         (TIMESTAMP, Ts(Some(NOW_US + 4 * MINUTE_US)), None),
         (PROVIDER, T(None), Some("missing")),
     ];
@@ -77,7 +83,15 @@ fn cases(dataset: Dataset) -> Vec<Case> {
     };
     match dataset {
         Dataset::Quality => {
-            for m in [QUALITY_SCORE, CODE_QUALITY, TEST_COVERAGE, SECURITY, PERFORMANCE, MAINTAINABILITY, COMPLEXITY] {
+            for m in [
+                QUALITY_SCORE,
+                CODE_QUALITY,
+                TEST_COVERAGE,
+                SECURITY,
+                PERFORMANCE,
+                MAINTAINABILITY,
+                COMPLEXITY,
+            ] {
                 c.extend(score(m));
             }
             c.extend(rating(CSAT, false));
@@ -124,42 +138,80 @@ fn write_cases(dir: &Path, dataset: Dataset) -> Vec<(String, Option<&'static str
         let column = match kind {
             Kind::Timestamp => Column::new(
                 (*name).into(),
-                rows.iter().map(|r| match r[j].1 { V::Ts(t) => t, _ => None }).collect::<Vec<_>>(),
+                rows.iter()
+                    .map(|r| match r[j].1 {
+                        V::Ts(t) => t,
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
             )
             .cast(&contract::tables::utc_timestamp())
             .unwrap(),
             Kind::Number => Column::new(
                 (*name).into(),
-                rows.iter().map(|r| match r[j].1 { V::N(x) => x, _ => None }).collect::<Vec<_>>(),
+                rows.iter()
+                    .map(|r| match r[j].1 {
+                        V::N(x) => x,
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
             ),
             _ if *name == SOURCE_ID => Column::new(
                 (*name).into(),
                 rows.iter()
                     .zip(&expected)
-                    .map(|(r, (id, _))| match r[j].1 { V::T(None) => None, _ => Some(id.clone()) })
+                    .map(|(r, (id, _))| match r[j].1 {
+                        V::T(None) => None,
+                        _ => Some(id.clone()),
+                    })
                     .collect::<Vec<_>>(),
             ),
             _ => Column::new(
                 (*name).into(),
-                rows.iter().map(|r| match r[j].1 { V::T(t) => t, _ => None }).collect::<Vec<_>>(),
+                rows.iter()
+                    .map(|r| match r[j].1 {
+                        V::T(t) => t,
+                        _ => None,
+                    })
+                    .collect::<Vec<_>>(),
             ),
         };
         columns.push(column);
     }
     let mut df = DataFrame::new(columns).unwrap();
-    contract::io::write_parquet(&mut df, &dir.join("training").join(format!("{}.parquet", dataset.name()))).unwrap();
+    contract::io::write_parquet(
+        &mut df,
+        &dir.join("training")
+            .join(format!("{}.parquet", dataset.name())),
+    )
+    .unwrap();
     expected
 }
 
 #[test]
 fn every_rule_with_a_row_that_breaks_it_and_one_that_just_passes() {
     let data = tempdir().unwrap();
-    let expected: Vec<_> = Dataset::ALL.iter().map(|d| (*d, write_cases(data.path(), *d))).collect();
+    let expected: Vec<_> = Dataset::ALL
+        .iter()
+        .map(|d| (*d, write_cases(data.path(), *d)))
+        .collect();
     stage("validate", data.path(), &["--now", NOW, "--allow-small"]);
     for (dataset, expected) in expected {
-        let clean = read(data.path().join("clean").join(format!("{}.parquet", dataset.name())));
-        let rejected = read(data.path().join("rejected").join(format!("{}.parquet", dataset.name())));
-        assert_eq!(clean.height() + rejected.height(), expected.len(), "{dataset}: clean + rejected = input");
+        let clean = read(
+            data.path()
+                .join("clean")
+                .join(format!("{}.parquet", dataset.name())),
+        );
+        let rejected = read(
+            data.path()
+                .join("rejected")
+                .join(format!("{}.parquet", dataset.name())),
+        );
+        assert_eq!(
+            clean.height() + rejected.height(),
+            expected.len(),
+            "{dataset}: clean + rejected = input"
+        );
         let reasons = strs(&rejected, REASON);
         let details = strs(&rejected, DETAIL);
         let ids = strs(&rejected, SOURCE_ID);
@@ -168,22 +220,40 @@ fn every_rule_with_a_row_that_breaks_it_and_one_that_just_passes() {
         for (i, (id, want)) in expected.iter().enumerate() {
             match want {
                 Some(reason) => {
-                    assert_eq!(reasons[r].as_deref(), Some(*reason), "{dataset} case {i} ({id}): {:?}", details[r]);
+                    assert_eq!(
+                        reasons[r].as_deref(),
+                        Some(*reason),
+                        "{dataset} case {i} ({id}): {:?}",
+                        details[r]
+                    );
                     assert!(details[r].is_some(), "a detail for every reject");
                     if ids[r].is_some() {
-                        assert_eq!(ids[r].as_deref(), Some(id.as_str()), "{dataset}: rejects keep input order");
+                        assert_eq!(
+                            ids[r].as_deref(),
+                            Some(id.as_str()),
+                            "{dataset}: rejects keep input order"
+                        );
                     }
                     r += 1;
                 }
-                None => assert!(clean_ids.contains(&Some(id.clone())), "{dataset} case {i} ({id}) should be clean"),
+                None => assert!(
+                    clean_ids.contains(&Some(id.clone())),
+                    "{dataset} case {i} ({id}) should be clean"
+                ),
             }
         }
     }
     // The detail says which column and value.
     let rejected = read(data.path().join("rejected/performance.parquet"));
     let details: Vec<String> = strs(&rejected, DETAIL).into_iter().flatten().collect();
-    assert!(details.iter().any(|d| d == "actual = 1.0001 > 1"), "{details:?}");
-    assert!(details.iter().any(|d| d == "prediction is NaN"), "{details:?}");
+    assert!(
+        details.iter().any(|d| d == "actual = 1.0001 > 1"),
+        "{details:?}"
+    );
+    assert!(
+        details.iter().any(|d| d == "prediction is NaN"),
+        "{details:?}"
+    );
 }
 
 #[test]
@@ -193,25 +263,58 @@ fn messy_synth_rejects_exactly_what_was_injected() {
     stage("transform", data.path(), &[]);
     stage("validate", data.path(), &["--now", "2026-01-15T12:00:00Z"]);
     let per_table = |table: &str| -> [usize; 4] {
-        let line = out.lines().find(|l| l.contains("messy") && l.contains(table)).unwrap();
-        ["null_target", "out_of_range_target", "duplicate_id", "future_timestamp"].map(|k| {
+        let line = out
+            .lines()
+            .find(|l| l.contains("messy") && l.contains(table))
+            .unwrap();
+        [
+            "null_target",
+            "out_of_range_target",
+            "duplicate_id",
+            "future_timestamp",
+        ]
+        .map(|k| {
             let at = line.find(k).unwrap();
-            line[..at].trim_end().rsplit(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap()
+            line[..at]
+                .trim_end()
+                .rsplit(|c: char| !c.is_ascii_digit())
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap()
         })
     };
-    let (ex, fb, ab) = (per_table("ai_gm_explanations"), per_table("ai_gm_quality_feedback"), per_table("ai_gm_ab_testing"));
-    let report: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(data.path().join("reports/validation.json")).unwrap()).unwrap();
-    let expect = [("quality", ex, [0; 4]), ("performance", ab, [0; 4]), ("csat", fb, ab)];
+    let (ex, fb, ab) = (
+        per_table("ai_gm_explanations"),
+        per_table("ai_gm_quality_feedback"),
+        per_table("ai_gm_ab_testing"),
+    );
+    let report: serde_json::Value = serde_json::from_str(
+        &fs::read_to_string(data.path().join("reports/validation.json")).unwrap(),
+    )
+    .unwrap();
+    let expect = [
+        ("quality", ex, [0; 4]),
+        ("performance", ab, [0; 4]),
+        ("csat", fb, ab),
+    ];
     for (name, a, b) in expect {
         let d = &report["datasets"][name];
-        let got = ["missing", "out_of_range", "duplicate", "bad_timestamp"].map(|r| d["rejected"][r].as_u64().unwrap() as usize);
+        let got = ["missing", "out_of_range", "duplicate", "bad_timestamp"]
+            .map(|r| d["rejected"][r].as_u64().unwrap() as usize);
         let want = [a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]];
-        assert_eq!(got, want, "{name}: rejects per reason = what synth injected");
+        assert_eq!(
+            got, want,
+            "{name}: rejects per reason = what synth injected"
+        );
         let rows_in = d["rows_in"].as_u64().unwrap() as usize;
         let clean = read(data.path().join("clean").join(format!("{name}.parquet"))).height();
         let rejected = read(data.path().join("rejected").join(format!("{name}.parquet"))).height();
-        assert_eq!(clean + rejected, rows_in, "{name}: clean + rejected = input");
+        assert_eq!(
+            clean + rejected,
+            rows_in,
+            "{name}: clean + rejected = input"
+        );
         assert_eq!(clean, d["clean"].as_u64().unwrap() as usize);
     }
     assert_eq!(ex.iter().sum::<usize>(), 80, "4% of 2000");
@@ -222,15 +325,26 @@ fn below_minimum_exits_3_naming_the_dataset() {
     let data = tempdir().unwrap();
     synth(data.path(), 150, 0.0);
     stage("transform", data.path(), &[]);
-    let (code, err) = fails(bin("validate").args(["--data", data.path().to_str().unwrap(), "--now", NOW]));
+    let (code, err) =
+        fails(bin("validate").args(["--data", data.path().to_str().unwrap(), "--now", NOW]));
     assert_eq!(code, 3);
-    assert!(err.contains("performance: 150 clean rows, below the minimum of 500"), "{err}");
+    assert!(
+        err.contains("performance: 150 clean rows, below the minimum of 500"),
+        "{err}"
+    );
     assert!(!err.contains("quality:"), "quality has 150 >= 100: {err}");
-    assert!(data.path().join("clean/performance.parquet").exists(), "clean outputs are still written");
+    assert!(
+        data.path().join("clean/performance.parquet").exists(),
+        "clean outputs are still written"
+    );
     let report = fs::read_to_string(data.path().join("reports/validation.json")).unwrap();
     assert!(report.contains("below the minimum"), "{report}");
     stage("validate", data.path(), &["--now", NOW, "--allow-small"]);
-    stage("validate", data.path(), &["--now", NOW, "--min-performance", "100"]);
+    stage(
+        "validate",
+        data.path(),
+        &["--now", NOW, "--min-performance", "100"],
+    );
 }
 
 fn fresh_inputs() -> tempfile::TempDir {
@@ -245,7 +359,10 @@ fn fails_without_output(data: &Path, expected: &str) {
     assert_eq!(code, 1);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains(expected), "expected {expected:?} in {err}");
-    assert!(!data.join("clean").exists() && !data.join("reports/validation.json").exists(), "no partial output");
+    assert!(
+        !data.join("clean").exists() && !data.join("reports/validation.json").exists(),
+        "no partial output"
+    );
 }
 
 #[test]
@@ -263,12 +380,18 @@ fn missing_required_column_is_an_error() {
     let path = data.path().join("training/quality.parquet");
     let mut df = read(&path).drop(SECURITY).unwrap();
     contract::io::write_parquet(&mut df, &path).unwrap();
-    fails_without_output(data.path(), "training/quality.parquet: missing column `security`");
+    fails_without_output(
+        data.path(),
+        "training/quality.parquet: missing column `security`",
+    );
 }
 
 #[test]
 fn corrupt_parquet_is_an_error() {
     let data = fresh_inputs();
     fs::write(data.path().join("training/performance.parquet"), b"garbage").unwrap();
-    fails_without_output(data.path(), "training/performance.parquet: not a readable Parquet file");
+    fails_without_output(
+        data.path(),
+        "training/performance.parquet: not a readable Parquet file",
+    );
 }
