@@ -4,7 +4,7 @@ include pipeline.mk
 .PHONY: test check fmt clippy bench
 
 ## test: the whole suite (starts a throwaway PostgreSQL when one is installed)
-test:
+test: build
 	tests/with-postgres.sh $(CARGO) test --$(PROFILE) --workspace
 
 ## check: formatting, lints, then the tests

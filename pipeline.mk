@@ -91,6 +91,7 @@ extract: build
 ifeq ($(SOURCE),synth)
 	$(SYNTH) --data $(DATA) --rows $(ROWS) --seed $(SEED) --days $(DAYS)
 else ifeq ($(SOURCE),csv)
+	@test -n "$(CSV_DIR)" || { echo "extract: SOURCE=csv needs CSV_DIR=<folder with the exported <table>.csv files>" >&2; exit 2; }
 	$(EXTRACT) --data $(DATA) --source csv --input $(CSV_DIR) --days $(DAYS)
 else
 	$(EXTRACT) --data $(DATA) --source $(SOURCE) --days $(DAYS)
@@ -111,7 +112,8 @@ status: build
 
 ## collect: incremental extraction every EVERY (default 1h) until Ctrl-C
 collect: build
-	$(EXTRACT) --data $(DATA) --source $(SOURCE) --incremental --every $(EVERY)
+	@test "$(SOURCE)" != synth || { echo "collect: no database configured; set SUPABASE_URL or DATABASE_URL (or SOURCE=csv CSV_DIR=dir)" >&2; exit 2; }
+	$(EXTRACT) --data $(DATA) --source $(SOURCE) $(if $(filter csv,$(SOURCE)),--input $(CSV_DIR)) --incremental --every $(EVERY)
 
 ## predict: MODEL=quality INPUT=rows.parquet OUTPUT=out.parquet
 predict: build

@@ -11,15 +11,6 @@ use polars::prelude::*;
 use crate::tables::{Kind, utc_timestamp};
 use crate::{ContractError, Dataset, Layout, RawTable};
 
-/// A temporary path in the same folder as `path`, so the final rename is atomic.
-pub fn temp_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
-}
-
 fn ensure_parent(path: &Path) -> Result<(), ContractError> {
     match path.parent() {
         Some(dir) if !dir.as_os_str().is_empty() => {
@@ -29,26 +20,40 @@ fn ensure_parent(path: &Path) -> Result<(), ContractError> {
     }
 }
 
-/// Writes bytes produced by `fill` to `path` atomically.
+/// Writes bytes produced by `fill` to `path` atomically: into a temporary file
+/// in the same folder (removed if anything fails), synced, then renamed.
 pub fn write_atomic(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<&File>) -> Result<(), ContractError>,
 ) -> Result<(), ContractError> {
     ensure_parent(path)?;
-    let tmp = temp_path(path);
-    let result = (|| {
-        let file = File::create(&tmp).map_err(|e| ContractError::io(&tmp, e))?;
-        let mut writer = BufWriter::new(&file);
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(&format!(".{name}.")).suffix(".tmp");
+    // Outputs are ordinary files, readable by the group and others as usual.
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+    let tmp = builder
+        .tempfile_in(dir)
+        .map_err(|e| ContractError::io(dir, e))?;
+    {
+        let mut writer = BufWriter::new(tmp.as_file());
         fill(&mut writer)?;
-        writer.flush().map_err(|e| ContractError::io(&tmp, e))?;
-        drop(writer);
-        file.sync_all().map_err(|e| ContractError::io(&tmp, e))?;
-        fs::rename(&tmp, path).map_err(|e| ContractError::io(path, e))
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+        writer.flush().map_err(|e| ContractError::io(tmp.path(), e))?;
     }
-    result
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| ContractError::io(tmp.path(), e))?;
+    tmp.persist(path)
+        .map_err(|e| ContractError::io(path, e.error))?;
+    Ok(())
 }
 
 /// Writes a DataFrame as zstd-compressed Parquet, atomically.

@@ -25,7 +25,7 @@ use contract::reports::ExtractReport;
 use contract::{Layout, RawTable, io};
 use polars::prelude::*;
 
-use crate::sink::{TableSink, Window};
+use crate::sink::{TableSink, Target, Window};
 use crate::state::ExtractState;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -199,6 +199,18 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
             limit: options.limit,
         };
         let source = options.source;
+        // Stages a table: its staging folder, window and first part number.
+        let mut prepare = |table: RawTable| -> Result<Target> {
+            let resume = state.resume_point(source.name(), table);
+            let out_dir = io::staging_dir(layout, table)?;
+            staged.push((table, out_dir.clone()));
+            Ok(Target {
+                window: window(&resume),
+                out_dir,
+                first_part: if options.incremental { next_part_index(layout, table) } else { 0 },
+                extracted_at,
+            })
+        };
         // Open every table first: a missing file or column fails before anything is written.
         match source {
             Source::Csv => {
@@ -211,25 +223,9 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
                     opened.push((table, csv_source::open(&dir, table)?));
                 }
                 for (table, csv) in opened {
-                    let resume = state.resume_point(source.name(), table);
-                    let dir = io::staging_dir(layout, table)?;
-                    staged.push((table, dir.clone()));
-                    let first = if options.incremental {
-                        next_part_index(layout, table)
-                    } else {
-                        0
-                    };
+                    let target = prepare(table)?;
                     let origin = csv.path.display().to_string();
-                    let mut sink = TableSink::new(
-                        table,
-                        source.name(),
-                        &origin,
-                        csv.header.clone(),
-                        window(&resume),
-                        &dir,
-                        first,
-                        extracted_at,
-                    )?;
+                    let mut sink = TableSink::new(table, source.name(), &origin, csv.header.clone(), &target)?;
                     csv.stream_into(&mut sink)?;
                     runs.push(sink);
                 }
@@ -237,41 +233,13 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
             Source::Supabase => {
                 let client = supabase::Client::from_env(options.retry)?;
                 for table in RawTable::ALL {
-                    let resume = state.resume_point(source.name(), table);
-                    let dir = io::staging_dir(layout, table)?;
-                    staged.push((table, dir.clone()));
-                    let first = if options.incremental {
-                        next_part_index(layout, table)
-                    } else {
-                        0
-                    };
-                    runs.push(client.extract_table(
-                        table,
-                        window(&resume),
-                        &dir,
-                        first,
-                        extracted_at,
-                    )?);
+                    runs.push(client.extract_table(table, &prepare(table)?)?);
                 }
             }
             Source::Postgres => {
                 let mut db = postgres_source::Db::from_env()?;
                 for table in RawTable::ALL {
-                    let resume = state.resume_point(source.name(), table);
-                    let dir = io::staging_dir(layout, table)?;
-                    staged.push((table, dir.clone()));
-                    let first = if options.incremental {
-                        next_part_index(layout, table)
-                    } else {
-                        0
-                    };
-                    runs.push(db.extract_table(
-                        table,
-                        window(&resume),
-                        &dir,
-                        first,
-                        extracted_at,
-                    )?);
+                    runs.push(db.extract_table(table, &prepare(table)?)?);
                 }
             }
         }

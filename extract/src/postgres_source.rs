@@ -3,7 +3,6 @@
 //! STDOUT in CSV, so no table is ever held in memory whole; the CSV text goes
 //! through the same sink as exported files.
 
-use std::path::Path;
 use std::str::FromStr;
 
 use anyhow::{Context, Result, bail};
@@ -15,7 +14,7 @@ use postgres::{Client, Config, NoTls};
 use serde_json::Value;
 
 use crate::progress::Progress;
-use crate::sink::{TableSink, Window};
+use crate::sink::{TableSink, Target};
 
 pub struct Db {
     client: Client,
@@ -81,26 +80,11 @@ impl Db {
         Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
     }
 
-    pub fn extract_table(
-        &mut self,
-        table: RawTable,
-        window: Window,
-        out_dir: &Path,
-        first_part: usize,
-        extracted_at: DateTime<Utc>,
-    ) -> Result<TableSink> {
+    pub fn extract_table(&mut self, table: RawTable, target: &Target) -> Result<TableSink> {
         let header = self.columns(table)?;
         let origin = format!("{table} at {}", self.name);
-        let mut sink = TableSink::new(
-            table,
-            "postgres",
-            &origin,
-            header.clone(),
-            window,
-            out_dir,
-            first_part,
-            extracted_at,
-        )?;
+        let mut sink = TableSink::new(table, "postgres", &origin, header.clone(), target)?;
+        let window = target.window;
         let mut conditions = Vec::new();
         if let Some(since) = window.since {
             conditions.push(format!("{CREATED_AT} >= '{}'::timestamptz", stamp(since)));

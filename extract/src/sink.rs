@@ -4,7 +4,7 @@
 //! in `_extra`, applies the window and limit, and sends every row it cannot
 //! read to the rejects with the field that failed.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use contract::columns::*;
@@ -63,6 +63,17 @@ pub struct Window {
     pub limit: Option<usize>,
 }
 
+/// Where and how one table's rows are written.
+#[derive(Clone, Debug)]
+pub struct Target {
+    pub window: Window,
+    /// The staging folder the part files go to.
+    pub out_dir: PathBuf,
+    /// The number of the first part file written.
+    pub first_part: usize,
+    pub extracted_at: DateTime<Utc>,
+}
+
 pub struct TableSink {
     table: RawTable,
     source: &'static str,
@@ -88,17 +99,13 @@ pub struct TableSink {
 impl TableSink {
     /// `origin` names the file or table in errors; `header` is the source's
     /// column names in record order. A required column missing is an error.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         table: RawTable,
         source: &'static str,
         origin: &str,
         header: Vec<String>,
-        window: Window,
-        out_dir: &Path,
-        first_part: usize,
-        extracted_at: DateTime<Utc>,
-    ) -> Result<Self, ContractError> {
+        target: &Target,
+) -> Result<Self, ContractError> {
         let origin_path = PathBuf::from(origin);
         let mut seen = std::collections::HashSet::new();
         for name in &header {
@@ -128,7 +135,7 @@ impl TableSink {
         Ok(Self {
             table,
             source,
-            extracted_at: extracted_at.timestamp_micros(),
+            extracted_at: target.extracted_at.timestamp_micros(),
             origin: origin.to_string(),
             header,
             slots,
@@ -139,9 +146,9 @@ impl TableSink {
             rejects: Vec::new(),
             reject_field: Vec::new(),
             reject_detail: Vec::new(),
-            window,
-            out_dir: out_dir.to_path_buf(),
-            first_part,
+            window: target.window,
+            out_dir: target.out_dir.clone(),
+            first_part: target.first_part,
             counts: TableCounts::default(),
             max_key: None,
         })

@@ -3,7 +3,6 @@
 //! skip or repeat rows as the table grows. Retries 429, 5xx and connection
 //! errors with exponential backoff and jitter, honouring Retry-After.
 
-use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow, bail};
@@ -16,7 +15,7 @@ use reqwest::blocking::{Client as Http, Response};
 use serde_json::{Map, Value};
 
 use crate::progress::Progress;
-use crate::sink::{TableSink, Window};
+use crate::sink::{TableSink, Target};
 
 /// Rows asked for per request; PostgREST may cap lower, which paging handles.
 const PAGE: usize = 1000;
@@ -140,14 +139,9 @@ impl Client {
     }
 
     /// Reads one table into a sink, every row exactly once.
-    pub fn extract_table(
-        &self,
-        table: RawTable,
-        window: Window,
-        out_dir: &Path,
-        first_part: usize,
-        extracted_at: DateTime<Utc>,
-    ) -> Result<TableSink> {
+    pub fn extract_table(&self, table: RawTable, target: &Target) -> Result<TableSink> {
+        let window = target.window;
+        let origin = format!("{}/rest/v1/{}", self.base, table.name());
         let mut filters: Vec<(String, String)> = Vec::new();
         if let Some(since) = window.since {
             filters.push((CREATED_AT.into(), format!("gte.{}", stamp(since))));
@@ -213,17 +207,7 @@ impl Client {
                 Some(s) => s,
                 None => {
                     let header: Vec<String> = rows[0].keys().cloned().collect();
-                    let origin = format!("{}/rest/v1/{}", self.base, table.name());
-                    sink.insert(TableSink::new(
-                        table,
-                        "supabase",
-                        &origin,
-                        header,
-                        window,
-                        out_dir,
-                        first_part,
-                        extracted_at,
-                    )?)
+                    sink.insert(TableSink::new(table, "supabase", &origin, header, target)?)
                 }
             };
             let header = sink.header().to_vec();
@@ -255,17 +239,7 @@ impl Client {
             Some(s) => Ok(s),
             None => {
                 let header = table.columns().iter().map(|c| c.name.to_string()).collect();
-                let origin = format!("{}/rest/v1/{}", self.base, table.name());
-                Ok(TableSink::new(
-                    table,
-                    "supabase",
-                    &origin,
-                    header,
-                    window,
-                    out_dir,
-                    first_part,
-                    extracted_at,
-                )?)
+                Ok(TableSink::new(table, "supabase", &origin, header, target)?)
             }
         }
     }
