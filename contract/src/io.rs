@@ -35,8 +35,9 @@ pub fn write_atomic(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    let prefix = format!(".{name}.");
     let mut builder = tempfile::Builder::new();
-    builder.prefix(&format!(".{name}.")).suffix(".tmp");
+    builder.prefix(&prefix).suffix(".tmp");
     // Outputs are ordinary files, readable by the group and others as usual.
     #[cfg(unix)]
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
@@ -46,7 +47,9 @@ pub fn write_atomic(
     {
         let mut writer = BufWriter::new(tmp.as_file());
         fill(&mut writer)?;
-        writer.flush().map_err(|e| ContractError::io(tmp.path(), e))?;
+        writer
+            .flush()
+            .map_err(|e| ContractError::io(tmp.path(), e))?;
     }
     tmp.as_file()
         .sync_all()

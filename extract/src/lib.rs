@@ -207,7 +207,11 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
             Ok(Target {
                 window: window(&resume),
                 out_dir,
-                first_part: if options.incremental { next_part_index(layout, table) } else { 0 },
+                first_part: if options.incremental {
+                    next_part_index(layout, table)
+                } else {
+                    0
+                },
                 extracted_at,
             })
         };
@@ -225,7 +229,8 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
                 for (table, csv) in opened {
                     let target = prepare(table)?;
                     let origin = csv.path.display().to_string();
-                    let mut sink = TableSink::new(table, source.name(), &origin, csv.header.clone(), &target)?;
+                    let mut sink =
+                        TableSink::new(table, source.name(), &origin, csv.header.clone(), &target)?;
                     csv.stream_into(&mut sink)?;
                     runs.push(sink);
                 }

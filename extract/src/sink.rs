@@ -105,7 +105,7 @@ impl TableSink {
         origin: &str,
         header: Vec<String>,
         target: &Target,
-) -> Result<Self, ContractError> {
+    ) -> Result<Self, ContractError> {
         let origin_path = PathBuf::from(origin);
         let mut seen = std::collections::HashSet::new();
         for name in &header {

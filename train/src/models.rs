@@ -191,25 +191,22 @@ impl Fitted {
                 // Centre columns and target so the intercept is not penalised.
                 let mut centred = vec![0.0; p];
                 for (row, &t) in x.chunks_exact(p).zip(&y) {
-                    for j in 0..p {
-                        centred[j] = row[j] - col_mean[j];
+                    for ((c, v), m) in centred.iter_mut().zip(row).zip(&col_mean) {
+                        *c = v - m;
                     }
                     let yt = t - mean;
-                    for i in 0..p {
-                        let ci = centred[i];
+                    for (i, &ci) in centred.iter().enumerate() {
                         if ci == 0.0 {
                             continue;
                         }
                         xty[i] += ci * yt;
-                        for j in i..p {
-                            xtx[(i, j)] += ci * centred[j];
+                        for (j, &cj) in centred.iter().enumerate().skip(i) {
+                            xtx[(i, j)] += ci * cj;
                         }
                     }
                 }
+                xtx.fill_lower_triangle_with_upper_triangle();
                 for i in 0..p {
-                    for j in 0..i {
-                        xtx[(i, j)] = xtx[(j, i)];
-                    }
                     xtx[(i, i)] += RIDGE_LAMBDA;
                 }
                 let coefficients: Vec<f64> = xtx

@@ -243,9 +243,16 @@ fn csv_exports_of_synth_data_round_trip() {
     synth(direct.path(), 700, 0.0);
     let exports = tempdir().unwrap();
     for table in contract::RawTable::ALL {
-        let mut df = read(direct.path().join("raw").join(table.name()).join("part-000000.parquet"))
-            .drop_many([SOURCE, EXTRACTED_AT, EXTRA]);
-        let mut file = fs::File::create(exports.path().join(format!("{}.csv", table.name()))).unwrap();
+        let mut df = read(
+            direct
+                .path()
+                .join("raw")
+                .join(table.name())
+                .join("part-000000.parquet"),
+        )
+        .drop_many([SOURCE, EXTRACTED_AT, EXTRA]);
+        let mut file =
+            fs::File::create(exports.path().join(format!("{}.csv", table.name()))).unwrap();
         CsvWriter::new(&mut file).finish(&mut df).unwrap();
     }
     let via_csv = tempdir().unwrap();
@@ -256,6 +263,9 @@ fn csv_exports_of_synth_data_round_trip() {
         let path = |d: &Path| d.join("training").join(format!("{name}.parquet"));
         let a = read(path(direct.path())).drop(SOURCE).unwrap();
         let b = read(path(via_csv.path())).drop(SOURCE).unwrap();
-        assert!(a.equals_missing(&b), "{name}: same rows through CSV\n{a}\n{b}");
+        assert!(
+            a.equals_missing(&b),
+            "{name}: same rows through CSV\n{a}\n{b}"
+        );
     }
 }
