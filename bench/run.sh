@@ -51,7 +51,7 @@ if [[ -z "${SKIP_EXTRACT_BENCH:-}" ]]; then
         echo
         echo "## Extraction, 100k rows per table, every row exactly once"
         echo
-        tests/with-postgres.sh cargo test --release --workspace -q -- --ignored bench_ --nocapture 2>/dev/null \
+        tests/with-postgres.sh cargo test --release --workspace -q -- --ignored bench_ --nocapture --test-threads=1 2>/dev/null \
             | grep '^bench:' | sed 's/^bench: /- /'
     } >> "$OUT"
 fi

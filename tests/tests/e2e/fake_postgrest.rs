@@ -16,7 +16,9 @@ pub type Row = Map<String, Value>;
 
 #[derive(Default)]
 pub struct State {
-    pub tables: HashMap<String, Vec<Row>>,
+    /// Rows per table with their parsed created_at and id, kept in
+    /// (created_at nulls last, id) order, as PostgreSQL would sort them.
+    pub tables: HashMap<String, Vec<(Option<i64>, String, Row)>>,
     pub key: String,
     /// Responses (status, retry-after) served before any real one.
     pub failures: VecDeque<(u16, Option<u64>)>,
@@ -101,7 +103,7 @@ fn handle(state: &mut State, url: &str, headers: &[Header]) -> (u16, String, Opt
             (decode(k), decode(v))
         })
         .collect();
-    let mut selected: Vec<&Row> = rows.iter().collect();
+    let mut selected: Vec<&(Option<i64>, String, Row)> = rows.iter().collect();
     let mut limit = usize::MAX;
     let mut order_by_created = false;
     for (k, v) in &params {
@@ -114,29 +116,23 @@ fn handle(state: &mut State, url: &str, headers: &[Header]) -> (u16, String, Opt
                 let (op, value) = v.split_once('.').unwrap_or((v, ""));
                 let value = value.trim_matches('"').to_string();
                 let column = k.clone();
-                selected.retain(|r| {
-                    let cell = r.get(&column).cloned().unwrap_or(Value::Null);
-                    match (op, column.as_str()) {
-                        ("is", _) if value == "null" => cell.is_null(),
-                        (_, "created_at") => {
-                            let (Some(c), Some(x)) = (
-                                micros(&cell),
-                                contract::timestamp::parse_utc(&value)
-                                    .map(|t| t.timestamp_micros()),
-                            ) else {
-                                return false;
-                            };
-                            match op {
-                                "gte" => c >= x,
-                                "lt" => c < x,
-                                "gt" => c > x,
-                                "eq" => c == x,
-                                _ => false,
-                            }
+                let bound = contract::timestamp::parse_utc(&value).map(|t| t.timestamp_micros());
+                selected.retain(|(created, id, _)| match (op, column.as_str()) {
+                    ("is", "created_at") if value == "null" => created.is_none(),
+                    (_, "created_at") => {
+                        let (Some(c), Some(x)) = (*created, bound) else {
+                            return false;
+                        };
+                        match op {
+                            "gte" => c >= x,
+                            "lt" => c < x,
+                            "gt" => c > x,
+                            "eq" => c == x,
+                            _ => false,
                         }
-                        ("gt", "id") => text(&cell) > value,
-                        _ => false,
                     }
+                    ("gt", "id") => *id > value,
+                    _ => false,
                 });
             }
             "or" => {
@@ -155,13 +151,9 @@ fn handle(state: &mut State, url: &str, headers: &[Header]) -> (u16, String, Opt
                 }
                 let t = contract::timestamp::parse_utc(&q[0]).map(|t| t.timestamp_micros());
                 let id = q[2].clone();
-                selected.retain(|r| {
-                    let c = r.get("created_at").and_then(micros);
-                    let i = r.get("id").map(text).unwrap_or_default();
-                    match (c, t) {
-                        (Some(c), Some(t)) => c > t || (c == t && i > id),
-                        _ => false,
-                    }
+                selected.retain(|(c, i, _)| match (*c, t) {
+                    (Some(c), Some(t)) => c > t || (c == t && *i > id),
+                    _ => false,
                 });
             }
             other => {
@@ -173,24 +165,15 @@ fn handle(state: &mut State, url: &str, headers: &[Header]) -> (u16, String, Opt
             }
         }
     }
-    if order_by_created {
-        // created_at ascending, nulls last, then id.
-        selected.sort_by(|a, b| {
-            let ka = (
-                a.get("created_at").and_then(micros).unwrap_or(i64::MAX),
-                a.get("id").map(text).unwrap_or_default(),
-            );
-            let kb = (
-                b.get("created_at").and_then(micros).unwrap_or(i64::MAX),
-                b.get("id").map(text).unwrap_or_default(),
-            );
-            ka.cmp(&kb)
-        });
-    } else {
-        selected.sort_by_key(|r| r.get("id").map(text).unwrap_or_default());
+    if !order_by_created {
+        selected.sort_by(|a, b| a.1.cmp(&b.1));
     }
     let total = selected.len();
-    let page: Vec<&Row> = selected.into_iter().take(limit.min(state.cap)).collect();
+    let page: Vec<&Row> = selected
+        .into_iter()
+        .take(limit.min(state.cap))
+        .map(|(_, _, r)| r)
+        .collect();
     let range = if page.is_empty() {
         format!("*/{total}")
     } else {
@@ -254,12 +237,14 @@ impl FakePostgrest {
     }
 
     pub fn insert(&self, table: &str, rows: Vec<Row>) {
-        self.state
-            .lock()
-            .unwrap()
-            .tables
-            .entry(table.to_string())
-            .or_default()
-            .extend(rows);
+        let mut state = self.state.lock().unwrap();
+        let stored = state.tables.entry(table.to_string()).or_default();
+        stored.extend(rows.into_iter().map(|r| {
+            let created = r.get("created_at").and_then(micros);
+            let id = r.get("id").map(text).unwrap_or_default();
+            (created, id, r)
+        }));
+        stored
+            .sort_by(|a, b| (a.0.unwrap_or(i64::MAX), &a.1).cmp(&(b.0.unwrap_or(i64::MAX), &b.1)));
     }
 }
