@@ -31,13 +31,20 @@ cat "$DATA/.train.log"
     echo "|---|---|---|"
     cat "$DATA/.table"
     echo
-    echo "Fit times inside train (from data/reports/training.json):"
+    echo "Wall time of each model in train against its LightGBM and ridge fits (CV folds included):"
     echo
     python3 - "$DATA" <<'PY'
 import json, sys
 r = json.load(open(f"{sys.argv[1]}/reports/training.json"))
+total = fits = 0.0
+print("| model | training rows | train s | LightGBM fits s | ridge fits s | ratio |")
+print("|---|---|---|---|---|---|")
 for name, m in r["models"].items():
-    print(f"- {name}: {m['train_seconds']:.1f} s for {m['training_rows']} training rows")
+    f = m.get("fit_seconds", {})
+    lgbm, ridge = f.get("lightgbm", 0.0), f.get("ridge", 0.0)
+    total += m["train_seconds"]; fits += lgbm + ridge
+    print(f"| {name} | {m['training_rows']} | {m['train_seconds']:.1f} | {lgbm:.1f} | {ridge:.1f} | {m['train_seconds'] / max(lgbm + ridge, 1e-9):.2f} |")
+print(f"| all | | {total:.1f} | | | {total / max(fits, 1e-9):.2f} |")
 PY
     echo
     if python3 -c "import lightgbm, sklearn, pandas, pyarrow" 2>/dev/null; then

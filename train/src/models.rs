@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use anyhow::{Context, Result};
 use contract::Dataset;
-use contract::columns::{MODEL, PREDICTION, PROVIDER};
+use contract::columns::{ACTION_TYPE, MODEL, PREDICTION, PROVIDER};
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +18,9 @@ pub enum Algorithm {
     /// The training-set mean.
     MeanBaseline,
     /// The provider x model mean (quality, csat).
-    GroupBaseline,
+    ProviderModelBaseline,
+    /// The action type mean (quality, csat).
+    ActionTypeBaseline,
     /// Take the A/B prediction as it is (performance): what calibration must beat.
     PredictionBaseline,
     Ridge,
@@ -29,7 +31,8 @@ impl Algorithm {
     pub fn name(self) -> &'static str {
         match self {
             Algorithm::MeanBaseline => "mean_baseline",
-            Algorithm::GroupBaseline => "group_baseline",
+            Algorithm::ProviderModelBaseline => "provider_model_baseline",
+            Algorithm::ActionTypeBaseline => "action_type_baseline",
             Algorithm::PredictionBaseline => "prediction_baseline",
             Algorithm::Ridge => "ridge",
             Algorithm::Lightgbm => "lightgbm",
@@ -40,7 +43,8 @@ impl Algorithm {
         match dataset {
             Dataset::Quality | Dataset::Csat => vec![
                 Algorithm::MeanBaseline,
-                Algorithm::GroupBaseline,
+                Algorithm::ProviderModelBaseline,
+                Algorithm::ActionTypeBaseline,
                 Algorithm::Ridge,
                 Algorithm::Lightgbm,
             ],
@@ -80,8 +84,8 @@ pub const RIDGE_LAMBDA: f64 = 1.0;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct GroupMean {
-    pub provider: String,
-    pub model: String,
+    /// The group's values of the `by` columns.
+    pub key: Vec<String>,
     pub mean: f64,
     pub rows: usize,
 }
@@ -93,7 +97,9 @@ pub enum Params {
     Mean {
         mean: f64,
     },
+    /// The training mean per group of `by`; unseen or null groups get `fallback`.
     Group {
+        by: Vec<String>,
         groups: Vec<GroupMean>,
         fallback: f64,
     },
@@ -124,10 +130,10 @@ fn index_of(dataset: Dataset, name: &str) -> Option<usize> {
         .position(|c| *c == name)
 }
 
-fn group_key(data: &Data, dataset: Dataset, row: usize) -> Option<(String, String)> {
-    let p = data.categorical[index_of(dataset, PROVIDER)?][row].clone()?;
-    let m = data.categorical[index_of(dataset, MODEL)?][row].clone()?;
-    Some((p, m))
+fn group_key(data: &Data, dataset: Dataset, by: &[String], row: usize) -> Option<Vec<String>> {
+    by.iter()
+        .map(|c| data.categorical[index_of(dataset, c)?][row].clone())
+        .collect()
 }
 
 fn prediction_column(dataset: Dataset) -> Option<usize> {
@@ -151,10 +157,14 @@ impl Fitted {
         let params = match algorithm {
             Algorithm::MeanBaseline => Params::Mean { mean },
             Algorithm::PredictionBaseline => Params::Prediction,
-            Algorithm::GroupBaseline => {
-                let mut sums: HashMap<(String, String), (f64, usize)> = HashMap::new();
+            Algorithm::ProviderModelBaseline | Algorithm::ActionTypeBaseline => {
+                let by: Vec<String> = match algorithm {
+                    Algorithm::ProviderModelBaseline => vec![PROVIDER.into(), MODEL.into()],
+                    _ => vec![ACTION_TYPE.into()],
+                };
+                let mut sums: HashMap<Vec<String>, (f64, usize)> = HashMap::new();
                 for (&r, &t) in rows.iter().zip(&y) {
-                    if let Some(k) = group_key(data, dataset, r) {
+                    if let Some(k) = group_key(data, dataset, &by, r) {
                         let e = sums.entry(k).or_insert((0.0, 0));
                         e.0 += t;
                         e.1 += 1;
@@ -162,15 +172,15 @@ impl Fitted {
                 }
                 let mut groups: Vec<GroupMean> = sums
                     .into_iter()
-                    .map(|((provider, model), (s, n))| GroupMean {
-                        provider,
-                        model,
+                    .map(|(key, (s, n))| GroupMean {
+                        key,
                         mean: s / n as f64,
                         rows: n,
                     })
                     .collect();
-                groups.sort_by(|a, b| (&a.provider, &a.model).cmp(&(&b.provider, &b.model)));
+                groups.sort_by(|a, b| a.key.cmp(&b.key));
                 Params::Group {
+                    by,
                     groups,
                     fallback: mean,
                 }
@@ -308,15 +318,17 @@ impl Fitted {
                     prediction_column(dataset).context("no prediction column in this dataset")?;
                 rows.iter().map(|&r| data.numeric[col][r]).collect()
             }
-            Params::Group { groups, fallback } => {
-                let table: HashMap<(&str, &str), f64> = groups
-                    .iter()
-                    .map(|g| ((g.provider.as_str(), g.model.as_str()), g.mean))
-                    .collect();
+            Params::Group {
+                by,
+                groups,
+                fallback,
+            } => {
+                let table: HashMap<&[String], f64> =
+                    groups.iter().map(|g| (g.key.as_slice(), g.mean)).collect();
                 rows.iter()
                     .map(|&r| {
-                        group_key(data, dataset, r)
-                            .and_then(|(p, m)| table.get(&(p.as_str(), m.as_str())).copied())
+                        group_key(data, dataset, by, r)
+                            .and_then(|k| table.get(k.as_slice()).copied())
                             .unwrap_or(*fallback)
                     })
                     .collect()
