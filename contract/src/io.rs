@@ -199,54 +199,6 @@ pub fn read_raw(layout: &Layout, table: RawTable) -> Result<DataFrame, ContractE
     Ok(df)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn write_then_read_round_trips() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/x.parquet");
-        let mut df = df!("a" => [1.0, 2.0], "b" => ["x", "y"]).unwrap();
-        write_parquet(&mut df, &path).unwrap();
-        assert_eq!(read_parquet(&path).unwrap(), df);
-        // No temporary file is left behind.
-        let names: Vec<_> = fs::read_dir(path.parent().unwrap())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("x.parquet")]);
-    }
-
-    #[test]
-    fn corrupt_file_names_the_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bad.parquet");
-        fs::write(&path, b"not parquet at all").unwrap();
-        let err = read_parquet(&path).unwrap_err().to_string();
-        assert!(
-            err.contains("bad.parquet") && err.contains("not a readable Parquet file"),
-            "{err}"
-        );
-    }
-
-    #[test]
-    fn conform_casts_and_rejects() {
-        let path = Path::new("t.parquet");
-        let df = df!("n" => [1i64, 2], "s" => ["a", "b"]).unwrap();
-        let ok = conform(df.clone(), &[("n", Kind::Number)], path).unwrap();
-        assert_eq!(ok.column("n").unwrap().dtype(), &DataType::Float64);
-        let err = conform(df.clone(), &[("s", Kind::Number)], path)
-            .unwrap_err()
-            .to_string();
-        assert_eq!(err, "t.parquet: column `s` has type str, expected f64");
-        let err = conform(df, &[("zz", Kind::Text)], path)
-            .unwrap_err()
-            .to_string();
-        assert_eq!(err, "t.parquet: missing column `zz`");
-    }
-}
-
 /// A folder beside a raw table's folder where a new version of the table is
 /// written before it replaces the old one with [`commit_table`].
 pub fn staging_dir(layout: &Layout, table: RawTable) -> Result<PathBuf, ContractError> {
@@ -313,4 +265,52 @@ pub fn replace_dir(target: &Path, staged: &Path) -> Result<(), ContractError> {
         fs::remove_dir_all(&old).map_err(|e| ContractError::io(&old, e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_then_read_round_trips() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/x.parquet");
+        let mut df = df!("a" => [1.0, 2.0], "b" => ["x", "y"]).unwrap();
+        write_parquet(&mut df, &path).unwrap();
+        assert_eq!(read_parquet(&path).unwrap(), df);
+        // No temporary file is left behind.
+        let names: Vec<_> = fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, vec![std::ffi::OsString::from("x.parquet")]);
+    }
+
+    #[test]
+    fn corrupt_file_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.parquet");
+        fs::write(&path, b"not parquet at all").unwrap();
+        let err = read_parquet(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("bad.parquet") && err.contains("not a readable Parquet file"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn conform_casts_and_rejects() {
+        let path = Path::new("t.parquet");
+        let df = df!("n" => [1i64, 2], "s" => ["a", "b"]).unwrap();
+        let ok = conform(df.clone(), &[("n", Kind::Number)], path).unwrap();
+        assert_eq!(ok.column("n").unwrap().dtype(), &DataType::Float64);
+        let err = conform(df.clone(), &[("s", Kind::Number)], path)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "t.parquet: column `s` has type str, expected f64");
+        let err = conform(df, &[("zz", Kind::Text)], path)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(err, "t.parquet: missing column `zz`");
+    }
 }

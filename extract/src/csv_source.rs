@@ -91,7 +91,7 @@ impl CsvTable {
             let mut bad_utf8 = false;
             for field in record.iter() {
                 match std::str::from_utf8(field) {
-                    Ok(s) if s.is_empty() => values.push(Value::Null),
+                    Ok("") => values.push(Value::Null),
                     Ok(s) => values.push(Value::String(s.to_string())),
                     Err(_) => {
                         bad_utf8 = true;

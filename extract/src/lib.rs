@@ -16,7 +16,7 @@ pub mod supabase;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Duration, Utc};
@@ -304,12 +304,7 @@ fn next_part_index(layout: &Layout, table: RawTable) -> usize {
 }
 
 /// Moves newly written parts into the table's folder, then drops the staging folder.
-fn append_parts(
-    layout: &Layout,
-    table: RawTable,
-    staged: &PathBuf,
-    parts: &[String],
-) -> Result<()> {
+fn append_parts(layout: &Layout, table: RawTable, staged: &Path, parts: &[String]) -> Result<()> {
     let target = layout.raw_dir(table);
     fs::create_dir_all(&target).with_context(|| format!("creating {}", target.display()))?;
     for part in parts {
