@@ -4,6 +4,7 @@
 # Not a test: run it on a quiet machine with `make bench`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+[[ -x /usr/bin/time ]] || { echo "bench: needs GNU time at /usr/bin/time (apt-get install time)" >&2; exit 1; }
 ROWS=${ROWS:-1000000}
 BIN=${BIN:-target/release}
 DATA=${BENCH_DATA:-$(mktemp -d /tmp/gm-bench.XXXXXX)}
