@@ -123,10 +123,9 @@ impl Layout {
         Ok(parts)
     }
 
-    /// The name of the next part file of a table, after every existing one.
-    pub fn next_part_name(&self, table: RawTable) -> String {
-        let next = self
-            .raw_parts(table)
+    /// The number of the next part file of a table, after every existing one.
+    pub fn next_part_index(&self, table: RawTable) -> usize {
+        self.raw_parts(table)
             .unwrap_or_default()
             .iter()
             .filter_map(|p| {
@@ -137,8 +136,7 @@ impl Layout {
                     .ok()
             })
             .max()
-            .map_or(0, |last| last + 1);
-        part_name(next)
+            .map_or(0, |last| last + 1)
     }
 }
 

@@ -39,6 +39,11 @@ pub fn parse_utc(text: &str) -> Option<DateTime<Utc>> {
         .map(|naive| naive.and_utc())
 }
 
+/// `parse_utc` as a command-line value parser (`--now`, `--since`, `--until`).
+pub fn parse_arg(text: &str) -> Result<DateTime<Utc>, String> {
+    parse_utc(text).ok_or_else(|| format!("`{text}` is not a date or RFC 3339 time"))
+}
+
 /// Microseconds since the epoch, the physical form of the pipeline's timestamps.
 pub fn to_micros(dt: DateTime<Utc>) -> i64 {
     dt.timestamp_micros()

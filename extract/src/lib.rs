@@ -67,10 +67,10 @@ pub struct Args {
     #[arg(long, conflicts_with = "since")]
     pub days: Option<u32>,
     /// Keep rows created at or after this date or RFC 3339 time.
-    #[arg(long, value_parser = parse_time)]
+    #[arg(long, value_parser = contract::timestamp::parse_arg)]
     pub since: Option<DateTime<Utc>>,
     /// Keep rows created before this date or RFC 3339 time.
-    #[arg(long, value_parser = parse_time)]
+    #[arg(long, value_parser = contract::timestamp::parse_arg)]
     pub until: Option<DateTime<Utc>>,
     /// At most N rows per table.
     #[arg(long)]
@@ -94,12 +94,8 @@ pub struct Args {
     #[arg(long, default_value_t = 500)]
     pub retry_base_ms: u64,
     /// The time --days counts back from; default: the current time.
-    #[arg(long, value_parser = parse_time, hide = true)]
+    #[arg(long, value_parser = contract::timestamp::parse_arg, hide = true)]
     pub now: Option<DateTime<Utc>>,
-}
-
-fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
-    contract::timestamp::parse_utc(s).ok_or_else(|| format!("`{s}` is not a date or RFC 3339 time"))
 }
 
 /// The extract options, for code that embeds the extract crate.
@@ -208,7 +204,7 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
                 window: window(&resume),
                 out_dir,
                 first_part: if options.incremental {
-                    next_part_index(layout, table)
+                    layout.next_part_index(table)
                 } else {
                     0
                 },
@@ -292,15 +288,6 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
     }
     io::write_json(&report, &layout.extract_report())?;
     Ok(report)
-}
-
-fn next_part_index(layout: &Layout, table: RawTable) -> usize {
-    layout
-        .next_part_name(table)
-        .trim_start_matches("part-")
-        .trim_end_matches(".parquet")
-        .parse()
-        .unwrap_or(0)
 }
 
 /// Moves newly written parts into the table's folder, then drops the staging folder.

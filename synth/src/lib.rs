@@ -32,16 +32,12 @@ pub struct Args {
     #[arg(long, default_value_t = 30)]
     pub days: u32,
     /// End of the time window (RFC 3339 or YYYY-MM-DD); default: the current time.
-    #[arg(long, value_parser = parse_now)]
+    #[arg(long, value_parser = contract::timestamp::parse_arg)]
     pub now: Option<DateTime<Utc>>,
     /// Give this share of rows exactly one defect each (null target, out-of-range
     /// target, duplicated id, future timestamp, in equal parts).
     #[arg(long, default_value_t = 0.0)]
     pub messy: f64,
-}
-
-fn parse_now(s: &str) -> Result<DateTime<Utc>, String> {
-    contract::timestamp::parse_utc(s).ok_or_else(|| format!("`{s}` is not a date or RFC 3339 time"))
 }
 
 pub fn run(args: &Args) -> Result<()> {

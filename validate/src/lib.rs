@@ -32,7 +32,7 @@ pub struct Args {
     #[arg(long, default_value = "data")]
     pub data: PathBuf,
     /// Timestamps later than this (plus --skew-minutes) are rejected; default: now.
-    #[arg(long, value_parser = parse_time)]
+    #[arg(long, value_parser = contract::timestamp::parse_arg)]
     pub now: Option<DateTime<Utc>>,
     /// Clock skew tolerated for timestamps in the future, in minutes.
     #[arg(long, default_value_t = 5)]
@@ -49,10 +49,6 @@ pub struct Args {
     /// Exit 0 even when a dataset is below its minimum (a warning is still reported).
     #[arg(long)]
     pub allow_small: bool,
-}
-
-fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
-    contract::timestamp::parse_utc(s).ok_or_else(|| format!("`{s}` is not a date or RFC 3339 time"))
 }
 
 impl Args {

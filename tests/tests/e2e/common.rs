@@ -4,15 +4,18 @@ use std::process::{Command, Output};
 use contract::io;
 use polars::prelude::*;
 
-/// A stage binary from the same build profile as this test.
-pub fn bin(name: &str) -> Command {
+/// Where the stage binaries of this test's build profile are: target/<profile>.
+pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    let dir = exe
-        .parent()
+    exe.parent()
         .and_then(Path::parent)
         .expect("target/<profile>/deps")
-        .to_path_buf();
-    let path = dir.join(name);
+        .to_path_buf()
+}
+
+/// A stage binary from the same build profile as this test.
+pub fn bin(name: &str) -> Command {
+    let path = bin_dir().join(name);
     assert!(
         path.exists(),
         "{} is not built; run `cargo build --release --bins` (make test does)",
@@ -136,4 +139,36 @@ pub fn stage(name: &str, data: &Path, extra: &[&str]) -> Output {
     let mut cmd = bin(name);
     cmd.args(["--data", data.to_str().unwrap()]).args(extra);
     ok(&mut cmd)
+}
+
+/// Every id in every part file of a raw table.
+pub fn raw_ids(data: &Path, table: &str) -> Vec<String> {
+    let dir = data.join("raw").join(table);
+    files(&dir)
+        .into_iter()
+        .flat_map(|part| strs(&read(dir.join(part)), contract::columns::ID))
+        .flatten()
+        .collect()
+}
+
+/// The three model folders were written.
+pub fn assert_models_trained(data: &Path) {
+    for model in ["quality", "csat", "performance"] {
+        let card = data.join("models").join(model).join("model.json");
+        assert!(card.exists(), "{} missing", card.display());
+    }
+}
+
+/// extract --source csv on the hand-written fixture exports.
+pub fn extract_fixtures(data: &Path) -> Output {
+    stage(
+        "extract",
+        data,
+        &[
+            "--source",
+            "csv",
+            "--input",
+            fixtures().join("csv").to_str().unwrap(),
+        ],
+    )
 }

@@ -33,15 +33,7 @@ fn make_pipeline_runs_out_of_the_box_and_reruns_only_stale_stages() {
         "{text}"
     );
     assert!(text.contains("baseline RMSE"), "{text}");
-    for model in ["quality", "csat", "performance"] {
-        assert!(
-            data.path()
-                .join("models")
-                .join(model)
-                .join("model.json")
-                .exists()
-        );
-    }
+    assert_models_trained(data.path());
     // Nothing is stale: nothing reruns.
     let again = stdout(&ok(&mut make(&[])));
     assert!(!again.contains("transform:"), "{again}");
@@ -51,9 +43,4 @@ fn make_pipeline_runs_out_of_the_box_and_reruns_only_stale_stages() {
         changed.contains("transform:") && changed.contains("train"),
         "{changed}"
     );
-}
-
-fn bin_dir() -> std::path::PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent().unwrap().parent().unwrap().to_path_buf()
 }

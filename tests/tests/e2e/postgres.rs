@@ -106,18 +106,6 @@ fn extract(url: &str, data: &Path, extra: &[&str]) -> std::process::Output {
         .env("DATABASE_URL", url))
 }
 
-fn all_ids(data: &Path, table: &str) -> Vec<String> {
-    let mut ids = Vec::new();
-    for part in files(&data.join("raw").join(table)) {
-        ids.extend(
-            strs(&read(data.join("raw").join(table).join(part)), ID)
-                .into_iter()
-                .flatten(),
-        );
-    }
-    ids
-}
-
 #[test]
 fn postgres_streams_every_row_once_with_faithful_types() {
     let Some((url, mut client)) = database("stream") else {
@@ -131,7 +119,7 @@ fn postgres_streams_every_row_once_with_faithful_types() {
         "ai_gm_quality_feedback",
         "ai_gm_ab_testing",
     ] {
-        let ids = all_ids(data.path(), table);
+        let ids = raw_ids(data.path(), table);
         let unique: HashSet<_> = ids.iter().collect();
         assert_eq!(
             (ids.len(), unique.len()),
@@ -227,7 +215,7 @@ fn postgres_incremental_appends_only_new_rows() {
     // validate drops the re-read copies as duplicates.
     assert_eq!(second.height(), 40 + 25);
     assert_eq!(
-        all_ids(data.path(), "ai_gm_ab_testing")
+        raw_ids(data.path(), "ai_gm_ab_testing")
             .iter()
             .collect::<HashSet<_>>()
             .len(),
@@ -285,8 +273,6 @@ fn make_pipeline_from_postgres_runs_end_to_end() {
         .unwrap()
         .to_path_buf();
     let data = tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
-    let bin_dir = exe.parent().unwrap().parent().unwrap();
     let out = ok(Command::new("make")
         .current_dir(&root)
         .args([
@@ -296,7 +282,7 @@ fn make_pipeline_from_postgres_runs_end_to_end() {
             "DAYS=30",
         ])
         .arg(format!("DATA={}", data.path().display()))
-        .arg(format!("BIN={}", bin_dir.display()))
+        .arg(format!("BIN={}", bin_dir().display()))
         .env("DATABASE_URL", &url)
         .env_remove("SUPABASE_URL")
         .env_remove("MAKEFLAGS"));
@@ -305,16 +291,7 @@ fn make_pipeline_from_postgres_runs_end_to_end() {
         text.contains("validate: performance") && text.contains("baseline RMSE"),
         "{text}"
     );
-    for model in ["quality", "csat", "performance"] {
-        assert!(
-            data.path()
-                .join("models")
-                .join(model)
-                .join("model.json")
-                .exists(),
-            "{model}"
-        );
-    }
+    assert_models_trained(data.path());
     let report = std::fs::read_to_string(data.path().join("reports/extract.json")).unwrap();
     assert!(report.contains("\"source\": \"postgres\""), "{report}");
 }
@@ -337,7 +314,7 @@ fn bench_postgres_100k_rows_per_table() {
         "ai_gm_quality_feedback",
         "ai_gm_ab_testing",
     ] {
-        let ids = all_ids(data.path(), table);
+        let ids = raw_ids(data.path(), table);
         assert_eq!(
             ids.iter().collect::<HashSet<_>>().len(),
             N as usize,

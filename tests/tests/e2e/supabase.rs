@@ -89,20 +89,8 @@ fn extract(server: &FakePostgrest, data: &Path, key: &str, extra: &[&str]) -> Co
     cmd
 }
 
-fn ids(data: &Path, table: &str) -> Vec<String> {
-    let mut all = Vec::new();
-    for part in files(&data.join("raw").join(table)) {
-        all.extend(
-            strs(&read(data.join("raw").join(table).join(part)), ID)
-                .into_iter()
-                .flatten(),
-        );
-    }
-    all
-}
-
 fn assert_every_row_once(data: &Path) {
-    let ex = ids(data, "ai_gm_explanations");
+    let ex = raw_ids(data, "ai_gm_explanations");
     assert_eq!(ex.len(), 2600);
     let unique: HashSet<_> = ex.iter().cloned().collect();
     assert_eq!(unique.len(), 2600, "no row twice");
@@ -110,8 +98,8 @@ fn assert_every_row_once(data: &Path) {
         unique.contains("ex-null-0") && unique.contains("ex-002599"),
         "none skipped"
     );
-    assert_eq!(ids(data, "ai_gm_quality_feedback").len(), 1000);
-    assert_eq!(ids(data, "ai_gm_ab_testing").len(), 0);
+    assert_eq!(raw_ids(data, "ai_gm_quality_feedback").len(), 1000);
+    assert_eq!(raw_ids(data, "ai_gm_ab_testing").len(), 0);
 }
 
 #[test]
@@ -247,10 +235,10 @@ fn window_filters_by_created_at() {
         KEY,
         &["--since", "2026-01-06", "--until", "2026-01-10T10:00:10Z"],
     ));
-    assert_eq!(ids(data.path(), "ai_gm_quality_feedback").len(), 0);
-    assert_eq!(ids(data.path(), "ai_gm_ab_testing").len(), 0);
+    assert_eq!(raw_ids(data.path(), "ai_gm_quality_feedback").len(), 0);
+    assert_eq!(raw_ids(data.path(), "ai_gm_ab_testing").len(), 0);
     // Seconds 0..9 of 2026-01-10 10:00, 50 rows each, less the two null rows.
-    assert_eq!(ids(data.path(), "ai_gm_explanations").len(), 498);
+    assert_eq!(raw_ids(data.path(), "ai_gm_explanations").len(), 498);
     let log = s.state.lock().unwrap().log.clone();
     assert!(
         log[0].contains("created_at=gte.2026-01-06T00%3A00%3A00.000000Z"),
@@ -441,7 +429,9 @@ fn every_keeps_collecting_survives_a_failed_run_and_stops_on_ctrl_c() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("extract: stopped"));
     // Every row once: the second run appended, later runs only re-read the last timestamp.
-    let ex: HashSet<String> = ids(data.path(), "ai_gm_explanations").into_iter().collect();
+    let ex: HashSet<String> = raw_ids(data.path(), "ai_gm_explanations")
+        .into_iter()
+        .collect();
     assert_eq!(ex.len(), 2600);
 }
 
@@ -463,7 +453,7 @@ fn bench_supabase_100k_rows_per_table() {
         "ai_gm_quality_feedback",
         "ai_gm_ab_testing",
     ] {
-        let ids = ids(data.path(), table);
+        let ids = raw_ids(data.path(), table);
         assert_eq!(
             ids.iter().collect::<HashSet<_>>().len(),
             N,

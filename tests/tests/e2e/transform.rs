@@ -7,16 +7,7 @@ use crate::common::*;
 
 fn csv_then_transform() -> tempfile::TempDir {
     let data = tempdir().unwrap();
-    stage(
-        "extract",
-        data.path(),
-        &[
-            "--source",
-            "csv",
-            "--input",
-            fixtures().join("csv").to_str().unwrap(),
-        ],
-    );
+    extract_fixtures(data.path());
     stage("transform", data.path(), &[]);
     data
 }
@@ -130,16 +121,7 @@ fn synth_rows_become_datasets() {
 #[test]
 fn refuses_to_mix_synthetic_and_real_rows() {
     let data = tempdir().unwrap();
-    stage(
-        "extract",
-        data.path(),
-        &[
-            "--source",
-            "csv",
-            "--input",
-            fixtures().join("csv").to_str().unwrap(),
-        ],
-    );
+    extract_fixtures(data.path());
     // Replace one table with synthetic rows.
     let synth_dir = tempdir().unwrap();
     synth(synth_dir.path(), 50, 0.0);
