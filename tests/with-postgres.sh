@@ -37,9 +37,37 @@ trap stop EXIT
 
 "${AS[@]}" "$PG_BIN/initdb" -D "$DIR/data" -U gm --auth=trust --no-sync >"$DIR/initdb.log" 2>&1 \
     || { cat "$DIR/initdb.log" >&2; exit 1; }
+
+# TLS for the sslmode tests: a CA, a server certificate for "localhost" only
+# (so 127.0.0.1 fails verify-full), and a second CA that signed nothing.
+# The role gm_tls may connect over TLS only, which proves a connection was encrypted.
+command -v openssl >/dev/null || { echo "with-postgres: openssl is needed for the TLS tests (apt-get install openssl)" >&2; exit 1; }
+TLS="$DIR/tls"
+mkdir -p "$TLS"
+(
+    cd "$TLS"
+    ec=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+    openssl req -x509 "${ec[@]}" -days 2 -subj "/CN=gm-test-ca" -keyout ca.key -out ca.crt
+    openssl req -x509 "${ec[@]}" -days 2 -subj "/CN=gm-other-ca" -keyout other.key -out other-ca.crt
+    openssl req "${ec[@]}" -subj "/CN=localhost" -keyout server.key -out server.csr
+    printf 'subjectAltName=DNS:localhost\n' > ext.cnf
+    openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile ext.cnf -out server.crt
+    chmod 600 server.key
+) >"$DIR/tls.log" 2>&1 || { cat "$DIR/tls.log" >&2; exit 1; }
+[[ $(id -u) == 0 ]] && chown -R postgres "$TLS"
+{
+    echo "hostnossl all gm_tls 127.0.0.1/32 reject"
+    echo "hostssl   all gm_tls 127.0.0.1/32 trust"
+    cat "$DIR/data/pg_hba.conf"
+} > "$DIR/pg_hba.conf"
+"${AS[@]}" cp "$DIR/pg_hba.conf" "$DIR/data/pg_hba.conf"
+
 "${AS[@]}" "$PG_BIN/pg_ctl" -D "$DIR/data" -l "$DIR/server.log" -w \
-    -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200" start >/dev/null \
+    -o "-p $PORT -k $DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200 \
+        -c ssl=on -c ssl_cert_file=$TLS/server.crt -c ssl_key_file=$TLS/server.key" start >/dev/null \
     || { cat "$DIR/server.log" >&2; exit 1; }
+psql -h 127.0.0.1 -p "$PORT" -U gm -d postgres -qc "CREATE ROLE gm_tls LOGIN SUPERUSER" >/dev/null
+export PG_TEST_TLS_DIR="$TLS"
 "$PG_BIN/createdb" -h 127.0.0.1 -p "$PORT" -U gm gm_test
 
 export DATABASE_URL="postgresql://gm@127.0.0.1:$PORT/gm_test"

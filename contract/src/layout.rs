@@ -71,6 +71,11 @@ impl Layout {
         self.reports_dir().join("training.html")
     }
 
+    /// The page people read: data, CSAT insights, models (the `report` stage).
+    pub fn report_html(&self) -> PathBuf {
+        self.reports_dir().join("report.html")
+    }
+
     pub fn models_dir(&self) -> PathBuf {
         self.root.join("models")
     }

@@ -11,6 +11,7 @@ pub mod error;
 pub mod io;
 pub mod layout;
 pub mod reports;
+pub mod secrets;
 pub mod tables;
 pub mod timestamp;
 

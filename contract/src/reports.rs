@@ -1,4 +1,6 @@
-//! Reports the stages write under `data/reports/`, shared so `status` can read them.
+//! Reports the stages write under `data/reports/`, typed once here so every
+//! binary that reads one (`status`, `report`) breaks at build time, not at run
+//! time, when a field changes.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +19,7 @@ pub struct ExtractReport {
     pub tables: BTreeMap<String, TableCounts>,
 }
 
-/// Per table: rows read = written + rejected + skipped.
+/// Per table: rows read = written + rejected + skipped + already collected.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct TableCounts {
     pub rows_read: usize,
@@ -27,8 +29,201 @@ pub struct TableCounts {
     pub rows_skipped_window: usize,
     /// Beyond `--limit`.
     pub rows_skipped_limit: usize,
+    /// Re-read by an incremental run's lookback window, but already in the raw
+    /// layer from an earlier run: not written again.
+    #[serde(default)]
+    pub already_collected: usize,
     pub parts_written: Vec<String>,
     /// Defects synth injected on purpose (`--messy`), by kind.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub injected: BTreeMap<String, usize>,
+}
+
+/// Why validate rejected a row: the first of these that applies.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// The target or a required feature is null.
+    Missing,
+    /// A rating outside 0-1, a score or metric outside 0-100, a negative time.
+    OutOfRange,
+    /// No timestamp, or one in the future.
+    BadTimestamp,
+    /// The same source_table and source_id as an earlier row.
+    Duplicate,
+}
+
+impl Reason {
+    /// In the order they are tried.
+    pub const ALL: [Reason; 4] = [
+        Reason::Missing,
+        Reason::OutOfRange,
+        Reason::BadTimestamp,
+        Reason::Duplicate,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Reason::Missing => "missing",
+            Reason::OutOfRange => "out_of_range",
+            Reason::BadTimestamp => "bad_timestamp",
+            Reason::Duplicate => "duplicate",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|r| r.name() == name)
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// `data/reports/validation.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ValidationReport {
+    pub validated_at: DateTime<Utc>,
+    pub now: DateTime<Utc>,
+    pub datasets: BTreeMap<String, DatasetReport>,
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct DatasetReport {
+    pub rows_in: usize,
+    pub clean: usize,
+    pub rejected: BTreeMap<Reason, usize>,
+    pub min_rows: usize,
+    pub timestamp_min: Option<DateTime<Utc>>,
+    pub timestamp_max: Option<DateTime<Utc>>,
+    pub null_counts: BTreeMap<String, usize>,
+    pub warnings: Vec<String>,
+}
+
+/// A model family `train` fits and compares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Algorithm {
+    /// The training-set mean.
+    MeanBaseline,
+    /// The provider x model mean (quality, csat).
+    ProviderModelBaseline,
+    /// The action type mean (quality, csat).
+    ActionTypeBaseline,
+    /// Take the A/B prediction as it is (performance): what calibration must beat.
+    PredictionBaseline,
+    Ridge,
+    Lightgbm,
+}
+
+impl Algorithm {
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::MeanBaseline => "mean_baseline",
+            Algorithm::ProviderModelBaseline => "provider_model_baseline",
+            Algorithm::ActionTypeBaseline => "action_type_baseline",
+            Algorithm::PredictionBaseline => "prediction_baseline",
+            Algorithm::Ridge => "ridge",
+            Algorithm::Lightgbm => "lightgbm",
+        }
+    }
+
+    /// A baseline: a model is only worth keeping when it beats these.
+    pub fn is_baseline(self) -> bool {
+        !matches!(self, Algorithm::Ridge | Algorithm::Lightgbm)
+    }
+}
+
+/// Regression metrics on held-out rows.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metrics {
+    pub r2: f64,
+    pub mae: f64,
+    pub rmse: f64,
+    /// Share of predictions within the dataset's tolerance of the truth.
+    pub within_tolerance: f64,
+    pub rows: usize,
+}
+
+/// One candidate's scores: on the model-selection rows, and held out.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Candidate {
+    /// Mean RMSE over the model-selection folds.
+    pub cv_rmse: f64,
+    pub cv_rmse_per_fold: Vec<f64>,
+    /// On the held-out rows, fitted on all training rows.
+    pub test: Metrics,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelStatus {
+    Trained,
+    /// Too few clean rows; not trained.
+    Skipped,
+}
+
+/// `data/reports/training.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct TrainingReport {
+    pub trained_at: DateTime<Utc>,
+    pub seed: u64,
+    pub models: BTreeMap<String, ModelReport>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct ModelReport {
+    pub status: ModelStatus,
+    pub rows: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub algorithm: Option<Algorithm>,
+    pub training_rows: usize,
+    pub test_rows: usize,
+    pub candidates: BTreeMap<Algorithm, Candidate>,
+    pub train_seconds: f64,
+    pub fit_seconds: BTreeMap<String, f64>,
+}
+
+impl ModelReport {
+    pub fn skipped(rows: usize, message: String) -> Self {
+        Self {
+            status: ModelStatus::Skipped,
+            rows,
+            message: Some(message),
+            algorithm: None,
+            training_rows: 0,
+            test_rows: 0,
+            candidates: BTreeMap::new(),
+            train_seconds: 0.0,
+            fit_seconds: BTreeMap::new(),
+        }
+    }
+
+    /// The chosen candidate's held-out metrics, when trained.
+    pub fn chosen(&self) -> Option<&Candidate> {
+        self.candidates.get(&self.algorithm?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reasons_are_snake_case_keys() {
+        let mut m = BTreeMap::new();
+        m.insert(Reason::OutOfRange, 2usize);
+        m.insert(Reason::Missing, 1usize);
+        let text = serde_json::to_string(&m).unwrap();
+        assert_eq!(text, r#"{"missing":1,"out_of_range":2}"#);
+        let back: BTreeMap<Reason, usize> = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, m);
+        for r in Reason::ALL {
+            assert_eq!(Reason::from_name(r.name()), Some(r));
+        }
+    }
 }

@@ -39,6 +39,9 @@ pub fn parse_utc(text: &str) -> Option<DateTime<Utc>> {
         .map(|naive| naive.and_utc())
 }
 
+/// The longest window in days a command takes (`--days`): a century.
+pub const MAX_DAYS: i64 = 36_600;
+
 /// `parse_utc` as a command-line value parser (`--now`, `--since`, `--until`).
 pub fn parse_arg(text: &str) -> Result<DateTime<Utc>, String> {
     parse_utc(text).ok_or_else(|| format!("`{text}` is not a date or RFC 3339 time"))

@@ -5,7 +5,9 @@
 //! one part per table with only the rows newer than the last run's, and
 //! remembers how far it got in `data/state/extract.json`.
 
+mod collected;
 mod csv_source;
+mod pg_conn;
 mod postgres_source;
 mod progress;
 mod schedule;
@@ -30,8 +32,9 @@ use crate::state::ExtractState;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum Source {
-    /// Supabase's REST API: SUPABASE_URL and SUPABASE_KEY (or
-    /// SUPABASE_SERVICE_ROLE_KEY, SUPABASE_ANON_KEY).
+    /// Supabase's REST API: SUPABASE_URL and a key (SUPABASE_KEY,
+    /// SUPABASE_SECRET_KEY, SUPABASE_SERVICE_ROLE_KEY, SUPABASE_PUBLISHABLE_KEY
+    /// or SUPABASE_ANON_KEY, the first set).
     Supabase,
     /// A PostgreSQL connection string in DATABASE_URL.
     Postgres,
@@ -64,7 +67,7 @@ pub struct Args {
     pub input: Option<PathBuf>,
     /// Keep rows created in the last D days (no upper bound: future-dated rows
     /// pass on for validate to reject).
-    #[arg(long, conflicts_with = "since")]
+    #[arg(long, conflicts_with = "since", value_parser = clap::value_parser!(u32).range(0..=contract::timestamp::MAX_DAYS))]
     pub days: Option<u32>,
     /// Keep rows created at or after this date or RFC 3339 time.
     #[arg(long, value_parser = contract::timestamp::parse_arg)]
@@ -79,7 +82,7 @@ pub struct Args {
     #[arg(long)]
     pub incremental: bool,
     /// Minutes re-read before the last collected row, for rows that committed late
-    /// (with --incremental; validate drops the re-read copies as duplicates).
+    /// (with --incremental; re-read rows already collected are not written again).
     #[arg(long, default_value_t = 5)]
     pub lookback_minutes: u32,
     /// Keep collecting on this schedule (e.g. 1h, 15m), one incremental run each
@@ -93,6 +96,18 @@ pub struct Args {
     /// First backoff delay in milliseconds; it doubles per attempt, with jitter.
     #[arg(long, default_value_t = 500)]
     pub retry_base_ms: u64,
+    /// Longest wait, in seconds, before a retry, whatever Retry-After asks.
+    #[arg(long, default_value_t = 60)]
+    pub max_retry_wait: u64,
+    /// Seconds one request to Supabase may take, answer included.
+    #[arg(long, default_value_t = 120)]
+    pub request_timeout: u64,
+    /// Seconds to wait for PostgreSQL to accept and answer a connection.
+    #[arg(long, default_value_t = 10)]
+    pub connect_timeout: u64,
+    /// Seconds one PostgreSQL statement may run (enforced by the server).
+    #[arg(long, default_value_t = 600)]
+    pub statement_timeout: u64,
     /// The time --days counts back from; default: the current time.
     #[arg(long, value_parser = contract::timestamp::parse_arg, hide = true)]
     pub now: Option<DateTime<Utc>>,
@@ -109,17 +124,23 @@ pub struct Options {
     pub incremental: bool,
     pub lookback: Duration,
     pub retry: supabase::Retry,
+    pub timeouts: postgres_source::Timeouts,
 }
 
 impl Options {
-    pub fn from_args(args: &Args) -> Self {
+    pub fn from_args(args: &Args) -> Result<Self> {
         let now = args.now.unwrap_or_else(Utc::now);
-        Self {
+        let days_ago = |d: u32| {
+            now.checked_sub_signed(Duration::days(i64::from(d)))
+                .with_context(|| format!("--days {d} reaches before the earliest date there is"))
+        };
+        Ok(Self {
             source: args.source,
             input: args.input.clone(),
-            since: args
-                .since
-                .or(args.days.map(|d| now - Duration::days(i64::from(d)))),
+            since: match args.since {
+                Some(s) => Some(s),
+                None => args.days.map(days_ago).transpose()?,
+            },
             until: args.until,
             limit: args.limit,
             incremental: args.incremental,
@@ -127,8 +148,14 @@ impl Options {
             retry: supabase::Retry {
                 attempts: args.retries.max(1),
                 base_delay: std::time::Duration::from_millis(args.retry_base_ms),
+                max_wait: std::time::Duration::from_secs(args.max_retry_wait),
+                request_timeout: std::time::Duration::from_secs(args.request_timeout.max(1)),
             },
-        }
+            timeouts: postgres_source::Timeouts {
+                connect: std::time::Duration::from_secs(args.connect_timeout.max(1)),
+                statement: std::time::Duration::from_secs(args.statement_timeout.max(1)),
+            },
+        })
     }
 }
 
@@ -136,14 +163,19 @@ pub fn run(args: &Args) -> Result<()> {
     let layout = Layout::new(&args.data);
     match args.every {
         Some(every) => schedule::every(every, || {
-            let options = Options::from_args(args);
+            let options = Options::from_args(args)?;
             extract(&layout, &options).map(|r| summary_line(&r))
         }),
         None => {
-            let report = extract(&layout, &Options::from_args(args))?;
+            let report = extract(&layout, &Options::from_args(args)?)?;
             for (table, c) in &report.tables {
+                let already = if report.incremental {
+                    format!(" {:>7} already collected", c.already_collected)
+                } else {
+                    String::new()
+                };
                 println!(
-                    "extract: {table:<24} {:>9} read {:>9} written {:>6} rejected {:>7} outside window",
+                    "extract: {table:<24} {:>9} read {:>9} written {:>6} rejected {:>7} outside window{already}",
                     c.rows_read, c.rows_written, c.rows_rejected, c.rows_skipped_window
                 );
             }
@@ -156,7 +188,12 @@ fn summary_line(report: &ExtractReport) -> String {
     let parts: Vec<String> = report
         .tables
         .iter()
-        .map(|(t, c)| format!("{t} +{} ({} rejected)", c.rows_written, c.rows_rejected))
+        .map(|(t, c)| {
+            format!(
+                "{t} +{} ({} rejected, {} already collected)",
+                c.rows_written, c.rows_rejected, c.already_collected
+            )
+        })
         .collect();
     parts.join(", ")
 }
@@ -185,10 +222,12 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
     let result = (|| -> Result<Vec<(RawTable, sink::Finished)>> {
         let mut finished = Vec::new();
         let mut runs = Vec::new();
+        // A saved position past this run's start (written by an older version) is
+        // treated as the start: the cursor never passes the present.
         let window = |resume: &Option<(DateTime<Utc>, String)>| Window {
             since: match (options.since, resume) {
-                (Some(s), Some((t, _))) => Some(s.max(*t - options.lookback)),
-                (None, Some((t, _))) => Some(*t - options.lookback),
+                (Some(s), Some((t, _))) => Some(s.max(*t.min(&extracted_at) - options.lookback)),
+                (None, Some((t, _))) => Some(*t.min(&extracted_at) - options.lookback),
                 (s, None) => s,
             },
             until: options.until,
@@ -198,10 +237,17 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
         // Stages a table: its staging folder, window and first part number.
         let mut prepare = |table: RawTable| -> Result<Target> {
             let resume = state.resume_point(source.name(), table);
+            let window = window(&resume);
+            // Rows the lookback re-reads that an earlier run already wrote.
+            let collected = match (options.incremental, window.since) {
+                (true, Some(since)) => collected::ids_since(layout, table, since)?,
+                _ => Default::default(),
+            };
             let out_dir = io::staging_dir(layout, table)?;
             staged.push((table, out_dir.clone()));
             Ok(Target {
-                window: window(&resume),
+                collected,
+                window,
                 out_dir,
                 first_part: if options.incremental {
                     layout.next_part_index(table)
@@ -233,12 +279,21 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
             }
             Source::Supabase => {
                 let client = supabase::Client::from_env(options.retry)?;
+                eprintln!(
+                    "extract: Supabase at {} with {}",
+                    client.base(),
+                    client.key_description()
+                );
                 for table in RawTable::ALL {
                     runs.push(client.extract_table(table, &prepare(table)?)?);
                 }
             }
             Source::Postgres => {
-                let mut db = postgres_source::Db::from_env()?;
+                let mut db = postgres_source::Db::from_env(options.timeouts)?;
+                // Every table there and readable before any is read.
+                for table in RawTable::ALL {
+                    db.columns(table)?;
+                }
                 for table in RawTable::ALL {
                     runs.push(db.extract_table(table, &prepare(table)?)?);
                 }
@@ -279,6 +334,13 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
     for (table, done) in finished {
         write_rejects(layout, table, done.rejects, options.incremental)?;
         if let Some((t, id)) = done.max_key {
+            // Never past the start of this run: a row dated in the future (a client
+            // clock off by a month) must not make later runs skip real rows.
+            let (t, id) = if t > extracted_at.timestamp_micros() {
+                (extracted_at.timestamp_micros(), String::new())
+            } else {
+                (t, id)
+            };
             state.advance(options.source.name(), table, t, id);
         }
         report.tables.insert(table.name().to_string(), done.counts);

@@ -7,7 +7,10 @@ fn main() -> ExitCode {
     match extract::run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("extract: error: {e:#}");
+            eprintln!(
+                "extract: error: {}",
+                contract::secrets::redact(&format!("{e:#}"))
+            );
             ExitCode::FAILURE
         }
     }

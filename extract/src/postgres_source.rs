@@ -3,16 +3,18 @@
 //! STDOUT in CSV, so no table is ever held in memory whole; the CSV text goes
 //! through the same sink as exported files.
 
-use std::str::FromStr;
+use std::sync::mpsc;
+use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, SecondsFormat, Utc};
 use contract::RawTable;
 use contract::columns::{CREATED_AT, ID};
-use postgres::config::{Host, SslMode};
+use postgres::config::Host;
 use postgres::{Client, Config, NoTls};
 use serde_json::Value;
 
+use crate::pg_conn;
 use crate::progress::Progress;
 use crate::sink::{TableSink, Target};
 
@@ -20,6 +22,8 @@ pub struct Db {
     client: Client,
     /// host:port/dbname, for messages: never the password.
     name: String,
+    /// The role we log in as, to name a missing grant.
+    user: String,
 }
 
 /// Where a connection goes, without its credentials.
@@ -34,49 +38,104 @@ fn describe(config: &Config) -> String {
     format!("{host}:{port}/{db}")
 }
 
+/// How long to wait for the server: the whole connection handshake, and each
+/// statement (enforced by the server, and by us if the server stops answering).
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub statement: Duration,
+}
+
 impl Db {
-    pub fn from_env() -> Result<Self> {
+    pub fn from_env(timeouts: Timeouts) -> Result<Self> {
         let url = std::env::var("DATABASE_URL")
             .ok()
             .filter(|v| !v.trim().is_empty())
             .context("DATABASE_URL is not set (a postgresql:// connection string)")?;
-        Self::connect(&url)
+        Self::connect(&url, timeouts)
     }
 
-    pub fn connect(url: &str) -> Result<Self> {
-        // The parse error of a URL could quote it; say only what is wrong.
-        let config = Config::from_str(url).map_err(|_| {
-            anyhow::anyhow!("DATABASE_URL is not a valid PostgreSQL connection string")
-        })?;
-        let name = describe(&config);
-        let client = match config.get_ssl_mode() {
-            SslMode::Disable => config.connect(NoTls),
-            _ => {
-                // libpq's sslmode=require encrypts without verifying the certificate.
-                let connector = native_tls::TlsConnector::builder()
-                    .danger_accept_invalid_certs(true)
-                    .build()
-                    .context("setting up TLS")?;
-                config.connect(postgres_native_tls::MakeTlsConnector::new(connector))
-            }
+    pub fn connect(url: &str, timeouts: Timeouts) -> Result<Self> {
+        let mut spec = pg_conn::parse(url)?;
+        let name = describe(&spec.config);
+        let user = spec.config.get_user().unwrap_or("").to_string();
+        if spec.config.get_connect_timeout().is_none() {
+            spec.config.connect_timeout(timeouts.connect);
         }
-        .map_err(|e| anyhow::anyhow!("cannot connect to PostgreSQL at {name}: {}", one_line(&e)))?;
-        Ok(Self { client, name })
+        let connect_timeout = spec
+            .config
+            .get_connect_timeout()
+            .copied()
+            .unwrap_or(timeouts.connect);
+        // Keepalives and the TCP user timeout notice a peer that went away.
+        spec.config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(30))
+            .tcp_user_timeout(timeouts.statement);
+        let connector = pg_conn::connector(&spec)?;
+        let config = spec.config.clone();
+        // The driver's connect_timeout covers the TCP connect only; a server that
+        // accepts and never answers would hang the handshake, so bound it whole.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let client = match connector {
+                None => config.connect(NoTls),
+                Some(c) => config.connect(postgres_native_tls::MakeTlsConnector::new(c)),
+            };
+            let _ = tx.send(client);
+        });
+        let mut client = match rx.recv_timeout(connect_timeout + Duration::from_secs(1)) {
+            Ok(Ok(client)) => client,
+            Ok(Err(e)) => bail!("cannot connect to PostgreSQL at {name}: {}", one_line(&e)),
+            Err(_) => bail!(
+                "cannot connect to PostgreSQL at {name}: no answer within {} s (--connect-timeout)",
+                connect_timeout.as_secs()
+            ),
+        };
+        // Read only, and the server cancels any statement that runs too long. Set
+        // after connecting: poolers (Supabase's included) refuse startup options.
+        client
+            .batch_execute(&format!(
+                "SET statement_timeout = {}; SET default_transaction_read_only = on; \
+                 SET TIME ZONE 'UTC'; SET extra_float_digits = 3",
+                timeouts.statement.as_millis().max(1)
+            ))
+            .map_err(|e| anyhow::anyhow!("PostgreSQL at {name}: {}", one_line(&e)))?;
+        Ok(Self { client, name, user })
     }
 
-    fn columns(&mut self, table: RawTable) -> Result<Vec<String>> {
+    /// The table's columns, after checking it exists and that we may read it.
+    pub fn columns(&mut self, table: RawTable) -> Result<Vec<String>> {
+        let row = self
+            .client
+            .query_one(
+                "SELECT to_regclass($1) IS NOT NULL, \
+                        CASE WHEN to_regclass($1) IS NULL THEN false \
+                             ELSE has_table_privilege(to_regclass($1), 'SELECT') END",
+                &[&quote(table.name())],
+            )
+            .map_err(|e| anyhow::anyhow!("{table} at {}: {}", self.name, one_line(&e)))?;
+        let (exists, readable): (bool, bool) = (row.get(0), row.get(1));
+        if !exists {
+            bail!("{table}: no such table at {}", self.name);
+        }
+        if !readable {
+            bail!(
+                "{table}: the role `{}` may not read it at {} (missing grant: GRANT SELECT ON {table} TO {};)",
+                self.user,
+                self.name,
+                self.user
+            );
+        }
         let rows = self
             .client
             .query(
-                "SELECT column_name FROM information_schema.columns \
-                 WHERE table_name = $1 AND table_schema = ANY (current_schemas(false)) \
-                 ORDER BY ordinal_position",
-                &[&table.name()],
+                "SELECT attname FROM pg_attribute \
+                 WHERE attrelid = to_regclass($1) AND attnum > 0 AND NOT attisdropped \
+                 ORDER BY attnum",
+                &[&quote(table.name())],
             )
             .map_err(|e| anyhow::anyhow!("{table} at {}: {}", self.name, one_line(&e)))?;
-        if rows.is_empty() {
-            bail!("{table}: no such table at {}", self.name);
-        }
         Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
     }
 
@@ -112,10 +171,7 @@ impl Db {
             )
             .map_err(|e| anyhow::anyhow!("{origin}: {}", one_line(&e)))?
             .get(0);
-        // timestamptz prints as `2025-12-20 17:49:11.43305+00` in UTC.
-        self.client
-            .batch_execute("SET TIME ZONE 'UTC'; SET extra_float_digits = 3")
-            .map_err(|e| anyhow::anyhow!("{origin}: {}", one_line(&e)))?;
+        // timestamptz prints as `2025-12-20 17:49:11.43305+00`: the session is in UTC.
         let select: Vec<String> = header.iter().map(|h| quote(h)).collect();
         let copy = format!(
             "COPY (SELECT {} FROM {}{filter} ORDER BY {CREATED_AT}, {ID}{limit}) TO STDOUT WITH (FORMAT csv)",
@@ -171,6 +227,11 @@ fn quote(name: &str) -> String {
 /// A PostgreSQL error on one line: the server's message when there is one.
 fn one_line(e: &postgres::Error) -> String {
     match e.as_db_error() {
+        Some(db) if db.code() == &postgres::error::SqlState::QUERY_CANCELED => format!(
+            "{} ({}); raise --statement-timeout if the table is just slow to read",
+            db.message(),
+            db.code().code()
+        ),
         Some(db) => format!("{} ({})", db.message(), db.code().code()),
         None => {
             let mut text = e.to_string();

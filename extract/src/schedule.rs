@@ -40,7 +40,10 @@ pub fn every(period: Duration, mut run_once: impl FnMut() -> Result<String>) -> 
                 "{now} ok in {:.1}s: {summary}",
                 started.elapsed().as_secs_f64()
             ),
-            Err(e) => println!("{now} failed (retrying next run): {e:#}"),
+            Err(e) => println!(
+                "{now} failed (retrying next run): {}",
+                contract::secrets::redact(&format!("{e:#}"))
+            ),
         }
         let next = started + period;
         while !stop.load(Ordering::SeqCst) && Instant::now() < next {

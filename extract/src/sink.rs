@@ -4,6 +4,7 @@
 //! in `_extra`, applies the window and limit, and sends every row it cannot
 //! read to the rejects with the field that failed.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
@@ -72,6 +73,9 @@ pub struct Target {
     /// The number of the first part file written.
     pub first_part: usize,
     pub extracted_at: DateTime<Utc>,
+    /// Ids of this table already in the raw layer inside the window (incremental
+    /// runs): re-read rows with these ids are counted, not written again.
+    pub collected: HashSet<String>,
 }
 
 pub struct TableSink {
@@ -91,6 +95,7 @@ pub struct TableSink {
     window: Window,
     out_dir: PathBuf,
     first_part: usize,
+    collected: HashSet<String>,
     pub counts: TableCounts,
     /// The greatest (created_at, id) written, for incremental collection.
     pub max_key: Option<(i64, String)>,
@@ -149,6 +154,7 @@ impl TableSink {
             window: target.window,
             out_dir: target.out_dir.clone(),
             first_part: target.first_part,
+            collected: target.collected.clone(),
             counts: TableCounts::default(),
             max_key: None,
         })
@@ -233,6 +239,13 @@ impl TableSink {
                 return Ok(());
             }
         }
+        let id = record_id(&self.slots, columns, record);
+        if let Some(id) = &id
+            && self.collected.contains(id)
+        {
+            self.counts.already_collected += 1;
+            return Ok(());
+        }
         if self.full() {
             self.counts.rows_skipped_limit += 1;
             return Ok(());
@@ -252,7 +265,6 @@ impl TableSink {
         } else {
             None
         });
-        let id = record_id(&self.slots, columns, record);
         if let (Some(t), Some(id)) = (created_at, id) {
             let key = (t, id);
             if self.max_key.as_ref().is_none_or(|m| key > *m) {

@@ -1,16 +1,17 @@
 //! `status`: what data is there, where it came from, how fresh it is, and how
-//! the models did, on one screen.
+//! the models did, on one screen. Reports are read through the contract's
+//! types; a file that is there but cannot be read is an error naming it, never
+//! shown as "none".
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
 use clap::Parser;
-use contract::columns::{CREATED_AT, SOURCE};
-use contract::reports::ExtractReport;
-use contract::{Dataset, Layout, RawTable, io};
+use contract::columns::{CREATED_AT, SOURCE, TIMESTAMP};
+use contract::reports::{ExtractReport, ModelStatus, TrainingReport, ValidationReport};
+use contract::{ContractError, Dataset, Layout, RawTable, io};
 use polars::prelude::*;
-use serde_json::Value;
 
 /// Shows rows, sources, time ranges, rejects and model metrics under DATA.
 #[derive(Debug, Parser)]
@@ -31,147 +32,227 @@ fn age(t: DateTime<Utc>) -> String {
     }
 }
 
-fn range(df: &DataFrame, column: &str) -> String {
-    let Ok(c) = df.column(column) else {
-        return "-".into();
+/// Rows, sources and time range of some Parquet files, reading only the two
+/// columns needed.
+struct Summary {
+    rows: usize,
+    sources: String,
+    range: String,
+}
+
+fn summarise(paths: &[PathBuf], time_column: &str) -> Result<Summary, ContractError> {
+    let invalid = |path: &Path, e: PolarsError| ContractError::Parquet {
+        path: path.to_path_buf(),
+        source: e,
     };
-    let Ok(ts) = c.datetime() else {
-        return "-".into();
-    };
+    let mut rows = 0;
+    let mut sources = std::collections::BTreeSet::new();
+    let (mut min, mut max): (Option<i64>, Option<i64>) = (None, None);
+    for path in paths {
+        let df = LazyFrame::scan_parquet(path, ScanArgsParquet::default())
+            .and_then(|lf| lf.select([col(time_column), col(SOURCE)]).collect())
+            .map_err(|e| invalid(path, e))?;
+        rows += df.height();
+        let times = df
+            .column(time_column)
+            .and_then(|c| c.cast(&DataType::Int64))
+            .map_err(|e| invalid(path, e))?;
+        let times = times.i64().map_err(|e| invalid(path, e))?;
+        min = min.into_iter().chain(times.min()).min();
+        max = max.into_iter().chain(times.max()).max();
+        let unique = df
+            .column(SOURCE)
+            .and_then(|c| c.unique())
+            .map_err(|e| invalid(path, e))?;
+        for s in unique
+            .str()
+            .map_err(|e| invalid(path, e))?
+            .into_iter()
+            .flatten()
+        {
+            sources.insert(s.to_string());
+        }
+    }
     let fmt = |v: Option<i64>| {
         v.and_then(DateTime::from_timestamp_micros)
             .map(|t| t.format("%Y-%m-%d %H:%M").to_string())
-            .unwrap_or_else(|| "-".into())
+            .unwrap_or_else(|| "no timestamps".into())
     };
-    format!("{} .. {}", fmt(ts.min()), fmt(ts.max()))
+    Ok(Summary {
+        rows,
+        sources: sources.into_iter().collect::<Vec<_>>().join(","),
+        range: format!("{} .. {}", fmt(min), fmt(max)),
+    })
 }
 
-fn sources(df: &DataFrame) -> String {
-    df.column(SOURCE)
-        .ok()
-        .and_then(|c| c.unique().ok())
-        .and_then(|u| {
-            u.str().ok().map(|s| {
-                s.into_iter()
-                    .flatten()
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            })
-        })
-        .map(|mut v| {
-            v.sort();
-            v.join(",")
-        })
-        .unwrap_or_else(|| "-".into())
+/// A JSON report: `None` when absent, an error naming it when unreadable.
+fn report<T: serde::de::DeserializeOwned>(path: &Path, errors: &mut Vec<String>) -> Option<T> {
+    if !path.exists() {
+        return None;
+    }
+    match io::read_json::<T>(path) {
+        Ok(r) => Some(r),
+        Err(e) => {
+            errors.push(e.to_string());
+            None
+        }
+    }
+}
+
+fn rows_of(path: &Path, errors: &mut Vec<String>) -> Option<usize> {
+    if !path.exists() {
+        return None;
+    }
+    match ParquetReader::new(std::fs::File::open(path).ok()?).num_rows() {
+        Ok(n) => Some(n),
+        Err(source) => {
+            errors.push(
+                ContractError::Parquet {
+                    path: path.to_path_buf(),
+                    source,
+                }
+                .to_string(),
+            );
+            None
+        }
+    }
 }
 
 pub fn run(args: &StatusArgs) -> Result<()> {
     let layout = Layout::new(&args.data);
     let mut any = false;
+    let mut errors: Vec<String> = Vec::new();
 
     println!("raw tables ({})", layout.raw_root().display());
     for table in RawTable::ALL {
-        match io::read_raw(&layout, table) {
-            Ok(df) => {
+        let parts = match layout.raw_parts(table) {
+            Ok(parts) => parts,
+            Err(ContractError::NotFound { .. }) => {
+                println!("  {:<24} none", table.name());
+                continue;
+            }
+            Err(e) => {
+                errors.push(e.to_string());
+                continue;
+            }
+        };
+        match summarise(&parts, CREATED_AT) {
+            Ok(s) => {
                 any = true;
-                let rejected = io::read_parquet(&layout.raw_rejected(table))
-                    .map(|r| r.height())
-                    .unwrap_or(0);
+                let unparseable = rows_of(&layout.raw_rejected(table), &mut errors).unwrap_or(0);
                 println!(
-                    "  {:<24} {:>9} rows  sources {:<10} {}  unparseable {}",
+                    "  {:<24} {:>9} rows  sources {:<10} {}  unparseable {unparseable}",
                     table.name(),
-                    df.height(),
-                    sources(&df),
-                    range(&df, CREATED_AT),
-                    rejected
+                    s.rows,
+                    s.sources,
+                    s.range,
                 );
             }
-            Err(_) => println!("  {:<24} none", table.name()),
+            Err(e) => errors.push(e.to_string()),
         }
     }
-    if let Ok(report) = io::read_json::<ExtractReport>(&layout.extract_report()) {
-        let when = report
+    if let Some(r) = report::<ExtractReport>(&layout.extract_report(), &mut errors) {
+        let when = r
             .extracted_at
             .map(|t| format!("{} ({})", t.format("%Y-%m-%d %H:%M:%SZ"), age(t)))
-            .unwrap_or_else(|| "-".into());
+            .unwrap_or_else(|| "at an unknown time".into());
         println!(
             "  last extraction: {when} from {}{}",
-            report.source,
-            if report.incremental {
-                ", incremental"
-            } else {
-                ""
-            }
+            r.source,
+            if r.incremental { ", incremental" } else { "" }
         );
     }
 
-    let validation: Option<Value> = io::read_json(&layout.validation_report()).ok();
+    let validation = report::<ValidationReport>(&layout.validation_report(), &mut errors);
     println!("datasets");
     for dataset in Dataset::ALL {
-        let training = io::read_parquet(&layout.training(dataset));
-        let clean = io::read_parquet(&layout.clean(dataset)).map(|d| d.height());
-        match training {
-            Ok(df) => {
-                any = true;
-                let rejects = validation
-                    .as_ref()
-                    .and_then(|v| v.pointer(&format!("/datasets/{}/rejected", dataset.name())))
-                    .and_then(Value::as_object)
-                    .map(|m| {
-                        m.iter()
-                            .filter(|(_, n)| n.as_u64().unwrap_or(0) > 0)
-                            .map(|(k, n)| format!("{k} {n}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    })
-                    .filter(|s| !s.is_empty())
-                    .unwrap_or_else(|| "none".into());
-                println!(
-                    "  {:<12} {:>9} rows  clean {:<9} sources {:<10} {}  rejects: {rejects}",
-                    dataset.name(),
-                    df.height(),
-                    clean.map(|n| n.to_string()).unwrap_or_else(|_| "-".into()),
-                    sources(&df),
-                    range(&df, contract::columns::TIMESTAMP),
-                )
-            }
-            Err(_) => println!("  {:<12} none", dataset.name()),
+        let path = layout.training(dataset);
+        if !path.exists() {
+            println!("  {:<12} none", dataset.name());
+            continue;
         }
+        let summary = match summarise(std::slice::from_ref(&path), TIMESTAMP) {
+            Ok(s) => s,
+            Err(e) => {
+                errors.push(e.to_string());
+                continue;
+            }
+        };
+        any = true;
+        let clean = rows_of(&layout.clean(dataset), &mut errors)
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "not validated".into());
+        let rejects = match validation.as_ref().map(|v| v.datasets.get(dataset.name())) {
+            None => "not validated".to_string(),
+            Some(None) => format!("not in {}", layout.validation_report().display()),
+            Some(Some(d)) => {
+                let parts: Vec<String> = d
+                    .rejected
+                    .iter()
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(r, n)| format!("{r} {n}"))
+                    .collect();
+                if parts.is_empty() {
+                    "none".into()
+                } else {
+                    parts.join(", ")
+                }
+            }
+        };
+        println!(
+            "  {:<12} {:>9} rows  clean {clean:<9} sources {:<10} {}  rejects: {rejects}",
+            dataset.name(),
+            summary.rows,
+            summary.sources,
+            summary.range,
+        );
     }
 
     println!("models");
+    let training = report::<TrainingReport>(&layout.training_report(), &mut errors);
     for dataset in Dataset::ALL {
-        let path = layout.model_dir(dataset).join("model.json");
-        match io::read_json::<Value>(&path) {
-            Ok(model) => {
-                let chosen = model
-                    .get("algorithm")
-                    .and_then(Value::as_str)
-                    .unwrap_or("?");
-                let test = model.pointer(&format!("/candidates/{chosen}/test"));
-                let metric = |k: &str| {
-                    test.and_then(|t| t.get(k))
-                        .and_then(Value::as_f64)
-                        .map(|x| format!("{x:.3}"))
-                        .unwrap_or_else(|| "-".into())
+        let model = training.as_ref().and_then(|t| t.models.get(dataset.name()));
+        match (model, &training) {
+            (Some(m), Some(t)) if m.status == ModelStatus::Trained => {
+                let (name, metrics) = match (m.algorithm, m.chosen()) {
+                    (Some(a), Some(c)) => (a.name(), c.test),
+                    _ => {
+                        errors.push(format!(
+                            "{}: the {dataset} model is trained but has no chosen candidate",
+                            layout.training_report().display()
+                        ));
+                        continue;
+                    }
                 };
-                let trained = model
-                    .get("trained_at")
-                    .and_then(Value::as_str)
-                    .and_then(contract::timestamp::parse_utc)
-                    .map(age)
-                    .unwrap_or_else(|| "-".into());
                 println!(
-                    "  {:<12} {:<8} R2 {}  MAE {}  RMSE {}  trained {trained}",
+                    "  {:<12} {:<8} R2 {:.3}  MAE {:.3}  RMSE {:.3}  trained {}",
                     dataset.name(),
-                    chosen,
-                    metric("r2"),
-                    metric("mae"),
-                    metric("rmse")
+                    name,
+                    metrics.r2,
+                    metrics.mae,
+                    metrics.rmse,
+                    age(t.trained_at)
                 );
             }
-            Err(_) => println!("  {:<12} none", dataset.name()),
+            (Some(m), _) => println!(
+                "  {:<12} skipped: {}",
+                dataset.name(),
+                m.message.as_deref().unwrap_or("not trained")
+            ),
+            (None, _) => println!("  {:<12} none", dataset.name()),
         }
+    }
+    let html = layout.report_html();
+    if let Ok(meta) = std::fs::metadata(&html) {
+        let when = meta
+            .modified()
+            .ok()
+            .map(|m| age(DateTime::<Utc>::from(m)))
+            .unwrap_or_else(|| "at an unknown time".into());
+        println!("report: {} (written {when})", html.display());
+    }
+    if !errors.is_empty() {
+        bail!("{}", errors.join("; "));
     }
     if !any {
         bail!(

@@ -21,24 +21,83 @@ use crate::sink::{TableSink, Target};
 const PAGE: usize = 1000;
 const MAX_DELAY: Duration = Duration::from_secs(30);
 
-/// How hard to retry 429, 5xx and connection errors.
+/// How hard to retry 429, 5xx and connection errors, and how long to wait.
 #[derive(Clone, Copy, Debug)]
 pub struct Retry {
     pub attempts: u32,
     pub base_delay: Duration,
+    /// The longest wait before a retry, whatever Retry-After asks.
+    pub max_wait: Duration,
+    /// One request, answer included.
+    pub request_timeout: Duration,
 }
 
-/// The key variables, in the order they are tried.
-pub const KEY_VARS: [&str; 3] = [
+/// The key variables, in the order they are tried: an explicit SUPABASE_KEY,
+/// then the secret keys (every row), then the publishable ones (only the rows
+/// Row Level Security lets the anon role read).
+pub const KEY_VARS: [&str; 5] = [
     "SUPABASE_KEY",
+    "SUPABASE_SECRET_KEY",
     "SUPABASE_SERVICE_ROLE_KEY",
+    "SUPABASE_PUBLISHABLE_KEY",
     "SUPABASE_ANON_KEY",
 ];
+
+/// Names this tool to Supabase, which refuses secret keys from browser-like agents.
+pub const USER_AGENT: &str = concat!("gm-pipeline-extract/", env!("CARGO_PKG_VERSION"));
+
+/// What kind of key we hold, judged by its shape (never printed itself).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum KeyKind {
+    /// `sb_secret_...`
+    Secret,
+    /// `sb_publishable_...`
+    Publishable,
+    /// A legacy JWT key (anon or service_role): three base64url parts.
+    Jwt,
+    Other,
+}
+
+impl KeyKind {
+    pub fn of(key: &str) -> Self {
+        if key.starts_with("sb_secret_") {
+            KeyKind::Secret
+        } else if key.starts_with("sb_publishable_") {
+            KeyKind::Publishable
+        } else if is_jwt(key) {
+            KeyKind::Jwt
+        } else {
+            KeyKind::Other
+        }
+    }
+
+    fn describe(self) -> &'static str {
+        match self {
+            KeyKind::Secret => "a secret key (sb_secret_...)",
+            KeyKind::Publishable => "a publishable key (sb_publishable_...)",
+            KeyKind::Jwt => "a JWT key",
+            KeyKind::Other => "a key of unknown shape",
+        }
+    }
+}
+
+/// Three non-empty base64url parts separated by dots, as a JWT is.
+pub fn is_jwt(key: &str) -> bool {
+    let parts: Vec<&str> = key.split('.').collect();
+    parts.len() == 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'=')
+        })
+}
 
 pub struct Client {
     http: Http,
     base: String,
     key: String,
+    /// The variable the key came from, for messages.
+    key_var: &'static str,
     retry: Retry,
 }
 
@@ -48,25 +107,63 @@ impl Client {
             .ok()
             .filter(|v| !v.trim().is_empty())
             .context("SUPABASE_URL is not set (the project URL, e.g. https://xyz.supabase.co)")?;
-        let key = KEY_VARS
+        let (key_var, key) = KEY_VARS
             .iter()
-            .find_map(|v| std::env::var(v).ok().filter(|k| !k.trim().is_empty()))
+            .find_map(|v| {
+                std::env::var(v)
+                    .ok()
+                    .filter(|k| !k.trim().is_empty())
+                    .map(|k| (*v, k.trim().to_string()))
+            })
             .with_context(|| format!("no Supabase API key: set one of {}", KEY_VARS.join(", ")))?;
-        Self::new(&base, key, retry)
+        Self::new(&base, key_var, key, retry)
     }
 
-    pub fn new(base: &str, key: String, retry: Retry) -> Result<Self> {
+    pub fn new(base: &str, key_var: &'static str, key: String, retry: Retry) -> Result<Self> {
         let http = Http::builder()
-            .timeout(Duration::from_secs(120))
-            .connect_timeout(Duration::from_secs(15))
+            .timeout(retry.request_timeout)
+            .connect_timeout(retry.request_timeout.min(Duration::from_secs(15)))
+            .user_agent(USER_AGENT)
             .build()
             .context("building the HTTP client")?;
         Ok(Self {
             http,
             base: base.trim_end_matches('/').to_string(),
             key,
+            key_var,
             retry,
         })
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// Which variable and kind of key, never the key.
+    pub fn key_description(&self) -> String {
+        format!(
+            "{} from {}",
+            KeyKind::of(&self.key).describe(),
+            self.key_var
+        )
+    }
+
+    /// What to say when Supabase refuses the key.
+    fn key_help(&self) -> String {
+        let publishable = matches!(KeyKind::of(&self.key), KeyKind::Publishable);
+        format!(
+            "the key in {} ({}) was refused. Supabase takes a secret key (sb_secret_...) or the \
+             legacy service_role JWT for every row, or a publishable key (sb_publishable_...) or \
+             the legacy anon JWT, which only sees the rows Row Level Security lets the anon role \
+             read{}",
+            self.key_var,
+            KeyKind::of(&self.key).describe(),
+            if publishable {
+                "; with a publishable key, add a select-only RLS policy for anon (see the README)"
+            } else {
+                ""
+            }
+        )
     }
 
     fn url(&self, table: RawTable) -> String {
@@ -83,8 +180,11 @@ impl Client {
                 .get(self.url(table))
                 .query(query)
                 .header("apikey", &self.key)
-                .header("Authorization", format!("Bearer {}", self.key))
                 .header("Accept", "application/json");
+            // Only a JWT is a bearer token; the sb_ keys travel in apikey alone.
+            if is_jwt(&self.key) {
+                request = request.header("Authorization", format!("Bearer {}", self.key));
+            }
             if count {
                 request = request.header("Prefer", "count=exact");
             }
@@ -98,7 +198,17 @@ impl Client {
                             .get("retry-after")
                             .and_then(|v| v.to_str().ok())
                             .and_then(|v| v.trim().parse::<u64>().ok())
-                            .map(Duration::from_secs);
+                            .map(Duration::from_secs)
+                            .map(|w| {
+                                if w > self.retry.max_wait {
+                                    eprintln!(
+                                        "extract: {table}: Supabase asked to wait {} s; waiting {} s (--max-retry-wait)",
+                                        w.as_secs(),
+                                        self.retry.max_wait.as_secs()
+                                    );
+                                }
+                                w.min(self.retry.max_wait)
+                            });
                         let attempts = self.retry.attempts;
                         if attempt >= attempts {
                             bail!(
@@ -110,12 +220,32 @@ impl Client {
                             "extract: {table}: Supabase answered {status}, retrying (attempt {attempt} of {attempts})"
                         );
                         wait
+                    } else if status == StatusCode::UNAUTHORIZED {
+                        bail!(
+                            "{table}: Supabase answered {status}: {}; {}",
+                            postgrest_message(response),
+                            self.key_help()
+                        );
                     } else {
                         bail!(
                             "{table}: Supabase answered {status}: {}",
                             postgrest_message(response)
                         );
                     }
+                }
+                Err(e) if e.is_timeout() => {
+                    let attempts = self.retry.attempts;
+                    let secs = self.retry.request_timeout.as_secs();
+                    if attempt >= attempts {
+                        bail!(
+                            "{table}: Supabase at {} did not answer within {secs} s (--request-timeout), {attempts} times; giving up",
+                            self.base
+                        );
+                    }
+                    eprintln!(
+                        "extract: {table}: no answer within {secs} s, retrying (attempt {attempt} of {attempts})"
+                    );
+                    None
                 }
                 Err(e) => {
                     let attempts = self.retry.attempts;
@@ -133,7 +263,9 @@ impl Client {
                 }
             };
             std::thread::sleep(
-                retry_after.unwrap_or_else(|| backoff(self.retry.base_delay, attempt)),
+                retry_after
+                    .unwrap_or_else(|| backoff(self.retry.base_delay, attempt))
+                    .min(self.retry.max_wait),
             );
         }
     }
@@ -235,6 +367,13 @@ impl Client {
         if let Some(p) = progress {
             p.finish();
         }
+        let nothing = sink.as_ref().is_none_or(|s| s.counts.rows_read == 0);
+        if nothing && KeyKind::of(&self.key) == KeyKind::Publishable {
+            eprintln!(
+                "extract: {table}: no rows visible to a publishable key; if the table has rows, \
+                 Row Level Security hides them from the anon role (see the README)"
+            );
+        }
         match sink {
             Some(s) => Ok(s),
             None => {
@@ -264,8 +403,13 @@ fn backoff(base: Duration, attempt: u32) -> Duration {
     ceiling.mul_f64(jitter)
 }
 
-/// PostgREST's JSON error body as one line: message (code), or the raw text.
+/// PostgREST's JSON error body as one line: message (code), or the raw text,
+/// with any secret it echoes back blanked out.
 fn postgrest_message(response: Response) -> String {
+    contract::secrets::redact(&postgrest_text(response))
+}
+
+fn postgrest_text(response: Response) -> String {
     let text = response.text().unwrap_or_default();
     match serde_json::from_str::<Value>(&text) {
         Ok(Value::Object(body)) => {

@@ -7,7 +7,10 @@ fn main() -> ExitCode {
     match synth::run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("synth: error: {e:#}");
+            eprintln!(
+                "synth: error: {}",
+                contract::secrets::redact(&format!("{e:#}"))
+            );
             ExitCode::FAILURE
         }
     }

@@ -13,22 +13,13 @@ use contract::{ContractError, Dataset, io};
 use serde::{Deserialize, Serialize};
 
 use crate::features::Encoding;
-use crate::metrics::Metrics;
 use crate::models::{Algorithm, Fitted, Params};
+pub use contract::reports::Candidate;
 
 pub const FORMAT: &str = "gm-training-pipeline/model-v1";
 pub const MODEL_JSON: &str = "model.json";
 pub const LIGHTGBM_FILE: &str = "lightgbm.txt";
 pub const HOLDOUT_FILE: &str = "holdout.parquet";
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Candidate {
-    /// Mean RMSE over the cross-validation folds.
-    pub cv_rmse: f64,
-    pub cv_rmse_per_fold: Vec<f64>,
-    /// On the held-out rows, fitted on all training rows.
-    pub test: Metrics,
-}
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CrossValidation {

@@ -27,7 +27,7 @@ use crate::artifact::{Candidate, CrossValidation, ModelCard};
 use crate::features::{Data, Encoding};
 use crate::metrics::evaluate;
 use crate::models::{Algorithm, Fitted, GbmSettings};
-use crate::report::{ModelReport, TrainingReport};
+use contract::reports::{ModelReport, ModelStatus, TrainingReport};
 
 /// Trains the quality, csat and performance models on DATA/clean.
 #[derive(Debug, Parser)]
@@ -111,7 +111,11 @@ pub fn run(args: &Args) -> Result<()> {
         }
         report.models.insert(dataset.name().into(), outcome.report);
     }
-    if report.models.values().all(|m| m.status != "trained") {
+    if report
+        .models
+        .values()
+        .all(|m| m.status != ModelStatus::Trained)
+    {
         io::write_json(&report, &layout.training_report())?;
         bail!("no model trained: every dataset is below its minimum of clean rows");
     }
@@ -148,7 +152,7 @@ fn train_one(args: &Args, layout: &Layout, dataset: Dataset, df: &DataFrame) -> 
     let (train_rows, test_rows) = split::train_test(data.rows, args.test_fraction, args.seed);
     let cv_rows = split::sample(&train_rows, args.cv_max_rows, args.seed);
     let folds = split::k_fold(&cv_rows, args.folds, args.seed);
-    let candidates = Algorithm::candidates(dataset);
+    let candidates = models::candidates(dataset);
 
     // Cross-validation: every candidate on every fold, encodings fitted on the fold's training rows.
     let mut cv: BTreeMap<Algorithm, Vec<f64>> = BTreeMap::new();
@@ -265,7 +269,7 @@ fn train_one(args: &Args, layout: &Layout, dataset: Dataset, df: &DataFrame) -> 
     };
     artifact::save(&layout.model_dir(dataset), &card, &fitted, &mut holdout)?;
     Ok(Outcome {
-        report: ModelReport::trained(&card, df.height()),
+        report: report::trained(&card, df.height()),
         importance,
         calibration,
     })

@@ -7,7 +7,10 @@ fn main() -> ExitCode {
     match train::run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("train: error: {e:#}");
+            eprintln!(
+                "train: error: {}",
+                contract::secrets::redact(&format!("{e:#}"))
+            );
             ExitCode::FAILURE
         }
     }

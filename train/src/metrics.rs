@@ -1,16 +1,6 @@
 //! Regression metrics: R2, MAE, RMSE, and the within-tolerance rate beside them.
 
-use serde::{Deserialize, Serialize};
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct Metrics {
-    pub r2: f64,
-    pub mae: f64,
-    pub rmse: f64,
-    /// Share of predictions within the dataset's tolerance of the truth.
-    pub within_tolerance: f64,
-    pub rows: usize,
-}
+pub use contract::reports::Metrics;
 
 pub fn evaluate(truth: &[f64], predicted: &[f64], tolerance: f64) -> Metrics {
     let n = truth.len().min(predicted.len());

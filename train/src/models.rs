@@ -6,55 +6,29 @@ use std::collections::HashMap;
 use anyhow::{Context, Result};
 use contract::Dataset;
 use contract::columns::{ACTION_TYPE, MODEL, PREDICTION, PROVIDER};
+pub use contract::reports::Algorithm;
 use nalgebra::{DMatrix, DVector};
 use serde::{Deserialize, Serialize};
 
 use crate::features::{Data, Encoding};
 use crate::gbm;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Algorithm {
-    /// The training-set mean.
-    MeanBaseline,
-    /// The provider x model mean (quality, csat).
-    ProviderModelBaseline,
-    /// The action type mean (quality, csat).
-    ActionTypeBaseline,
-    /// Take the A/B prediction as it is (performance): what calibration must beat.
-    PredictionBaseline,
-    Ridge,
-    Lightgbm,
-}
-
-impl Algorithm {
-    pub fn name(self) -> &'static str {
-        match self {
-            Algorithm::MeanBaseline => "mean_baseline",
-            Algorithm::ProviderModelBaseline => "provider_model_baseline",
-            Algorithm::ActionTypeBaseline => "action_type_baseline",
-            Algorithm::PredictionBaseline => "prediction_baseline",
-            Algorithm::Ridge => "ridge",
-            Algorithm::Lightgbm => "lightgbm",
-        }
-    }
-
-    pub fn candidates(dataset: Dataset) -> Vec<Algorithm> {
-        match dataset {
-            Dataset::Quality | Dataset::Csat => vec![
-                Algorithm::MeanBaseline,
-                Algorithm::ProviderModelBaseline,
-                Algorithm::ActionTypeBaseline,
-                Algorithm::Ridge,
-                Algorithm::Lightgbm,
-            ],
-            Dataset::Performance => vec![
-                Algorithm::MeanBaseline,
-                Algorithm::PredictionBaseline,
-                Algorithm::Ridge,
-                Algorithm::Lightgbm,
-            ],
-        }
+/// The candidates fitted and compared for a dataset.
+pub fn candidates(dataset: Dataset) -> Vec<Algorithm> {
+    match dataset {
+        Dataset::Quality | Dataset::Csat => vec![
+            Algorithm::MeanBaseline,
+            Algorithm::ProviderModelBaseline,
+            Algorithm::ActionTypeBaseline,
+            Algorithm::Ridge,
+            Algorithm::Lightgbm,
+        ],
+        Dataset::Performance => vec![
+            Algorithm::MeanBaseline,
+            Algorithm::PredictionBaseline,
+            Algorithm::Ridge,
+            Algorithm::Lightgbm,
+        ],
     }
 }
 

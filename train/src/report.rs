@@ -1,70 +1,29 @@
 //! data/reports/training.json and .html, the printed summary, and the
 //! calibration table of the performance model.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Result;
-use chrono::{DateTime, Utc};
 use contract::columns::PROVIDER;
+use contract::reports::{Algorithm, ModelReport, ModelStatus, TrainingReport};
 use contract::{ContractError, Dataset, io};
 use polars::prelude::*;
-use serde::{Deserialize, Serialize};
 
-use crate::artifact::{Candidate, ModelCard};
+use crate::artifact::ModelCard;
 use crate::features::Data;
-use crate::models::Algorithm;
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct TrainingReport {
-    pub trained_at: DateTime<Utc>,
-    pub seed: u64,
-    pub models: BTreeMap<String, ModelReport>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct ModelReport {
-    /// "trained" or "skipped".
-    pub status: String,
-    pub rows: usize,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub message: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub algorithm: Option<Algorithm>,
-    pub training_rows: usize,
-    pub test_rows: usize,
-    pub candidates: BTreeMap<Algorithm, Candidate>,
-    pub train_seconds: f64,
-    pub fit_seconds: BTreeMap<String, f64>,
-}
-
-impl ModelReport {
-    pub fn skipped(rows: usize, message: String) -> Self {
-        Self {
-            status: "skipped".into(),
-            rows,
-            message: Some(message),
-            algorithm: None,
-            training_rows: 0,
-            test_rows: 0,
-            candidates: BTreeMap::new(),
-            train_seconds: 0.0,
-            fit_seconds: BTreeMap::new(),
-        }
-    }
-
-    pub fn trained(card: &ModelCard, rows: usize) -> Self {
-        Self {
-            status: "trained".into(),
-            rows,
-            message: None,
-            algorithm: Some(card.algorithm),
-            training_rows: card.training_rows,
-            test_rows: card.test_rows,
-            candidates: card.candidates.clone(),
-            train_seconds: card.train_seconds,
-            fit_seconds: card.fit_seconds.clone(),
-        }
+/// The summary line of a trained model.
+pub fn trained(card: &ModelCard, rows: usize) -> ModelReport {
+    ModelReport {
+        status: ModelStatus::Trained,
+        rows,
+        message: None,
+        algorithm: Some(card.algorithm),
+        training_rows: card.training_rows,
+        test_rows: card.test_rows,
+        candidates: card.candidates.clone(),
+        train_seconds: card.train_seconds,
+        fit_seconds: card.fit_seconds.clone(),
     }
 }
 

@@ -7,7 +7,10 @@ fn main() -> ExitCode {
     match transform::run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("transform: error: {e:#}");
+            eprintln!(
+                "transform: error: {}",
+                contract::secrets::redact(&format!("{e:#}"))
+            );
             ExitCode::FAILURE
         }
     }

@@ -12,17 +12,14 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, Utc};
 use clap::Parser;
 use contract::columns::*;
+use contract::reports::{DatasetReport, Reason, ValidationReport};
 use contract::{Dataset, Layout, io};
 use polars::prelude::*;
-use serde::Serialize;
 
 use crate::rules::Check;
 
 /// The exit status when a dataset has fewer clean rows than its minimum.
 pub const EXIT_BELOW_MINIMUM: u8 = 3;
-
-/// The reasons, in the order they are tried.
-pub const REASONS: [&str; 4] = ["missing", "out_of_range", "bad_timestamp", "duplicate"];
 
 /// Splits DATA/training/<dataset>.parquet into DATA/clean and DATA/rejected.
 #[derive(Debug, Parser)]
@@ -67,25 +64,6 @@ impl Args {
 #[error("{}; pass --allow-small to go on anyway, or set the minimum with --min-<dataset>", .0.join("; "))]
 pub struct BelowMinimum(pub Vec<String>);
 
-#[derive(Debug, Default, Serialize)]
-pub struct DatasetReport {
-    pub rows_in: usize,
-    pub clean: usize,
-    pub rejected: BTreeMap<String, usize>,
-    pub min_rows: usize,
-    pub timestamp_min: Option<DateTime<Utc>>,
-    pub timestamp_max: Option<DateTime<Utc>>,
-    pub null_counts: BTreeMap<String, usize>,
-    pub warnings: Vec<String>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct ValidationReport {
-    pub validated_at: DateTime<Utc>,
-    pub now: DateTime<Utc>,
-    pub datasets: BTreeMap<String, DatasetReport>,
-}
-
 pub fn run(args: &Args) -> Result<()> {
     let layout = Layout::new(&args.data);
     let now = args.now.unwrap_or_else(Utc::now);
@@ -119,9 +97,9 @@ pub fn run(args: &Args) -> Result<()> {
         drop(df);
         io::write_parquet(&mut clean, &layout.clean(dataset))?;
         io::write_parquet(&mut rejected, &layout.rejected(dataset))?;
-        let by_reason: Vec<String> = REASONS
+        let by_reason: Vec<String> = Reason::ALL
             .iter()
-            .map(|r| format!("{r} {}", entry.rejected.get(*r).copied().unwrap_or(0)))
+            .map(|r| format!("{r} {}", entry.rejected.get(r).copied().unwrap_or(0)))
             .collect();
         println!(
             "validate: {:<12} {:>9} in {:>9} clean {:>7} rejected ({})",
@@ -240,11 +218,11 @@ pub fn split(
     let bad_time = col(TIMESTAMP).is_null().or(col(TIMESTAMP).gt(horizon_lit));
 
     let pre_reason = when(any(required.iter().map(|r| breaks(r)).collect()))
-        .then(lit(REASONS[0]))
+        .then(lit(Reason::Missing.name()))
         .when(any(ranges.iter().map(|r| breaks(r)).collect()))
-        .then(lit(REASONS[1]))
+        .then(lit(Reason::OutOfRange.name()))
         .when(bad_time)
-        .then(lit(REASONS[2]))
+        .then(lit(Reason::BadTimestamp.name()))
         .otherwise(null_text());
     // Duplicates among the rows no other rule rejected: the first is kept.
     let key = when(col(REASON).is_null())
@@ -263,7 +241,7 @@ pub fn split(
         .with_column(key.alias(KEY))
         .with_column(
             when(is_dup)
-                .then(lit(REASONS[3]))
+                .then(lit(Reason::Duplicate.name()))
                 .otherwise(col(REASON))
                 .alias(REASON),
         )
@@ -277,7 +255,7 @@ pub fn split(
     details.push(
         when(col(TIMESTAMP).is_null())
             .then(lit(format!("{TIMESTAMP} is null")))
-            .when(col(REASON).eq(lit(REASONS[2])))
+            .when(col(REASON).eq(lit(Reason::BadTimestamp.name())))
             .then(concat_str(
                 [
                     lit(format!("{TIMESTAMP} = ")),
@@ -293,7 +271,7 @@ pub fn split(
             .otherwise(null_text()),
     );
     details.push(
-        when(col(REASON).eq(lit(REASONS[3])))
+        when(col(REASON).eq(lit(Reason::Duplicate.name())))
             .then(concat_str(
                 [
                     lit(format!("{SOURCE_TABLE}, {SOURCE_ID} = ")),
@@ -328,12 +306,14 @@ fn describe(
         min_rows: minimum,
         ..DatasetReport::default()
     };
-    for r in REASONS {
-        report.rejected.insert(r.to_string(), 0);
+    for r in Reason::ALL {
+        report.rejected.insert(r, 0);
     }
     if rejected.height() > 0 {
-        for reason in rejected.column(REASON)?.str()?.into_iter().flatten() {
-            *report.rejected.entry(reason.to_string()).or_insert(0) += 1;
+        for name in rejected.column(REASON)?.str()?.into_iter().flatten() {
+            let reason = Reason::from_name(name)
+                .with_context(|| format!("unknown rejection reason `{name}`"))?;
+            *report.rejected.entry(reason).or_insert(0) += 1;
         }
     }
     for c in input.get_columns() {

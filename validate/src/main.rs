@@ -7,7 +7,10 @@ fn main() -> ExitCode {
     match validate::run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("validate: error: {e:#}");
+            eprintln!(
+                "validate: error: {}",
+                contract::secrets::redact(&format!("{e:#}"))
+            );
             match e.downcast_ref::<validate::BelowMinimum>() {
                 Some(_) => ExitCode::from(validate::EXIT_BELOW_MINIMUM),
                 None => ExitCode::FAILURE,

@@ -7,7 +7,10 @@ fn main() -> ExitCode {
     match extract::status::run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("status: error: {e:#}");
+            eprintln!(
+                "status: error: {}",
+                contract::secrets::redact(&format!("{e:#}"))
+            );
             ExitCode::FAILURE
         }
     }

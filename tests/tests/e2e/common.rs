@@ -172,3 +172,8 @@ pub fn extract_fixtures(data: &Path) -> Output {
         ],
     )
 }
+
+/// The lines of stderr that report an error (progress and notes are other lines).
+pub fn error_lines(err: &str) -> Vec<&str> {
+    err.lines().filter(|l| l.contains(": error: ")).collect()
+}

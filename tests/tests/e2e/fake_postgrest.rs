@@ -26,6 +26,19 @@ pub struct State {
     pub log: Vec<String>,
     /// Rows per response at most, whatever `limit` asks.
     pub cap: usize,
+    /// The User-Agent of every request.
+    pub agents: Vec<String>,
+}
+
+/// Three base64url parts: a JWT's shape.
+pub fn is_jwt(token: &str) -> bool {
+    let parts: Vec<&str> = token.split('.').collect();
+    parts.len() == 3
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        })
 }
 
 pub struct FakePostgrest {
@@ -75,10 +88,35 @@ fn handle(state: &mut State, url: &str, headers: &[Header]) -> (u16, String, Opt
             .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
             .map(|h| h.value.as_str().to_string())
     };
-    if header("apikey").as_deref() != Some(state.key.as_str())
-        || header("authorization") != Some(format!("Bearer {}", state.key))
+    state.agents.push(header("user-agent").unwrap_or_default());
+    // Supabase's gateway: the key always in `apikey`; `Authorization: Bearer`
+    // only with a JWT (an sb_ key there is refused); secret keys never from a browser.
+    if header("apikey").as_deref() != Some(state.key.as_str()) {
+        return error(401, "PGRST301", "Invalid API key");
+    }
+    if let Some(auth) = header("authorization") {
+        let token = auth.strip_prefix("Bearer ").unwrap_or("");
+        if !is_jwt(token) {
+            return error(401, "PGRST301", "JWT could not be decoded");
+        }
+        if token != state.key {
+            return error(401, "PGRST301", "JWT does not match the apikey");
+        }
+    } else if is_jwt(&state.key) {
+        return error(
+            401,
+            "PGRST302",
+            "Anonymous access is disabled; send the JWT as a bearer token",
+        );
+    }
+    if state.key.starts_with("sb_secret_")
+        && header("user-agent").is_some_and(|a| a.contains("Mozilla"))
     {
-        return error(401, "PGRST301", "JWT could not be decoded");
+        return error(
+            401,
+            "PGRST301",
+            "Forbidden use of secret API key in browser",
+        );
     }
     let (path, query) = url.split_once('?').unwrap_or((url, ""));
     let Some(table) = path.strip_prefix("/rest/v1/") else {

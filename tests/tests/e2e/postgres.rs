@@ -202,7 +202,7 @@ fn postgres_incremental_appends_only_new_rows() {
             &[],
         )
         .unwrap();
-    extract(
+    let out = extract(
         &url,
         data.path(),
         &["--incremental", "--lookback-minutes", "0"],
@@ -210,10 +210,14 @@ fn postgres_incremental_appends_only_new_rows() {
     let parts = files(&data.path().join("raw/ai_gm_ab_testing"));
     assert_eq!(parts, ["part-000000.parquet", "part-000001.parquet"]);
     let second = read(data.path().join("raw/ai_gm_ab_testing/part-000001.parquet"));
-    // The new rows, plus the 25 that share the last created_at seen: the bound is
-    // inclusive so a row committed later with that same time is not missed;
-    // validate drops the re-read copies as duplicates.
-    assert_eq!(second.height(), 40 + 25);
+    // Only the new rows: the 25 that share the last created_at seen are re-read
+    // (the bound is inclusive, for rows committed late) but already collected.
+    assert_eq!(second.height(), 40);
+    assert!(
+        stdout(&out).contains("25 already collected"),
+        "{}",
+        stdout(&out)
+    );
     assert_eq!(
         raw_ids(data.path(), "ai_gm_ab_testing")
             .iter()
@@ -221,20 +225,302 @@ fn postgres_incremental_appends_only_new_rows() {
             .len(),
         440
     );
-    let reread = read(
-        data.path()
-            .join("raw/ai_gm_explanations/part-000001.parquet"),
-    );
     assert_eq!(
-        reread.height(),
-        25,
-        "nothing new: only the rows at the last created_at"
+        files(&data.path().join("raw/ai_gm_explanations")),
+        ["part-000000.parquet"],
+        "nothing new: no part appended"
+    );
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(data.path().join("reports/extract.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        report["tables"]["ai_gm_explanations"]["already_collected"],
+        25
     );
     let state = std::fs::read_to_string(data.path().join("state/extract.json")).unwrap();
     assert!(
         state.contains("postgres") && state.contains("ai_gm_ab_testing"),
         "{state}"
     );
+}
+
+/// Rejected rows per reason in validation.json, for one dataset.
+fn rejected(data: &Path, dataset: &str) -> serde_json::Value {
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(data.join("reports/validation.json")).unwrap(),
+    )
+    .unwrap();
+    report["datasets"][dataset]["rejected"].clone()
+}
+
+fn source_count(client: &mut Client, table: &str) -> usize {
+    let n: i64 = client
+        .query_one(&format!("SELECT count(*) FROM {table}"), &[])
+        .unwrap()
+        .get(0);
+    n as usize
+}
+
+#[test]
+fn hourly_runs_with_nothing_new_file_no_phantom_duplicates() {
+    let Some((url, mut client)) = database("phantom") else {
+        return;
+    };
+    insert(&mut client, 0, 3000);
+    let data = tempdir().unwrap();
+    // The default lookback (5 minutes) re-reads the newest rows on every run.
+    let run = || extract(&url, data.path(), &["--incremental"]);
+    for _ in 0..4 {
+        run();
+    }
+    // Five new rows, and one committed late with a created_at inside the window.
+    client
+        .batch_execute(
+            "INSERT INTO ai_gm_ab_testing (created_at, experiment_name, variant, provider, model, response_id, predicted_quality, user_rating)
+             SELECT now(), 'exp', 'control', 'openai', 'm', 'new-' || i, 0.5, 0.5 FROM generate_series(1, 5) i;
+             INSERT INTO ai_gm_ab_testing (created_at, experiment_name, variant, provider, model, response_id, predicted_quality, user_rating)
+             VALUES (now() - interval '2 minutes', 'exp', 'control', 'openai', 'm', 'late', 0.5, 0.5);",
+        )
+        .unwrap();
+    run();
+    for table in [
+        "ai_gm_explanations",
+        "ai_gm_quality_feedback",
+        "ai_gm_ab_testing",
+    ] {
+        let ids = raw_ids(data.path(), table);
+        assert_eq!(
+            ids.len(),
+            source_count(&mut client, table),
+            "{table}: every source row once"
+        );
+        assert_eq!(
+            ids.iter().collect::<HashSet<_>>().len(),
+            ids.len(),
+            "{table}"
+        );
+    }
+    stage("transform", data.path(), &[]);
+    stage("validate", data.path(), &["--allow-small"]);
+    for dataset in ["quality", "csat", "performance"] {
+        assert_eq!(rejected(data.path(), dataset)["duplicate"], 0, "{dataset}");
+    }
+    let clean = read(data.path().join("clean/performance.parquet"));
+    assert_eq!(clean.height(), 3006);
+
+    // A real duplicate in the source is still seen, once. (A table without a
+    // primary key, as an import into a scratch table might be.)
+    client
+        .batch_execute(
+            "ALTER TABLE ai_gm_ab_testing DROP CONSTRAINT ai_gm_ab_testing_pkey;
+             INSERT INTO ai_gm_ab_testing SELECT * FROM ai_gm_ab_testing WHERE response_id = 'new-1';
+             UPDATE ai_gm_ab_testing SET created_at = now() WHERE response_id = 'new-1';",
+        )
+        .unwrap();
+    let fresh = tempdir().unwrap();
+    extract(&url, fresh.path(), &[]);
+    stage("transform", fresh.path(), &[]);
+    stage("validate", fresh.path(), &["--allow-small"]);
+    assert_eq!(rejected(fresh.path(), "performance")["duplicate"], 1);
+}
+
+#[test]
+fn a_future_dated_row_does_not_make_later_runs_skip_rows() {
+    let Some((url, mut client)) = database("future") else {
+        return;
+    };
+    insert(&mut client, 0, 300);
+    // A client clock a month ahead.
+    client
+        .batch_execute(
+            "INSERT INTO ai_gm_ab_testing (created_at, experiment_name, variant, provider, model, response_id, predicted_quality, user_rating)
+             VALUES (now() + interval '30 days', 'exp', 'control', 'openai', 'm', 'future', 0.5, 0.5)",
+        )
+        .unwrap();
+    let data = tempdir().unwrap();
+    extract(&url, data.path(), &["--incremental"]);
+    let state: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(data.path().join("state/extract.json")).unwrap(),
+    )
+    .unwrap();
+    let saved = state["sources"]["postgres"]["ai_gm_ab_testing"]["created_at"]
+        .as_str()
+        .and_then(contract::timestamp::parse_utc)
+        .unwrap();
+    assert!(
+        saved <= chrono::Utc::now(),
+        "the cursor never passes the present: {saved}"
+    );
+    // Later real rows all arrive, the future one is not collected twice.
+    client
+        .batch_execute(
+            "INSERT INTO ai_gm_ab_testing (created_at, experiment_name, variant, provider, model, response_id, predicted_quality, user_rating)
+             SELECT now(), 'exp', 'control', 'openai', 'm', 'later-' || i, 0.5, 0.5 FROM generate_series(1, 120) i",
+        )
+        .unwrap();
+    let out = extract(&url, data.path(), &["--incremental"]);
+    let ids = raw_ids(data.path(), "ai_gm_ab_testing");
+    assert_eq!(ids.len(), 300 + 1 + 120, "{}", stdout(&out));
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
+    stage("transform", data.path(), &[]);
+    stage("validate", data.path(), &["--allow-small"]);
+    let r = rejected(data.path(), "performance");
+    assert_eq!(
+        (r["bad_timestamp"].clone(), r["duplicate"].clone()),
+        (1.into(), 0.into())
+    );
+}
+
+#[test]
+fn a_read_only_role_is_enough_and_a_missing_grant_is_named() {
+    let Some((url, mut client)) = database("readonly") else {
+        return;
+    };
+    insert(&mut client, 0, 200);
+    let role = format!("gm_reader_{}", std::process::id());
+    client
+        .batch_execute(&format!(
+            "DROP ROLE IF EXISTS {role};
+             CREATE ROLE {role} LOGIN PASSWORD 'reader-pw';
+             GRANT USAGE ON SCHEMA public TO {role};
+             GRANT SELECT ON ai_gm_explanations, ai_gm_quality_feedback, ai_gm_ab_testing TO {role};"
+        ))
+        .unwrap();
+    let (base, db) = url.rsplit_once('/').unwrap();
+    let host = base.rsplit_once('@').map_or(base, |(_, h)| h);
+    let reader_url = format!("postgresql://{role}:reader-pw@{host}/{db}");
+    let data = tempdir().unwrap();
+    extract(&reader_url, data.path(), &[]);
+    assert_eq!(raw_ids(data.path(), "ai_gm_ab_testing").len(), 200);
+
+    client
+        .batch_execute(&format!("REVOKE SELECT ON ai_gm_ab_testing FROM {role}"))
+        .unwrap();
+    let data = tempdir().unwrap();
+    let (code, err) = fails(
+        bin("extract")
+            .args([
+                "--data",
+                data.path().to_str().unwrap(),
+                "--source",
+                "postgres",
+            ])
+            .env("DATABASE_URL", &reader_url),
+    );
+    assert_eq!(code, 1);
+    assert_eq!(error_lines(&err).len(), 1, "{err}");
+    assert!(
+        err.contains(&format!(
+            "ai_gm_ab_testing: the role `{role}` may not read it at {host}/{db} (missing grant: GRANT SELECT ON ai_gm_ab_testing TO {role};)"
+        )),
+        "{err}"
+    );
+    assert!(files(data.path()).iter().all(|f| !f.ends_with(".parquet")));
+    client
+        .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .unwrap();
+}
+
+#[test]
+fn tls_modes_verify_as_libpq_does() {
+    let Some((url, mut client)) = database("tls") else {
+        return;
+    };
+    insert(&mut client, 0, 50);
+    let tls =
+        std::env::var("PG_TEST_TLS_DIR").expect("tests/with-postgres.sh sets PG_TEST_TLS_DIR");
+    let (base, db) = url.rsplit_once('/').unwrap();
+    let port = base.rsplit_once(':').unwrap().1;
+    let ca = format!("{tls}/ca.crt");
+    let other = format!("{tls}/other-ca.crt");
+    // gm_tls may only connect over TLS (pg_hba), so a success proves encryption.
+    let conn = |host: &str, query: &str| format!("postgresql://gm_tls@{host}:{port}/{db}?{query}");
+    let run = |conn: String| {
+        let data = tempdir().unwrap();
+        bin("extract")
+            .args([
+                "--data",
+                data.path().to_str().unwrap(),
+                "--source",
+                "postgres",
+                "--limit",
+                "5",
+            ])
+            .env("DATABASE_URL", conn)
+            .output()
+            .unwrap()
+    };
+    for (what, conn) in [
+        (
+            "require encrypts without verifying",
+            conn("127.0.0.1", "sslmode=require"),
+        ),
+        (
+            "verify-ca checks the chain, not the name",
+            conn("127.0.0.1", &format!("sslmode=verify-ca&sslrootcert={ca}")),
+        ),
+        (
+            "verify-full with the right CA and name",
+            conn(
+                "localhost",
+                &format!("sslmode=verify-full&sslrootcert={ca}"),
+            ),
+        ),
+    ] {
+        let out = run(conn);
+        assert!(
+            out.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for (what, conn) in [
+        (
+            "verify-full refuses a name the certificate does not carry",
+            conn(
+                "127.0.0.1",
+                &format!("sslmode=verify-full&sslrootcert={ca}"),
+            ),
+        ),
+        (
+            "verify-ca refuses a certificate another CA signed",
+            conn(
+                "127.0.0.1",
+                &format!("sslmode=verify-ca&sslrootcert={other}"),
+            ),
+        ),
+        (
+            "verify-full refuses it too",
+            conn(
+                "localhost",
+                &format!("sslmode=verify-full&sslrootcert={other}"),
+            ),
+        ),
+        (
+            "disable is refused by a TLS-only role",
+            conn("127.0.0.1", "sslmode=disable"),
+        ),
+    ] {
+        let out = run(conn);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{what}");
+        assert!(
+            err.contains("cannot connect to PostgreSQL at"),
+            "{what}: {err}"
+        );
+        assert_eq!(error_lines(&err).len(), 1, "{what}: {err}");
+    }
+    // A bad sslmode names the option, never the string (which may hold a password).
+    let out = run(format!(
+        "postgresql://gm:pw-SECRET-77@127.0.0.1:{port}/{db}?sslmode=verify-maybe"
+    ));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("sslmode `verify-maybe` is not one of"),
+        "{err}"
+    );
+    assert!(!err.contains("pw-SECRET-77"), "{err}");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use tempfile::tempdir;
 use crate::common::*;
 use crate::fake_postgrest::{FakePostgrest, Row};
 
-const KEY: &str = "test-anon-key";
+const KEY: &str = "sb_secret_test-key-0001";
 
 fn obj(v: Value) -> Row {
     v.as_object().unwrap().clone()
@@ -194,9 +194,9 @@ fn bad_key_is_one_clear_line_and_nothing_written() {
     let data = tempdir().unwrap();
     let (code, err) = fails(&mut extract(&s, data.path(), "wrong-key", &[]));
     assert_eq!(code, 1);
-    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(error_lines(&err).len(), 1, "{err}");
     assert!(
-        err.contains("ai_gm_explanations: Supabase answered 401 Unauthorized: JWT could not be decoded (code PGRST301)"),
+        err.contains("ai_gm_explanations: Supabase answered 401 Unauthorized: Invalid API key (code PGRST301); the key in SUPABASE_KEY (a key of unknown shape) was refused. Supabase takes a secret key (sb_secret_...)"),
         "{err}"
     );
     assert!(
@@ -302,11 +302,110 @@ fn incremental_collects_new_rows_once_and_survives_a_crash_before_the_state() {
     assert_eq!(clean_ids.len(), 1600, "every row once after validate");
     assert_eq!(unique.len(), 1600);
     let rejected = read(data.path().join("rejected/quality.parquet"));
-    assert!(
+    assert_eq!(
+        rejected.height(),
+        0,
+        "re-read rows are recognised before writing, so no phantom duplicates: {:?}",
         strs(&rejected, REASON)
-            .iter()
-            .all(|r| r.as_deref() == Some("duplicate"))
     );
+}
+
+/// A JWT-shaped legacy key (header.payload.signature, base64url).
+const JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.dGVzdC1zaWduYXR1cmUtMDAwMQ";
+
+#[test]
+fn every_kind_of_supabase_key_is_sent_as_supabase_expects() {
+    // (variable, key): sb_ keys in apikey only, a JWT also as the bearer token.
+    for (var, key) in [
+        ("SUPABASE_SECRET_KEY", "sb_secret_abcDEF123_-x"),
+        ("SUPABASE_PUBLISHABLE_KEY", "sb_publishable_abcDEF123_-x"),
+        ("SUPABASE_SERVICE_ROLE_KEY", JWT),
+        ("SUPABASE_ANON_KEY", JWT),
+    ] {
+        let s = server();
+        s.state.lock().unwrap().key = key.into();
+        let data = tempdir().unwrap();
+        let out = ok(bin("extract")
+            .args([
+                "--data",
+                data.path().to_str().unwrap(),
+                "--source",
+                "supabase",
+            ])
+            .env("SUPABASE_URL", &s.url)
+            .env(var, key));
+        assert_every_row_once(data.path());
+        let agents = s.state.lock().unwrap().agents.clone();
+        assert!(
+            agents.iter().all(|a| a.starts_with("gm-pipeline-extract/")),
+            "{var}: {agents:?}"
+        );
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(err.contains(&format!("from {var}")), "{var}: {err}");
+        assert!(
+            !err.contains(key),
+            "{var}: the key itself is never printed: {err}"
+        );
+    }
+}
+
+#[test]
+fn an_sb_key_sent_as_a_bearer_token_is_refused_by_the_fake_as_by_supabase() {
+    // The fake's rules are the ones our client is tested against; prove them directly.
+    let s = server();
+    s.state.lock().unwrap().key = "sb_secret_abc".into();
+    let request = |auth: Option<&str>, agent: &str| {
+        let mut stream = std::net::TcpStream::connect(s.url.trim_start_matches("http://")).unwrap();
+        use std::io::{Read, Write};
+        let auth = auth
+            .map(|a| format!("Authorization: {a}\r\n"))
+            .unwrap_or_default();
+        write!(
+            stream,
+            "GET /rest/v1/ai_gm_ab_testing?select=*&limit=1 HTTP/1.1\r\nHost: x\r\napikey: sb_secret_abc\r\n{auth}User-Agent: {agent}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        text
+    };
+    assert!(request(None, "gm-pipeline-extract/1").starts_with("HTTP/1.1 200"));
+    let bearer = request(Some("Bearer sb_secret_abc"), "gm-pipeline-extract/1");
+    assert!(
+        bearer.starts_with("HTTP/1.1 401") && bearer.contains("JWT could not be decoded"),
+        "{bearer}"
+    );
+    let browser = request(None, "Mozilla/5.0");
+    assert!(
+        browser.starts_with("HTTP/1.1 401") && browser.contains("browser"),
+        "{browser}"
+    );
+}
+
+#[test]
+fn a_refused_publishable_key_explains_row_level_security() {
+    let s = server();
+    s.state.lock().unwrap().key = "sb_publishable_right".into();
+    let data = tempdir().unwrap();
+    let (code, err) = fails(
+        bin("extract")
+            .args([
+                "--data",
+                data.path().to_str().unwrap(),
+                "--source",
+                "supabase",
+            ])
+            .env("SUPABASE_URL", &s.url)
+            .env("SUPABASE_PUBLISHABLE_KEY", "sb_publishable_wrong"),
+    );
+    assert_eq!(code, 1);
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.contains("the key in SUPABASE_PUBLISHABLE_KEY (a publishable key (sb_publishable_...)) was refused")
+            && last.contains("only sees the rows Row Level Security lets the anon role read"),
+        "{err}"
+    );
+    assert!(!err.contains("sb_publishable_wrong"), "{err}");
 }
 
 /// Everything a run printed or wrote, as text.

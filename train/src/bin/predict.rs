@@ -7,7 +7,10 @@ fn main() -> ExitCode {
     match train::predict::run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("predict: error: {e:#}");
+            eprintln!(
+                "predict: error: {}",
+                contract::secrets::redact(&format!("{e:#}"))
+            );
             ExitCode::FAILURE
         }
     }

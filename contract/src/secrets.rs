@@ -1,0 +1,146 @@
+//! Secrets come only from the environment and never leave the process: every
+//! line a stage prints goes through [`redact`], which blanks the values of the
+//! secret variables (and a connection string's password) wherever they appear,
+//! including in text a server sent back, plus anything shaped like a Supabase
+//! key or a JWT.
+
+/// The variables holding API keys or connection strings.
+pub const SECRET_VARS: [&str; 6] = [
+    "SUPABASE_KEY",
+    "SUPABASE_SECRET_KEY",
+    "SUPABASE_SERVICE_ROLE_KEY",
+    "SUPABASE_PUBLISHABLE_KEY",
+    "SUPABASE_ANON_KEY",
+    "DATABASE_URL",
+];
+
+const MASK: &str = "[redacted]";
+
+/// The secret strings of this process's environment, longest first.
+fn secrets() -> Vec<String> {
+    let mut out = Vec::new();
+    for var in SECRET_VARS {
+        let Ok(value) = std::env::var(var) else {
+            continue;
+        };
+        if let Some(password) = password_of(&value) {
+            out.push(password);
+        }
+        out.push(value);
+    }
+    out.retain(|s| s.trim().len() >= 4);
+    out.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    out.dedup();
+    out
+}
+
+/// The password of a connection string, URL (`postgresql://u:pw@h/db`) or
+/// key-value (`password=pw`) form, as written and percent-decoded.
+fn password_of(conn: &str) -> Option<String> {
+    if let Some(rest) = conn.split_once("://").map(|(_, r)| r) {
+        let userinfo = rest.split(['/', '?']).next()?.rsplit_once('@')?.0;
+        let raw = userinfo.split_once(':')?.1;
+        return Some(percent_decode(raw)).filter(|p| !p.is_empty());
+    }
+    conn.split_whitespace()
+        .find_map(|kv| kv.strip_prefix("password="))
+        .map(|p| p.trim_matches('\'').to_string())
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(hex) = s.get(i + 1..i + 3)
+            && let Ok(b) = u8::from_str_radix(hex, 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether a token looks like a key even when it is not ours: Supabase's
+/// `sb_secret_`/`sb_publishable_` keys and JWTs (`eyJ...`, three parts).
+fn looks_like_key(token: &str) -> bool {
+    let keyish = |rest: &str| {
+        rest.len() >= 8
+            && rest
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    };
+    token.strip_prefix("sb_secret_").is_some_and(keyish)
+        || token.strip_prefix("sb_publishable_").is_some_and(keyish)
+        || (token.starts_with("eyJ") && token.split('.').count() == 3 && token.len() > 30)
+}
+
+/// `text` with every secret blanked out.
+pub fn redact(text: &str) -> String {
+    let mut out = text.to_string();
+    for secret in secrets() {
+        if out.contains(&secret) {
+            out = out.replace(&secret, MASK);
+        }
+    }
+    let is_token_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.');
+    let mut result = String::with_capacity(out.len());
+    let mut token = String::new();
+    let flush = |token: &mut String, result: &mut String| {
+        if looks_like_key(token) {
+            result.push_str(MASK);
+        } else {
+            result.push_str(token);
+        }
+        token.clear();
+    };
+    for c in out.chars() {
+        if is_token_char(c) {
+            token.push(c);
+        } else {
+            flush(&mut token, &mut result);
+            result.push(c);
+        }
+    }
+    flush(&mut token, &mut result);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_of_connection_strings() {
+        assert_eq!(
+            password_of("postgresql://gm:s%40cret@db:5432/x?sslmode=require").as_deref(),
+            Some("s@cret")
+        );
+        assert_eq!(
+            password_of("host=db user=gm password=hunter22 dbname=x").as_deref(),
+            Some("hunter22")
+        );
+        assert_eq!(password_of("postgresql://gm@db/x"), None);
+    }
+
+    #[test]
+    fn key_shapes_are_blanked_whoever_sends_them() {
+        let jwt = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoiYW5vbiJ9.c2lnbmF0dXJlLXNpZ25hdHVyZQ";
+        let text = format!("apikey: sb_secret_abc123XYZ, Authorization: Bearer {jwt}; fine");
+        assert_eq!(
+            redact(&text),
+            "apikey: [redacted], Authorization: Bearer [redacted]; fine"
+        );
+        assert_eq!(redact("nothing secret here"), "nothing secret here");
+        // Names of key kinds in help text are not keys.
+        assert_eq!(
+            redact("a secret key (sb_secret_...)"),
+            "a secret key (sb_secret_...)"
+        );
+    }
+}

@@ -1,0 +1,43 @@
+//! What an incremental run already holds: the ids of a raw table's rows
+//! created inside the lookback window, read back from the part files (only
+//! the `id` and `created_at` columns, only the window's rows), so a re-read
+//! row is recognised without keeping every id ever seen.
+
+use std::collections::HashSet;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use contract::columns::{CREATED_AT, ID};
+use contract::tables::utc_timestamp;
+use contract::{Layout, RawTable};
+use polars::prelude::*;
+
+pub fn ids_since(
+    layout: &Layout,
+    table: RawTable,
+    since: DateTime<Utc>,
+) -> Result<HashSet<String>> {
+    let mut ids = HashSet::new();
+    if !layout.raw_dir(table).exists() {
+        return Ok(ids);
+    }
+    let since = lit(since.timestamp_micros()).cast(utc_timestamp());
+    for part in layout.raw_parts(table).unwrap_or_default() {
+        let df = LazyFrame::scan_parquet(&part, ScanArgsParquet::default())
+            .and_then(|lf| {
+                lf.select([col(ID).cast(DataType::String), col(CREATED_AT)])
+                    .filter(col(CREATED_AT).gt_eq(since.clone()))
+                    .select([col(ID)])
+                    .collect()
+            })
+            .with_context(|| format!("{}: reading the ids already collected", part.display()))?;
+        ids.extend(
+            df.column(ID)?
+                .str()?
+                .into_iter()
+                .flatten()
+                .map(str::to_string),
+        );
+    }
+    Ok(ids)
+}
