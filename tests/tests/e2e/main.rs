@@ -5,6 +5,7 @@ mod extract_csv;
 mod fake_postgrest;
 mod pipeline;
 mod postgres;
+mod status;
 mod supabase;
 mod synth;
 mod train;

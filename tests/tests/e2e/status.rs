@@ -1,0 +1,51 @@
+//! `status` reads every report through the contract's types and says so when
+//! one cannot be read, naming the file.
+
+use std::fs;
+
+use tempfile::tempdir;
+
+use crate::common::*;
+
+#[test]
+fn status_summarises_every_layer_and_names_an_unreadable_report() {
+    let data = tempdir().unwrap();
+    let (code, err) = fails(bin("status").args(["--data", data.path().to_str().unwrap()]));
+    assert_eq!(code, 1);
+    assert!(err.contains("no data yet; run `make pipeline`"), "{err}");
+
+    synth(data.path(), 800, 0.02);
+    stage("transform", data.path(), &[]);
+    stage(
+        "validate",
+        data.path(),
+        &["--allow-small", "--now", "2026-01-15T12:00:00Z"],
+    );
+    stage("train", data.path(), &[]);
+    let out = stage("status", data.path(), &[]);
+    let text = stdout(&out);
+    for want in [
+        "ai_gm_explanations             800 rows  sources synth",
+        "last extraction:",
+        "rejects: missing",
+        "quality      lightgbm R2 0.",
+    ] {
+        assert!(text.contains(want), "{want:?} not in:\n{text}");
+    }
+
+    for (file, broken) in [
+        ("reports/validation.json", "{\"validated_at\": 3"),
+        ("reports/training.json", "not json"),
+        ("clean/csat.parquet", "not parquet"),
+        ("raw/ai_gm_ab_testing/part-000000.parquet", "PAR1 broken"),
+    ] {
+        let path = data.path().join(file);
+        let good = fs::read(&path).unwrap();
+        fs::write(&path, broken).unwrap();
+        let (code, err) = fails(bin("status").args(["--data", data.path().to_str().unwrap()]));
+        assert_eq!(code, 1, "{file}");
+        assert_eq!(error_lines(&err).len(), 1, "{file}: {err}");
+        assert!(err.contains(&path.display().to_string()), "{file}: {err}");
+        fs::write(&path, good).unwrap();
+    }
+}
