@@ -1,6 +1,7 @@
 //! `synth`: realistic synthetic rows for the three raw tables, tagged
 //! `_source = synth`, so the pipeline runs with no database at all.
 
+mod export;
 mod generate;
 mod messy;
 
@@ -29,7 +30,7 @@ pub struct Args {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Spread created_at over this many days, ending at --now.
-    #[arg(long, default_value_t = 30)]
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=contract::timestamp::MAX_DAYS))]
     pub days: u32,
     /// End of the time window (RFC 3339 or YYYY-MM-DD); default: the current time.
     #[arg(long, value_parser = contract::timestamp::parse_arg)]
@@ -38,6 +39,20 @@ pub struct Args {
     /// target, duplicated id, future timestamp, in equal parts).
     #[arg(long, default_value_t = 0.0)]
     pub messy: f64,
+    /// parquet: the raw layer under DATA, as extract writes it. csv: exports of
+    /// the three tables as Supabase's table editor writes them, into --out, for
+    /// `extract --source csv` (DATA is not touched).
+    #[arg(long, value_enum, default_value_t = Format::Parquet)]
+    pub format: Format,
+    /// Folder for the CSV exports (with --format csv).
+    #[arg(long, required_if_eq("format", "csv"))]
+    pub out: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Parquet,
+    Csv,
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -51,10 +66,29 @@ pub fn run(args: &Args) -> Result<()> {
         bail!("--rows must be at least 1");
     }
     let now = args.now.unwrap_or_else(Utc::now);
-    let start = now - Duration::days(i64::from(args.days));
+    let start = now
+        .checked_sub_signed(Duration::days(i64::from(args.days)))
+        .with_context(|| {
+            format!(
+                "--days {} reaches before the earliest date there is",
+                args.days
+            )
+        })?;
     let layout = Layout::new(&args.data);
     let mut tables = generate::generate(args.rows, args.seed, start, now)?;
     let injected = messy::inject(&mut tables, args.messy, args.seed, now);
+    if let (Format::Csv, Some(out)) = (args.format, &args.out) {
+        for (table, frame) in tables.frames(now)? {
+            let path = export::write_csv(table, frame, out)?;
+            println!(
+                "synth: {:<24} {:>8} rows -> {}",
+                table.name(),
+                args.rows,
+                path.display()
+            );
+        }
+        return Ok(());
+    }
 
     let mut report = ExtractReport {
         source: SYNTH_SOURCE.into(),

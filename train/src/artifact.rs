@@ -20,6 +20,9 @@ pub const FORMAT: &str = "gm-training-pipeline/model-v1";
 pub const MODEL_JSON: &str = "model.json";
 pub const LIGHTGBM_FILE: &str = "lightgbm.txt";
 pub const HOLDOUT_FILE: &str = "holdout.parquet";
+/// holdout.parquet's columns beside source_table and source_id.
+pub const ACTUAL: &str = "actual";
+pub const PREDICTED: &str = "predicted";
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct CrossValidation {

@@ -1,8 +1,9 @@
-//! From a dataset frame to model inputs. Encodings are fitted on training rows
-//! only: numeric means and deviations for ridge, category levels for both
-//! ridge (one-hot) and LightGBM (integer codes as categorical features).
-//! A null stays missing: NaN for LightGBM, the training mean plus a missing
-//! indicator for ridge; an unseen category is missing too.
+//! From a dataset frame to model inputs, built once per dataset: numeric
+//! columns as f64 (NaN for null) and categorical columns as integer codes into
+//! the dataset's sorted levels. Encodings are fitted on training rows only
+//! (numeric means and deviations for ridge, the levels seen in training for
+//! both ridge's one-hot columns and LightGBM's categorical codes); an unseen
+//! or null category is missing.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -12,13 +13,62 @@ use contract::Dataset;
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
+/// The code of a null category, in data and in training codes alike.
+pub const MISSING: u32 = u32::MAX;
+
+/// One categorical column: its distinct values, sorted, and a code per row.
+pub struct Categorical {
+    pub levels: Vec<String>,
+    pub codes: Vec<u32>,
+}
+
+impl Categorical {
+    fn from_column(values: &StringChunked) -> Self {
+        let mut index: HashMap<&str, u32> = HashMap::new();
+        let mut first_seen: Vec<&str> = Vec::new();
+        let codes: Vec<u32> = values
+            .into_iter()
+            .map(|v| match v {
+                None => MISSING,
+                Some(s) => *index.entry(s).or_insert_with(|| {
+                    first_seen.push(s);
+                    (first_seen.len() - 1) as u32
+                }),
+            })
+            .collect();
+        // Codes in sorted level order, so they do not depend on row order.
+        let mut order: Vec<u32> = (0..first_seen.len() as u32).collect();
+        order.sort_by_key(|&i| first_seen[i as usize]);
+        let mut remap = vec![0u32; order.len()];
+        for (sorted, &old) in order.iter().enumerate() {
+            remap[old as usize] = sorted as u32;
+        }
+        Self {
+            levels: order
+                .iter()
+                .map(|&i| first_seen[i as usize].to_string())
+                .collect(),
+            codes: codes
+                .into_iter()
+                .map(|c| if c == MISSING { c } else { remap[c as usize] })
+                .collect(),
+        }
+    }
+
+    /// The value of a row, for messages and group keys.
+    pub fn value(&self, row: usize) -> Option<&str> {
+        let code = self.codes[row];
+        (code != MISSING).then(|| self.levels[code as usize].as_str())
+    }
+}
+
 /// A dataset's model inputs, column by column.
 pub struct Data {
     pub rows: usize,
     /// Per numeric feature, NaN for null.
     pub numeric: Vec<Vec<f64>>,
     /// Per categorical feature.
-    pub categorical: Vec<Vec<Option<String>>>,
+    pub categorical: Vec<Categorical>,
     /// The target; empty when the input has none (prediction).
     pub target: Vec<f64>,
 }
@@ -73,12 +123,7 @@ impl Data {
                 );
             }
             let c = c.cast(&DataType::String)?;
-            categorical.push(
-                c.str()?
-                    .into_iter()
-                    .map(|v| v.map(str::to_string))
-                    .collect(),
-            );
+            categorical.push(Categorical::from_column(c.str()?));
         }
         let target = if with_target {
             numeric_column(dataset.target())?
@@ -114,10 +159,20 @@ pub struct CategoricalEncoding {
     pub levels: Vec<String>,
 }
 
+/// What is fitted on the training rows and saved in model.json.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Encoding {
     pub numeric: Vec<NumericEncoding>,
     pub categorical: Vec<CategoricalEncoding>,
+}
+
+/// An encoding applied to one `Data`: per categorical feature, the training
+/// code of each of the data's levels (or MISSING), so a row's code is one
+/// array lookup.
+pub struct Encoded<'a> {
+    pub encoding: &'a Encoding,
+    pub data: &'a Data,
+    lookup: Vec<Vec<u32>>,
 }
 
 impl Encoding {
@@ -127,19 +182,27 @@ impl Encoding {
             .iter()
             .zip(&data.numeric)
             .map(|(name, values)| {
-                let present: Vec<f64> = rows
+                let (mut n, mut sum) = (0usize, 0.0);
+                for &r in rows {
+                    let v = values[r];
+                    if v.is_finite() {
+                        n += 1;
+                        sum += v;
+                    }
+                }
+                let mean = if n == 0 { 0.0 } else { sum / n as f64 };
+                let var = rows
                     .iter()
                     .map(|&r| values[r])
                     .filter(|v| v.is_finite())
-                    .collect();
-                let n = present.len().max(1) as f64;
-                let mean = present.iter().sum::<f64>() / n;
-                let var = present.iter().map(|v| (v - mean) * (v - mean)).sum::<f64>() / n;
+                    .map(|v| (v - mean) * (v - mean))
+                    .sum::<f64>()
+                    / n.max(1) as f64;
                 NumericEncoding {
                     name: (*name).to_string(),
-                    mean: if present.is_empty() { 0.0 } else { mean },
+                    mean,
                     std: if var > 0.0 { var.sqrt() } else { 1.0 },
-                    has_missing: present.len() < rows.len(),
+                    has_missing: n < rows.len(),
                 }
             })
             .collect();
@@ -147,14 +210,23 @@ impl Encoding {
             .categorical_features()
             .iter()
             .zip(&data.categorical)
-            .map(|(name, values)| {
-                let mut levels: Vec<String> =
-                    rows.iter().filter_map(|&r| values[r].clone()).collect();
-                levels.sort();
-                levels.dedup();
+            .map(|(name, column)| {
+                let mut seen = vec![false; column.levels.len()];
+                for &r in rows {
+                    let code = column.codes[r];
+                    if code != MISSING {
+                        seen[code as usize] = true;
+                    }
+                }
                 CategoricalEncoding {
                     name: (*name).to_string(),
-                    levels,
+                    levels: column
+                        .levels
+                        .iter()
+                        .zip(seen)
+                        .filter(|(_, s)| *s)
+                        .map(|(l, _)| l.clone())
+                        .collect(),
                 }
             })
             .collect();
@@ -164,23 +236,31 @@ impl Encoding {
         }
     }
 
-    fn codes(&self, data: &Data) -> Vec<Vec<Option<usize>>> {
-        self.categorical
+    /// Binds the encoding to a dataset's levels.
+    pub fn encode<'a>(&'a self, data: &'a Data) -> Encoded<'a> {
+        let lookup = self
+            .categorical
             .iter()
             .zip(&data.categorical)
-            .map(|(enc, values)| {
-                let index: HashMap<&str, usize> = enc
+            .map(|(enc, column)| {
+                let index: HashMap<&str, u32> = enc
                     .levels
                     .iter()
                     .enumerate()
-                    .map(|(i, l)| (l.as_str(), i))
+                    .map(|(i, l)| (l.as_str(), i as u32))
                     .collect();
-                values
+                column
+                    .levels
                     .iter()
-                    .map(|v| v.as_deref().and_then(|s| index.get(s).copied()))
+                    .map(|l| index.get(l.as_str()).copied().unwrap_or(MISSING))
                     .collect()
             })
-            .collect()
+            .collect();
+        Encoded {
+            encoding: self,
+            data,
+            lookup,
+        }
     }
 
     /// Feature names of the LightGBM matrix; the categoricals come last.
@@ -197,22 +277,6 @@ impl Encoding {
         (self.numeric.len()..self.numeric.len() + self.categorical.len()).collect()
     }
 
-    /// Row-major LightGBM matrix: raw numerics (NaN missing), category codes.
-    pub fn gbm_matrix(&self, data: &Data, rows: &[usize]) -> Vec<f64> {
-        let codes = self.codes(data);
-        let width = self.numeric.len() + self.categorical.len();
-        let mut x = Vec::with_capacity(rows.len() * width);
-        for &r in rows {
-            for values in &data.numeric {
-                x.push(values[r]);
-            }
-            for c in &codes {
-                x.push(c[r].map_or(f64::NAN, |code| code as f64));
-            }
-        }
-        x
-    }
-
     pub fn ridge_width(&self) -> usize {
         self.numeric
             .iter()
@@ -224,34 +288,98 @@ impl Encoding {
                 .map(|c| c.levels.len())
                 .sum::<usize>()
     }
+}
 
-    /// Row-major ridge matrix: standardised numerics (missing = 0, the mean,
-    /// plus an indicator), one-hot categories (unseen = all zeros).
-    pub fn ridge_matrix(&self, data: &Data, rows: &[usize]) -> Vec<f64> {
-        let codes = self.codes(data);
-        let width = self.ridge_width();
+impl Encoded<'_> {
+    /// The training code of categorical feature `feature` at `row`, or MISSING.
+    pub fn code(&self, feature: usize, row: usize) -> u32 {
+        let code = self.data.categorical[feature].codes[row];
+        if code == MISSING {
+            MISSING
+        } else {
+            self.lookup[feature][code as usize]
+        }
+    }
+
+    /// Row-major LightGBM matrix: raw numerics (NaN missing), category codes.
+    pub fn gbm_matrix(&self, rows: &[usize]) -> Vec<f64> {
+        let width = self.encoding.numeric.len() + self.encoding.categorical.len();
         let mut x = Vec::with_capacity(rows.len() * width);
         for &r in rows {
-            for (enc, values) in self.numeric.iter().zip(&data.numeric) {
-                let v = values[r];
-                let present = v.is_finite();
-                x.push(if present {
-                    (v - enc.mean) / enc.std
-                } else {
-                    0.0
-                });
-                if enc.has_missing {
-                    x.push(if present { 0.0 } else { 1.0 });
-                }
+            for values in &self.data.numeric {
+                x.push(values[r]);
             }
-            for (enc, c) in self.categorical.iter().zip(&codes) {
-                let start = x.len();
-                x.extend(std::iter::repeat_n(0.0, enc.levels.len()));
-                if let Some(code) = c[r] {
-                    x[start + code] = 1.0;
-                }
+            for f in 0..self.lookup.len() {
+                let code = self.code(f, r);
+                x.push(if code == MISSING {
+                    f64::NAN
+                } else {
+                    f64::from(code)
+                });
             }
         }
         x
+    }
+
+    /// Ridge's row: standardised numerics (missing = 0, the mean, plus an
+    /// indicator), one-hot categories (unseen = all zeros), into `out`, which
+    /// holds `ridge_width()` values.
+    pub fn ridge_row(&self, row: usize, out: &mut [f64]) {
+        out.fill(0.0);
+        let mut at = 0;
+        for (enc, values) in self.encoding.numeric.iter().zip(&self.data.numeric) {
+            let v = values[row];
+            let present = v.is_finite();
+            if present {
+                out[at] = (v - enc.mean) / enc.std;
+            }
+            at += 1;
+            if enc.has_missing {
+                out[at] = if present { 0.0 } else { 1.0 };
+                at += 1;
+            }
+        }
+        for (f, enc) in self.encoding.categorical.iter().enumerate() {
+            let code = self.code(f, row);
+            if code != MISSING {
+                out[at + code as usize] = 1.0;
+            }
+            at += enc.levels.len();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_follow_sorted_levels_and_training_rows_only() {
+        let df = df!(
+            "provider" => [Some("b"), Some("a"), None, Some("c"), Some("a")],
+            "model" => ["m", "m", "m", "m", "m"],
+            "action_type" => ["x", "x", "y", "x", "x"],
+            "code_quality" => [1.0, 2.0, 3.0, 4.0, 5.0],
+            "test_coverage" => [1.0; 5], "security" => [1.0; 5], "performance" => [1.0; 5],
+            "maintainability" => [1.0; 5], "complexity" => [1.0; 5],
+            "csat" => [Some(0.5), None, Some(0.7), None, None],
+            "quality_score" => [10.0, 20.0, 30.0, 40.0, 50.0],
+        )
+        .unwrap();
+        let data = Data::from_frame(&df, Dataset::Quality, true, Path::new("t")).unwrap();
+        assert_eq!(data.categorical[0].levels, ["a", "b", "c"]);
+        assert_eq!(data.categorical[0].codes, [1, 0, MISSING, 2, 0]);
+        // Fitted on rows 0-2: "c" is unseen, so missing at row 3.
+        let enc = Encoding::fit(&data, Dataset::Quality, &[0, 1, 2]);
+        assert_eq!(enc.categorical[0].levels, ["a", "b"]);
+        assert!(enc.numeric[6].has_missing);
+        let e = enc.encode(&data);
+        assert_eq!(
+            (0..5).map(|r| e.code(0, r)).collect::<Vec<_>>(),
+            [1, 0, MISSING, MISSING, 0]
+        );
+        let x = e.gbm_matrix(&[3]);
+        assert_eq!(x.len(), 10);
+        assert!(x[7].is_nan(), "unseen level is missing for LightGBM");
     }
 }

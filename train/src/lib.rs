@@ -4,9 +4,9 @@
 
 pub mod artifact;
 pub mod features;
-mod gbm;
 pub mod metrics;
 pub mod models;
+mod omp;
 pub mod predict;
 mod report;
 pub mod split;
@@ -27,6 +27,7 @@ use crate::artifact::{Candidate, CrossValidation, ModelCard};
 use crate::features::{Data, Encoding};
 use crate::metrics::evaluate;
 use crate::models::{Algorithm, Fitted, GbmSettings};
+pub use crate::omp::respawn_with_passive_openmp;
 use contract::reports::{ModelReport, ModelStatus, TrainingReport};
 
 /// Trains the quality, csat and performance models on DATA/clean.
@@ -36,21 +37,43 @@ pub struct Args {
     /// Root of the data layout.
     #[arg(long, default_value = "data")]
     pub data: PathBuf,
-    /// Seed of the split, the folds and LightGBM.
+    /// Seed of the split, the model-selection sample and folds, and LightGBM.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// Cross-validation folds on the training part.
+    /// Model-selection folds, on a seeded sample of the training rows.
     #[arg(long, default_value_t = 5)]
     pub folds: usize,
     /// Share of rows held out for the final metrics.
     #[arg(long, default_value_t = 0.2)]
     pub test_fraction: f64,
-    /// Cross-validate on a seeded sample of at most this many training rows.
-    #[arg(long, default_value_t = 200_000)]
-    pub cv_max_rows: usize,
+    /// Model selection runs on a seeded sample of at most this many training
+    /// rows (a tenth of them, at least 10 000); the chosen model is then fitted
+    /// on all training rows.
+    #[arg(long, default_value_t = 50_000)]
+    pub selection_rows: usize,
+    /// Threads for LightGBM; 0 = one per core this process may use.
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
     /// Train only these models (default: all three).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
+}
+
+impl Args {
+    fn threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
+
+    /// How many training rows model selection uses.
+    fn selection_size(&self, training_rows: usize) -> usize {
+        (training_rows / 10)
+            .max(10_000)
+            .min(self.selection_rows.max(1))
+            .min(training_rows)
+    }
 }
 
 pub fn run(args: &Args) -> Result<()> {
@@ -148,28 +171,34 @@ fn train_one(args: &Args, layout: &Layout, dataset: Dataset, df: &DataFrame) -> 
             path.display()
         );
     }
-    let settings = GbmSettings::new(args.seed);
+    let settings = GbmSettings::new(args.seed, args.threads());
     let (train_rows, test_rows) = split::train_test(data.rows, args.test_fraction, args.seed);
-    let cv_rows = split::sample(&train_rows, args.cv_max_rows, args.seed);
-    let folds = split::k_fold(&cv_rows, args.folds, args.seed);
+    let selection_rows = split::sample(
+        &train_rows,
+        args.selection_size(train_rows.len()),
+        args.seed,
+    );
+    let folds = split::k_fold(&selection_rows, args.folds, args.seed);
     let candidates = models::candidates(dataset);
 
-    // Cross-validation: every candidate on every fold, encodings fitted on the fold's training rows.
+    // Model selection: every candidate on every fold of the sample, encodings
+    // fitted on the fold's training rows.
     let mut cv: BTreeMap<Algorithm, Vec<f64>> = BTreeMap::new();
     let mut fit_seconds: BTreeMap<Algorithm, f64> = BTreeMap::new();
     let mut timed_fit =
-        |algorithm: Algorithm, encoding: &Encoding, rows: &[usize]| -> Result<Fitted> {
+        |algorithm: Algorithm, encoded: &features::Encoded, rows: &[usize]| -> Result<Fitted> {
             let t = Instant::now();
-            let fitted = Fitted::fit(algorithm, dataset, &data, encoding, rows, &settings)?;
+            let fitted = Fitted::fit(algorithm, dataset, encoded, rows, &settings)?;
             *fit_seconds.entry(algorithm).or_default() += t.elapsed().as_secs_f64();
             Ok(fitted)
         };
     for (fit_rows, held_rows) in &folds {
         let encoding = Encoding::fit(&data, dataset, fit_rows);
+        let encoded = encoding.encode(&data);
         let truth = data.target_of(held_rows);
         for &algorithm in &candidates {
-            let fitted = timed_fit(algorithm, &encoding, fit_rows)?;
-            let predicted = fitted.predict(dataset, &data, &encoding, held_rows)?;
+            let fitted = timed_fit(algorithm, &encoded, fit_rows)?;
+            let predicted = fitted.predict(dataset, &encoded, held_rows)?;
             cv.entry(algorithm)
                 .or_default()
                 .push(evaluate(&truth, &predicted, dataset.tolerance()).rmse);
@@ -182,15 +211,17 @@ fn train_one(args: &Args, layout: &Layout, dataset: Dataset, df: &DataFrame) -> 
         .map(|(a, _)| a)
         .context("no candidate")?;
 
-    // Final fits on all training rows; metrics on the held-out rows.
+    // Final fits on all training rows; metrics on the held-out rows. Every
+    // candidate is refitted so each is reported beside the chosen one.
     let encoding = Encoding::fit(&data, dataset, &train_rows);
+    let encoded = encoding.encode(&data);
     let truth = data.target_of(&test_rows);
     let mut results = BTreeMap::new();
     let mut chosen_fit = None;
     let mut chosen_pred = Vec::new();
     for &algorithm in &candidates {
-        let fitted = timed_fit(algorithm, &encoding, &train_rows)?;
-        let predicted = fitted.predict(dataset, &data, &encoding, &test_rows)?;
+        let fitted = timed_fit(algorithm, &encoded, &train_rows)?;
+        let predicted = fitted.predict(dataset, &encoded, &test_rows)?;
         let folds_rmse = cv.remove(&algorithm).unwrap_or_default();
         results.insert(
             algorithm,
@@ -225,7 +256,10 @@ fn train_one(args: &Args, layout: &Layout, dataset: Dataset, df: &DataFrame) -> 
         "idx".into(),
         test_rows.iter().map(|&r| r as IdxSize).collect(),
     );
+    // The held-out rows with their truth and the chosen model's prediction.
     let mut holdout = df.select([SOURCE_TABLE, SOURCE_ID])?.take(&idx)?;
+    holdout.with_column(Column::new(artifact::ACTUAL.into(), truth))?;
+    holdout.with_column(Column::new(artifact::PREDICTED.into(), chosen_pred))?;
     let card = ModelCard {
         format: artifact::FORMAT.into(),
         model: dataset.name().into(),
@@ -253,8 +287,8 @@ fn train_one(args: &Args, layout: &Layout, dataset: Dataset, df: &DataFrame) -> 
         test_rows: test_rows.len(),
         cross_validation: CrossValidation {
             folds: folds.len(),
-            rows: cv_rows.len(),
-            sampled: cv_rows.len() < train_rows.len(),
+            rows: selection_rows.len(),
+            sampled: selection_rows.len() < train_rows.len(),
         },
         candidates: results,
         data_sha256: file_sha256(&path)?,

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use contract::{ContractError, io};
+use contract::{ContractError, Dataset, io};
 use polars::prelude::*;
 
 use crate::artifact;
@@ -48,16 +48,24 @@ fn format_of(path: &Path) -> Result<Format> {
     }
 }
 
-fn read(path: &Path) -> Result<DataFrame> {
+/// Reads the input; in a CSV the model's numeric features are read as numbers
+/// whatever the rows hold (a column empty in every row is all nulls, not text).
+fn read(path: &Path, dataset: Dataset) -> Result<DataFrame> {
     Ok(match format_of(path)? {
         Format::Parquet => io::read_parquet(path)?,
         Format::Csv => {
             if !path.exists() {
                 bail!("{}: not found", path.display());
             }
+            let numeric: Schema = dataset
+                .numeric_features()
+                .iter()
+                .map(|n| Field::new((*n).into(), DataType::Float64))
+                .collect();
             CsvReadOptions::default()
                 .with_has_header(true)
                 .with_infer_schema_length(Some(10_000))
+                .with_schema_overwrite(Some(Arc::new(numeric)))
                 .try_into_reader_with_file_path(Some(path.to_path_buf()))
                 .and_then(|r| r.finish())
                 .map_err(|e| anyhow::anyhow!("{}: not a readable CSV file: {e}", path.display()))?
@@ -85,10 +93,10 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let (card, fitted) = artifact::load(&args.model)?;
     let dataset = card.dataset().context("unknown model")?;
     format_of(&args.output)?;
-    let df = read(&args.input)?;
+    let df = read(&args.input, dataset)?;
     let data = Data::from_frame(&df, dataset, false, &args.input)?;
     let rows: Vec<usize> = (0..data.rows).collect();
-    let predicted = fitted.predict(dataset, &data, &card.encoding, &rows)?;
+    let predicted = fitted.predict(dataset, &card.encoding.encode(&data), &rows)?;
     let name = format!("predicted_{}", card.target);
     let mut out = df;
     out.with_column(Column::new(name.as_str().into(), predicted))

@@ -156,7 +156,7 @@ pub fn calibration(data: &Data, rows: &[usize], model: &[f64]) -> Result<DataFra
         .unwrap_or(0);
     let prediction = &data.numeric[0];
     let df = df!(
-        PROVIDER => rows.iter().map(|&r| data.categorical[provider_col][r].clone()).collect::<Vec<_>>(),
+        PROVIDER => rows.iter().map(|&r| data.categorical[provider_col].value(r)).collect::<Vec<_>>(),
         "bin" => rows.iter().map(|&r| (prediction[r] * 10.0).floor().clamp(0.0, 9.0) / 10.0).collect::<Vec<_>>(),
         "prediction" => rows.iter().map(|&r| prediction[r]).collect::<Vec<_>>(),
         "actual" => rows.iter().map(|&r| data.target[r]).collect::<Vec<_>>(),

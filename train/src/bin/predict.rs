@@ -3,6 +3,9 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    if let Some(code) = train::respawn_with_passive_openmp() {
+        return code;
+    }
     let args = train::predict::PredictArgs::parse();
     match train::predict::run(&args) {
         Ok(()) => ExitCode::SUCCESS,
