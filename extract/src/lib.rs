@@ -6,6 +6,7 @@
 //! remembers how far it got in `data/state/extract.json`.
 
 mod collected;
+mod csv_columnar;
 mod csv_source;
 mod pg_conn;
 mod postgres_source;
@@ -15,6 +16,7 @@ pub mod sink;
 pub mod state;
 pub mod status;
 pub mod supabase;
+mod values;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -221,7 +223,7 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
     let mut staged: Vec<(RawTable, PathBuf)> = Vec::new();
     let result = (|| -> Result<Vec<(RawTable, sink::Finished)>> {
         let mut finished = Vec::new();
-        let mut runs = Vec::new();
+        let write_empty = !options.incremental;
         // A saved position past this run's start (written by an older version) is
         // treated as the start: the cursor never passes the present.
         let window = |resume: &Option<(DateTime<Utc>, String)>| Window {
@@ -270,11 +272,27 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
                 }
                 for (table, csv) in opened {
                     let target = prepare(table)?;
+                    // Checks the header (required columns, no name twice) either way.
                     let origin = csv.path.display().to_string();
                     let mut sink =
                         TableSink::new(table, source.name(), &origin, csv.header.clone(), &target)?;
-                    csv.stream_into(&mut sink)?;
-                    runs.push(sink);
+                    let fast = csv_columnar::read(
+                        &csv.path,
+                        table,
+                        &csv.header,
+                        source.name(),
+                        &target,
+                        write_empty,
+                    )?;
+                    let done = match fast {
+                        Some(done) => done,
+                        None => {
+                            // Ragged records or bad UTF-8: read row by row, rejecting those.
+                            csv.stream_into(&mut sink)?;
+                            sink.finish(write_empty)?
+                        }
+                    };
+                    finished.push((table, done));
                 }
             }
             Source::Supabase => {
@@ -285,7 +303,8 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
                     client.key_description()
                 );
                 for table in RawTable::ALL {
-                    runs.push(client.extract_table(table, &prepare(table)?)?);
+                    let sink = client.extract_table(table, &prepare(table)?)?;
+                    finished.push((table, sink.finish(write_empty)?));
                 }
             }
             Source::Postgres => {
@@ -295,13 +314,10 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
                     db.columns(table)?;
                 }
                 for table in RawTable::ALL {
-                    runs.push(db.extract_table(table, &prepare(table)?)?);
+                    let sink = db.extract_table(table, &prepare(table)?)?;
+                    finished.push((table, sink.finish(write_empty)?));
                 }
             }
-        }
-        for sink in runs {
-            let table = sink.table();
-            finished.push((table, sink.finish(!options.incremental)?));
         }
         Ok(finished)
     })();

@@ -25,9 +25,10 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result<()> {
     let layout = Layout::new(&args.data);
+    // Only the columns the datasets use: Parquet reads just those.
     let mut raw = Vec::new();
     for table in RawTable::ALL {
-        raw.push(io::read_raw(&layout, table)?);
+        raw.push(io::read_raw_columns(&layout, table, used_columns(table))?);
     }
     check_sources(&layout, &raw, args.allow_mixed)?;
     let [fb, ab] = [raw[1].clone().lazy(), raw[2].clone().lazy()];
@@ -55,6 +56,48 @@ pub fn run(args: &Args) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The raw columns each table contributes to the datasets.
+fn used_columns(table: RawTable) -> &'static [&'static str] {
+    match table {
+        RawTable::Explanations => &[
+            ID,
+            CREATED_AT,
+            SOURCE,
+            PROVIDER,
+            MODEL,
+            ACTION_TYPE,
+            SCENARIO_ID,
+            QUALITY_SCORE,
+            METADATA,
+            EXTRA,
+        ],
+        RawTable::Feedback => &[
+            ID,
+            CREATED_AT,
+            SOURCE,
+            SESSION_ID,
+            RESPONSE_ID,
+            PROVIDER,
+            MODEL,
+            ACTION_TYPE,
+            QUALITY_RATING,
+            RESPONSE_TIME_MS,
+        ],
+        RawTable::AbTesting => &[
+            ID,
+            CREATED_AT,
+            SOURCE,
+            EXPERIMENT_NAME,
+            VARIANT,
+            PROVIDER,
+            MODEL,
+            RESPONSE_ID,
+            PREDICTED_QUALITY,
+            USER_RATING,
+        ],
+    }
 }
 
 /// Refuses to mix synthetic rows with real ones unless asked to.
@@ -91,42 +134,111 @@ fn conform(plan: LazyFrame, dataset: Dataset) -> LazyFrame {
     plan.select(exprs)
 }
 
-/// The six metrics and the response id out of the metadata JSON, parsing
-/// each document once (a JSONPath expression per key would parse it seven
-/// times). A key that is absent, null or not a number gives null, never 0.
+/// The six metrics and the response id out of the metadata JSON, parsing each
+/// document once into just those keys (every other key is skipped without
+/// being kept), one slice of rows per core. A key that is absent, null or not
+/// a number gives null, never 0.
 fn metadata_columns(metadata: &Column) -> PolarsResult<Vec<Column>> {
-    let texts = metadata.str()?;
-    let n = texts.len();
-    let mut metrics: Vec<Vec<Option<f64>>> = vec![Vec::with_capacity(n); METRICS.len()];
-    let mut response: Vec<Option<String>> = Vec::with_capacity(n);
-    for text in texts.into_iter() {
-        let object = text.and_then(|t| {
-            serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(t).ok()
-        });
-        for ((key, _), out) in METRICS.iter().zip(metrics.iter_mut()) {
-            out.push(object.as_ref().and_then(|o| match o.get(*key)? {
-                serde_json::Value::Number(x) => x.as_f64(),
-                serde_json::Value::String(s) => s.trim().parse().ok(),
-                _ => None,
-            }));
-        }
-        response.push(
-            object
-                .as_ref()
-                .and_then(|o| match o.get(METADATA_RESPONSE_ID)? {
-                    serde_json::Value::String(s) => Some(s.clone()),
-                    serde_json::Value::Number(x) => Some(x.to_string()),
-                    _ => None,
-                }),
-        );
-    }
+    let texts: Vec<Option<&str>> = metadata.str()?.iter().collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = texts.len().div_ceil(threads).max(1);
+    let parsed: Vec<Metadata> = std::thread::scope(|scope| {
+        let handles: Vec<_> = texts
+            .chunks(chunk)
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|t| {
+                            t.and_then(|t| serde_json::from_str::<Metadata>(t).ok())
+                                .unwrap_or_default()
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let metric = |get: fn(&Metadata) -> &Option<Number>| -> Vec<Option<f64>> {
+        parsed
+            .iter()
+            .map(|m| get(m).as_ref().and_then(Number::value))
+            .collect()
+    };
+    let values: [Vec<Option<f64>>; 6] = [
+        metric(|m| &m.code_quality),
+        metric(|m| &m.test_coverage),
+        metric(|m| &m.security),
+        metric(|m| &m.performance),
+        metric(|m| &m.maintainability),
+        metric(|m| &m.complexity),
+    ];
     let mut columns: Vec<Column> = METRICS
         .iter()
-        .zip(metrics)
+        .zip(values)
         .map(|((_, name), values)| Column::new((*name).into(), values))
+        .collect();
+    let response: Vec<Option<String>> = parsed
+        .into_iter()
+        .map(|m| m.response_id.and_then(Number::into_text))
         .collect();
     columns.push(Column::new(METADATA_RESPONSE.into(), response));
     Ok(columns)
+}
+
+/// The keys of `metadata` the datasets use (names in contract::columns::METRICS).
+#[derive(Default, serde::Deserialize)]
+struct Metadata {
+    #[serde(rename = "codeQuality", default)]
+    code_quality: Option<Number>,
+    #[serde(rename = "testCoverage", default)]
+    test_coverage: Option<Number>,
+    #[serde(default)]
+    security: Option<Number>,
+    #[serde(default)]
+    performance: Option<Number>,
+    #[serde(default)]
+    maintainability: Option<Number>,
+    #[serde(default)]
+    complexity: Option<Number>,
+    #[serde(rename = "responseId", default)]
+    response_id: Option<Number>,
+}
+
+/// A metadata value: a number, text holding one, or anything else (ignored).
+#[derive(serde::Deserialize)]
+#[serde(untagged)]
+enum Number {
+    Int(i64),
+    Unsigned(u64),
+    Float(f64),
+    Text(String),
+    Other(serde::de::IgnoredAny),
+}
+
+impl Number {
+    fn value(&self) -> Option<f64> {
+        match self {
+            Number::Int(x) => Some(*x as f64),
+            Number::Unsigned(x) => Some(*x as f64),
+            Number::Float(x) => Some(*x),
+            Number::Text(s) => s.trim().parse().ok(),
+            Number::Other(_) => None,
+        }
+    }
+
+    /// As a response id: text as it is, a number as JSON writes it.
+    fn into_text(self) -> Option<String> {
+        match self {
+            Number::Text(s) => Some(s),
+            Number::Int(x) => Some(x.to_string()),
+            Number::Unsigned(x) => Some(x.to_string()),
+            Number::Float(x) => Some(serde_json::Number::from_f64(x)?.to_string()),
+            Number::Other(_) => None,
+        }
+    }
 }
 
 const METADATA_RESPONSE: &str = "__metadata_response";

@@ -1,0 +1,462 @@
+//! The fast path for CSV exports: polars reads the whole file as text columns
+//! (in parallel), then each known column is cast as a column; only the cells a
+//! vectorised cast could not read go through the row-by-row reader
+//! ([`crate::values::parse`]), so every row ends up exactly where the
+//! row-by-row path would put it, with the same detail.
+//!
+//! A file polars cannot read strictly (a record with more fields than the
+//! header, invalid UTF-8) or whose separators do not add up (a record with
+//! fewer fields, which polars would pad with nulls) is left to the row-by-row
+//! path, which rejects those records one by one.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use chrono::{DateTime, Utc};
+use contract::columns::*;
+use contract::reports::TableCounts;
+use contract::tables::utc_timestamp;
+use contract::{Kind, RawTable, io, timestamp};
+use polars::prelude::*;
+use serde_json::Value;
+
+use crate::sink::{Finished, ROWS_PER_PART, Target};
+use crate::values::parse;
+
+/// Reads a CSV export in columns; `Ok(None)` when the file needs the
+/// row-by-row path.
+pub fn read(
+    path: &Path,
+    table: RawTable,
+    header: &[String],
+    source: &'static str,
+    target: &Target,
+    write_empty: bool,
+) -> Result<Option<Finished>> {
+    let schema: Schema = header
+        .iter()
+        .map(|h| Field::new(h.as_str().into(), DataType::String))
+        .collect();
+    // Count the separators on one thread while polars parses on the others.
+    let (parsed, separators) = std::thread::scope(|scope| {
+        let counting = scope.spawn(|| count_separators(path));
+        let parsed = CsvReadOptions::default()
+            .with_has_header(true)
+            .with_schema(Some(Arc::new(schema)))
+            .with_parse_options(CsvParseOptions::default().with_truncate_ragged_lines(false))
+            .try_into_reader_with_file_path(Some(path.to_path_buf()))
+            .and_then(|r| r.finish());
+        (parsed, counting.join())
+    });
+    let separators = separators
+        .map_err(|_| anyhow::anyhow!("{}: counting separators failed", path.display()))?
+        .with_context(|| format!("reading {}", path.display()))?;
+    let Ok(raw) = parsed else {
+        return Ok(None);
+    };
+    if separators != (raw.height() + 1) * header.len().saturating_sub(1) {
+        return Ok(None);
+    }
+    let columns = table.columns();
+    let n = raw.height();
+
+    // Per known column, in header order: its typed values and, per row, the
+    // first column that failed (as the row-by-row path reports it).
+    let mut typed: Vec<Column> = Vec::with_capacity(columns.len());
+    let mut failed: Vec<Option<(&'static str, String)>> = vec![None; n];
+    for (position, name) in header.iter().enumerate() {
+        let Some(column) = columns.iter().find(|c| c.name == name) else {
+            continue;
+        };
+        let text = blank_is_null(raw.get_columns()[position].str()?);
+        let (values, failures) = cast(&text, column.kind)?;
+        for (row, detail) in failures {
+            if failed[row].is_none() {
+                failed[row] = Some((column.name, format!("{}: {detail}", column.name)));
+            }
+        }
+        typed.push(values.with_name(column.name.into()));
+    }
+    let created = typed
+        .iter()
+        .find(|c| c.name() == CREATED_AT)
+        .and_then(|c| c.datetime().ok())
+        .map(|c| c.physical().clone());
+    let ids = typed
+        .iter()
+        .find(|c| c.name() == ID)
+        .and_then(|c| c.str().ok().cloned());
+    let window = target.window;
+    let since = window.since.map(|t| t.timestamp_micros());
+    let until = window.until.map(|t| t.timestamp_micros());
+
+    // Classify every row in order, as the row-by-row path would.
+    let mut counts = TableCounts {
+        rows_read: n,
+        ..TableCounts::default()
+    };
+    let mut keep = Vec::with_capacity(n);
+    let mut rejected_rows = Vec::new();
+    let mut max_key: Option<(i64, String)> = None;
+    for (row, failure) in failed.iter().enumerate() {
+        if window.limit.is_some_and(|l| counts.rows_written >= l) {
+            counts.rows_skipped_limit = n - row;
+            keep.resize(n, false);
+            break;
+        }
+        if failure.is_some() {
+            counts.rows_rejected += 1;
+            rejected_rows.push(row);
+            keep.push(false);
+            continue;
+        }
+        let t = created.as_ref().and_then(|c| c.get(row));
+        if let Some(t) = t
+            && (since.is_some_and(|s| t < s) || until.is_some_and(|u| t >= u))
+        {
+            counts.rows_skipped_window += 1;
+            keep.push(false);
+            continue;
+        }
+        let id = ids.as_ref().and_then(|c| c.get(row));
+        if let Some(id) = id
+            && target.collected.contains(id)
+        {
+            counts.already_collected += 1;
+            keep.push(false);
+            continue;
+        }
+        if let (Some(t), Some(id)) = (t, id)
+            && max_key
+                .as_ref()
+                .is_none_or(|(mt, mid)| (t, id) > (*mt, mid.as_str()))
+        {
+            max_key = Some((t, id.to_string()));
+        }
+        counts.rows_written += 1;
+        keep.push(true);
+    }
+
+    let mask = BooleanChunked::from_slice("keep".into(), &keep);
+    let extra = extra_column(&raw, header, table)?;
+    let mut all = typed;
+    all.push(Column::new_scalar(
+        SOURCE.into(),
+        Scalar::new(DataType::String, source.into()),
+        n,
+    ));
+    all.push(
+        Column::new_scalar(
+            EXTRACTED_AT.into(),
+            Scalar::new(
+                DataType::Int64,
+                AnyValue::Int64(target.extracted_at.timestamp_micros()),
+            ),
+            n,
+        )
+        .cast(&utc_timestamp())?,
+    );
+    all.push(extra);
+    let kept = io::raw_frame(table, all, n)?.filter(&mask)?;
+    counts.parts_written = write_parts(kept, target, write_empty)?;
+
+    let rejects = if rejected_rows.is_empty() {
+        None
+    } else {
+        Some(rejects_frame(&raw, header, &rejected_rows, &failed)?)
+    };
+    Ok(Some(Finished {
+        counts,
+        max_key,
+        rejects,
+    }))
+}
+
+/// Separators outside quotes in a file. With no record longer than the
+/// header (polars refuses those), every record has all its fields exactly when
+/// there are `fields - 1` of them per record, the header's included.
+fn count_separators(path: &Path) -> std::io::Result<usize> {
+    use std::io::Read;
+    let mut file = std::fs::File::open(path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut quoted = false;
+    let mut commas = 0usize;
+    loop {
+        let n = file.read(&mut buf)?;
+        if n == 0 {
+            return Ok(commas);
+        }
+        for &b in &buf[..n] {
+            match b {
+                b'"' => quoted = !quoted,
+                b',' if !quoted => commas += 1,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Empty text is null, as in the row-by-row path.
+fn blank_is_null(text: &StringChunked) -> StringChunked {
+    text.apply(|v| v.filter(|s| !s.is_empty()).map(std::borrow::Cow::Borrowed))
+}
+
+/// A text column cast to its kind, with (row, detail) for every cell that
+/// does not read.
+#[allow(clippy::type_complexity)]
+fn cast(text: &StringChunked, kind: Kind) -> Result<(Column, Vec<(usize, String)>)> {
+    let mut failures = Vec::new();
+    let column = match kind {
+        Kind::Text => text.clone().into_column(),
+        Kind::Number => {
+            let values: Float64Chunked = text
+                .iter()
+                .enumerate()
+                .map(|(row, v)| {
+                    let s = v?;
+                    match fast_float(s) {
+                        Some(x) => Some(x),
+                        None => match parse(kind, &Value::String(s.to_string())) {
+                            Ok(crate::values::Parsed::Number(x)) => x,
+                            Ok(_) => None,
+                            Err(detail) => {
+                                failures.push((row, detail));
+                                None
+                            }
+                        },
+                    }
+                })
+                .collect();
+            values.into_column()
+        }
+        Kind::Timestamp => {
+            let values: Int64Chunked = text
+                .iter()
+                .enumerate()
+                .map(|(row, v)| {
+                    let s = v?;
+                    match fast_timestamp(s).or_else(|| timestamp::parse_utc(s).map(micros)) {
+                        Some(t) => Some(t),
+                        None => {
+                            failures.push((row, format!("`{s}` is not a timestamp")));
+                            None
+                        }
+                    }
+                })
+                .collect();
+            values.into_column().cast(&utc_timestamp())?
+        }
+        Kind::Json => {
+            for (row, detail) in json_failures(text) {
+                failures.push((row, detail));
+            }
+            text.clone().into_column()
+        }
+    };
+    Ok((column, failures))
+}
+
+fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// Plain decimal numbers as exports write them; anything else (spaces, `inf`,
+/// a typo) goes to the row-by-row reader.
+fn fast_float(s: &str) -> Option<f64> {
+    let b = s.as_bytes();
+    let plain = !b.is_empty()
+        && b.iter()
+            .all(|c| c.is_ascii_digit() || matches!(c, b'.' | b'-' | b'e' | b'E' | b'+'));
+    if plain { s.parse().ok() } else { None }
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.ffffff]+00` (Supabase's export) without allocating;
+/// other shapes go to [`timestamp::parse_utc`].
+fn fast_timestamp(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 22 || b[4] != b'-' || b[7] != b'-' || b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    if !(b[10] == b' ' || b[10] == b'T') || !s.ends_with("+00") {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<u32> {
+        let mut v = 0u32;
+        for &c in &b[range] {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + u32::from(c - b'0');
+        }
+        Some(v)
+    };
+    let date = chrono::NaiveDate::from_ymd_opt(num(0..4)? as i32, num(5..7)?, num(8..10)?)?;
+    let time = chrono::NaiveTime::from_hms_opt(num(11..13)?, num(14..16)?, num(17..19)?)?;
+    let rest = &b[19..b.len() - 3];
+    let micros_part = match rest {
+        [] => 0,
+        [b'.', digits @ ..] if !digits.is_empty() && digits.len() <= 9 => {
+            let mut v = 0i64;
+            for (i, &c) in digits.iter().enumerate() {
+                if !c.is_ascii_digit() {
+                    return None;
+                }
+                if i < 6 {
+                    v = v * 10 + i64::from(c - b'0');
+                }
+            }
+            v * 10i64.pow(6u32.saturating_sub(digits.len() as u32))
+        }
+        _ => return None,
+    };
+    Some(date.and_time(time).and_utc().timestamp() * 1_000_000 + micros_part)
+}
+
+/// Rows whose metadata is not a JSON object, with the reason; checked in
+/// parallel, one slice of rows per core.
+fn json_failures(text: &StringChunked) -> Vec<(usize, String)> {
+    let cells: Vec<Option<&str>> = text.iter().collect();
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let chunk = cells.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = cells
+            .chunks(chunk)
+            .enumerate()
+            .map(|(i, part)| {
+                scope.spawn(move || {
+                    let mut out = Vec::new();
+                    for (j, cell) in part.iter().enumerate() {
+                        let Some(s) = cell else { continue };
+                        let ok = s.trim_start().starts_with('{')
+                            && serde_json::from_str::<serde::de::IgnoredAny>(s).is_ok();
+                        if !ok && let Err(detail) = parse(Kind::Json, &Value::String(s.to_string()))
+                        {
+                            out.push((i * chunk + j, detail));
+                        }
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+/// `_extra`: the columns beyond the contract's, as a JSON object of their text
+/// per row (null when the export has none).
+fn extra_column(raw: &DataFrame, header: &[String], table: RawTable) -> Result<Column> {
+    let extras: Vec<(usize, &String)> = header
+        .iter()
+        .enumerate()
+        .filter(|(_, h)| table.column(h).is_none())
+        .collect();
+    let n = raw.height();
+    if extras.is_empty() {
+        return Ok(Column::full_null(EXTRA.into(), n, &DataType::String));
+    }
+    let columns: Vec<&StringChunked> = extras
+        .iter()
+        .map(|(i, _)| raw.get_columns()[*i].str())
+        .collect::<PolarsResult<_>>()?;
+    let values: StringChunked = (0..n)
+        .map(|row| {
+            let mut object = serde_json::Map::new();
+            for ((_, name), column) in extras.iter().zip(&columns) {
+                let value = column
+                    .get(row)
+                    .filter(|s| !s.is_empty())
+                    .map_or(Value::Null, |s| Value::String(s.to_string()));
+                object.insert((*name).clone(), value);
+            }
+            Some(Value::Object(object).to_string())
+        })
+        .collect();
+    Ok(values.into_column().with_name(EXTRA.into()))
+}
+
+/// Rows that did not read, every field as its text, with reason and detail.
+fn rejects_frame(
+    raw: &DataFrame,
+    header: &[String],
+    rows: &[usize],
+    failed: &[Option<(&'static str, String)>],
+) -> Result<DataFrame> {
+    let idx = IdxCa::from_vec("idx".into(), rows.iter().map(|&r| r as IdxSize).collect());
+    let mut cols: Vec<Column> = Vec::with_capacity(header.len() + 3);
+    for (position, name) in header.iter().enumerate() {
+        let text = blank_is_null(raw.get_columns()[position].str()?).take(&idx)?;
+        cols.push(text.into_column().with_name(name.as_str().into()));
+    }
+    let picked: Vec<&(&'static str, String)> =
+        rows.iter().filter_map(|&r| failed[r].as_ref()).collect();
+    cols.push(Column::new(REASON.into(), vec!["unparseable"; rows.len()]));
+    cols.push(Column::new(
+        FIELD.into(),
+        picked.iter().map(|(f, _)| *f).collect::<Vec<_>>(),
+    ));
+    cols.push(Column::new(
+        DETAIL.into(),
+        picked.iter().map(|(_, d)| d.as_str()).collect::<Vec<_>>(),
+    ));
+    Ok(DataFrame::new(cols)?)
+}
+
+/// Writes the rows as part files of at most ROWS_PER_PART rows; an empty
+/// table gets one empty part when asked (a replaced table always exists).
+fn write_parts(df: DataFrame, target: &Target, write_empty: bool) -> Result<Vec<String>> {
+    let mut names = Vec::new();
+    let mut offset = 0;
+    while offset < df.height() || (names.is_empty() && write_empty) {
+        let name = contract::layout::part_name(target.first_part + names.len());
+        let mut part = df.slice(offset as i64, ROWS_PER_PART);
+        io::write_parquet(&mut part, &target.out_dir.join(&name))?;
+        names.push(name);
+        offset += ROWS_PER_PART;
+        if df.height() == 0 {
+            break;
+        }
+    }
+    Ok(names)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_timestamps_agree_with_the_general_parser() {
+        for s in [
+            "2025-12-20 17:49:11.43305+00",
+            "2025-12-20 17:49:11+00",
+            "2025-12-20T17:49:11.123456789+00",
+            "2024-02-29 00:00:00.5+00",
+        ] {
+            assert_eq!(
+                fast_timestamp(s),
+                timestamp::parse_utc(s).map(micros),
+                "{s}"
+            );
+        }
+        for s in [
+            "2025-02-30 00:00:00+00",
+            "2025-12-20 17:49:11+01",
+            "garbage",
+        ] {
+            assert_eq!(fast_timestamp(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn separators_count_outside_quotes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, "a,b,c\n1,\"x,y\",3\n\"multi\nline\",2,3\n").unwrap();
+        assert_eq!(count_separators(&path).unwrap(), 6);
+        std::fs::write(&path, "a,b,c\n1,2,3\n4,5\n").unwrap();
+        assert_eq!(count_separators(&path).unwrap(), 5);
+    }
+}
