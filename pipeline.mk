@@ -123,6 +123,7 @@ predict: build
 ## clean-data: remove everything under DATA (raw, training, clean, models, reports)
 clean-data:
 	rm -rf $(DATA)/raw $(DATA)/training $(DATA)/clean $(DATA)/rejected $(DATA)/models \
-	       $(DATA)/insights $(DATA)/reports $(DATA)/state $(DATA)/.make
+	       $(DATA)/insights $(DATA)/reports $(DATA)/state $(DATA)/.make \
+	       $(DATA)/.staging $(DATA)/.commit.json $(DATA)/.lock
 
 FORCE:

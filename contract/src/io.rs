@@ -4,7 +4,7 @@
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use polars::prelude::*;
 
@@ -174,6 +174,55 @@ pub fn read_dataset(path: &Path, dataset: Dataset) -> Result<DataFrame, Contract
     conform(read_parquet(path)?, dataset.columns(), path)
 }
 
+/// Reads only `columns` of a dataset file (Parquet reads just those column
+/// chunks), checked and cast to the contract's types.
+pub fn read_dataset_columns(
+    path: &Path,
+    dataset: Dataset,
+    columns: &[&str],
+) -> Result<DataFrame, ContractError> {
+    let expected: Vec<(&str, Kind)> = dataset
+        .columns()
+        .iter()
+        .filter(|(n, _)| columns.contains(n))
+        .copied()
+        .collect();
+    let df = read_parquet_columns(path, columns)?;
+    conform(df, &expected, path)
+}
+
+/// Reads the columns of `names` a Parquet file has (a missing one is named
+/// when the frame is conformed).
+fn read_parquet_columns(path: &Path, names: &[&str]) -> Result<DataFrame, ContractError> {
+    let file = File::open(path).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            ContractError::NotFound {
+                path: path.to_path_buf(),
+                hint: "run the stage that writes it first".into(),
+            }
+        } else {
+            ContractError::io(path, e)
+        }
+    })?;
+    let invalid = |source| ContractError::Parquet {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut reader = ParquetReader::new(file);
+    let present: Vec<String> = reader
+        .schema()
+        .map_err(invalid)?
+        .iter_names()
+        .map(|n| n.to_string())
+        .collect();
+    let wanted: Vec<String> = names
+        .iter()
+        .filter(|n| present.iter().any(|p| p == *n))
+        .map(|n| n.to_string())
+        .collect();
+    reader.with_columns(Some(wanted)).finish().map_err(invalid)
+}
+
 /// Reads every part of a raw table into one frame with the raw schema.
 pub fn read_raw(layout: &Layout, table: RawTable) -> Result<DataFrame, ContractError> {
     use crate::columns::{EXTRA, EXTRACTED_AT, SOURCE};
@@ -206,30 +255,7 @@ pub fn read_raw_columns(
     let names: Vec<PlSmallStr> = expected.iter().map(|(n, _)| (*n).into()).collect();
     let mut all: Option<DataFrame> = None;
     for part in layout.raw_parts(table)? {
-        let file = File::open(&part).map_err(|e| ContractError::io(&part, e))?;
-        // Ask only for the columns the part has, so a missing one is named below.
-        let mut reader = ParquetReader::new(file);
-        let present: Vec<String> = reader
-            .schema()
-            .map_err(|source| ContractError::Parquet {
-                path: part.clone(),
-                source,
-            })?
-            .iter_names()
-            .map(|n| n.to_string())
-            .collect();
-        let wanted: Vec<String> = names
-            .iter()
-            .filter(|n| present.iter().any(|p| p == n.as_str()))
-            .map(|n| n.to_string())
-            .collect();
-        let df = reader
-            .with_columns(Some(wanted))
-            .finish()
-            .map_err(|source| ContractError::Parquet {
-                path: part.clone(),
-                source,
-            })?;
+        let df = read_parquet_columns(&part, columns)?;
         let df = conform(df, &expected, &part)?
             .select(names.clone())
             .map_err(|e| ContractError::Invalid {
@@ -259,30 +285,6 @@ pub fn read_raw_columns(
     Ok(df)
 }
 
-/// A folder beside a raw table's folder where a new version of the table is
-/// written before it replaces the old one with [`commit_table`].
-pub fn staging_dir(layout: &Layout, table: RawTable) -> Result<PathBuf, ContractError> {
-    let dir = layout
-        .raw_root()
-        .join(format!(".{}.staging-{}", table.name(), std::process::id()));
-    if dir.exists() {
-        fs::remove_dir_all(&dir).map_err(|e| ContractError::io(&dir, e))?;
-    }
-    fs::create_dir_all(&dir).map_err(|e| ContractError::io(&dir, e))?;
-    Ok(dir)
-}
-
-/// Replaces `data/raw/<table>/` by a staged folder: two renames, so readers
-/// see either the old table or the new one, never a mix of parts.
-pub fn commit_table(layout: &Layout, table: RawTable, staged: &Path) -> Result<(), ContractError> {
-    replace_dir(&layout.raw_dir(table), staged)
-}
-
-/// Removes a staged folder after a failure, so nothing half-written remains.
-pub fn discard_staged(staged: &Path) {
-    let _ = fs::remove_dir_all(staged);
-}
-
 /// Builds a raw table frame in the contract's column order and types from
 /// named columns; source columns not given are nulls.
 pub fn raw_frame(
@@ -301,30 +303,6 @@ pub fn raw_frame(
         ordered.push(column);
     }
     DataFrame::new(ordered)
-}
-
-/// Replaces folder `target` by `staged` with two renames; the old folder is
-/// removed only once the new one is in place.
-pub fn replace_dir(target: &Path, staged: &Path) -> Result<(), ContractError> {
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let old = target.with_file_name(format!(".{name}.old-{}", std::process::id()));
-    let had_old = target.exists();
-    if had_old {
-        fs::rename(target, &old).map_err(|e| ContractError::io(target, e))?;
-    }
-    if let Err(e) = fs::rename(staged, target) {
-        if had_old {
-            let _ = fs::rename(&old, target);
-        }
-        return Err(ContractError::io(target, e));
-    }
-    if had_old {
-        fs::remove_dir_all(&old).map_err(|e| ContractError::io(&old, e))?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

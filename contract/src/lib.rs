@@ -6,6 +6,7 @@
 //! rerun alone or swapped for another program that honours the same files.
 
 pub mod columns;
+pub mod commit;
 pub mod datasets;
 pub mod error;
 pub mod io;

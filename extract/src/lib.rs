@@ -20,11 +20,12 @@ mod values;
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, Utc};
 use clap::{Parser, ValueEnum};
+use contract::commit::Commit;
 use contract::reports::ExtractReport;
 use contract::{Layout, RawTable, io};
 use polars::prelude::*;
@@ -212,126 +213,118 @@ pub struct TableRun {
 /// were read without error.
 pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
     let extracted_at = Utc::now();
+    // One writer at a time; the raw layer, its rejects, the state and the
+    // report change together (see contract::commit).
+    let mut commit = Commit::begin(layout, "extract")?;
     let mut state = if options.incremental {
         state::load(layout)?
     } else {
         ExtractState::default()
     };
-    fs::create_dir_all(layout.raw_root())
-        .with_context(|| format!("creating {}", layout.raw_root().display()))?;
-
-    let mut staged: Vec<(RawTable, PathBuf)> = Vec::new();
-    let result = (|| -> Result<Vec<(RawTable, sink::Finished)>> {
-        let mut finished = Vec::new();
-        let write_empty = !options.incremental;
-        // A saved position past this run's start (written by an older version) is
-        // treated as the start: the cursor never passes the present.
-        let window = |resume: &Option<(DateTime<Utc>, String)>| Window {
-            since: match (options.since, resume) {
-                (Some(s), Some((t, _))) => Some(s.max(*t.min(&extracted_at) - options.lookback)),
-                (None, Some((t, _))) => Some(*t.min(&extracted_at) - options.lookback),
-                (s, None) => s,
-            },
-            until: options.until,
-            limit: options.limit,
-        };
-        let source = options.source;
-        // Stages a table: its staging folder, window and first part number.
-        let mut prepare = |table: RawTable| -> Result<Target> {
-            let resume = state.resume_point(source.name(), table);
-            let window = window(&resume);
-            // Rows the lookback re-reads that an earlier run already wrote.
-            let collected = match (options.incremental, window.since) {
-                (true, Some(since)) => collected::ids_since(layout, table, since)?,
-                _ => Default::default(),
-            };
-            let out_dir = io::staging_dir(layout, table)?;
-            staged.push((table, out_dir.clone()));
-            Ok(Target {
-                collected,
-                window,
-                out_dir,
-                first_part: if options.incremental {
-                    layout.next_part_index(table)
-                } else {
-                    0
-                },
-                extracted_at,
-            })
-        };
-        // Open every table first: a missing file or column fails before anything is written.
-        match source {
-            Source::Csv => {
-                let dir = options
-                    .input
-                    .clone()
-                    .context("--source csv needs --input DIR holding the <table>.csv exports")?;
-                let mut opened = Vec::new();
-                for table in RawTable::ALL {
-                    opened.push((table, csv_source::open(&dir, table)?));
-                }
-                for (table, csv) in opened {
-                    let target = prepare(table)?;
-                    // Checks the header (required columns, no name twice) either way.
-                    let origin = csv.path.display().to_string();
-                    let mut sink =
-                        TableSink::new(table, source.name(), &origin, csv.header.clone(), &target)?;
-                    let fast = csv_columnar::read(
-                        &csv.path,
-                        table,
-                        &csv.header,
-                        source.name(),
-                        &target,
-                        write_empty,
-                    )?;
-                    let done = match fast {
-                        Some(done) => done,
-                        None => {
-                            // Ragged records or bad UTF-8: read row by row, rejecting those.
-                            csv.stream_into(&mut sink)?;
-                            sink.finish(write_empty)?
-                        }
-                    };
-                    finished.push((table, done));
-                }
-            }
-            Source::Supabase => {
-                let client = supabase::Client::from_env(options.retry)?;
-                eprintln!(
-                    "extract: Supabase at {} with {}",
-                    client.base(),
-                    client.key_description()
-                );
-                for table in RawTable::ALL {
-                    let sink = client.extract_table(table, &prepare(table)?)?;
-                    finished.push((table, sink.finish(write_empty)?));
-                }
-            }
-            Source::Postgres => {
-                let mut db = postgres_source::Db::from_env(options.timeouts)?;
-                // Every table there and readable before any is read.
-                for table in RawTable::ALL {
-                    db.columns(table)?;
-                }
-                for table in RawTable::ALL {
-                    let sink = db.extract_table(table, &prepare(table)?)?;
-                    finished.push((table, sink.finish(write_empty)?));
-                }
-            }
-        }
-        Ok(finished)
-    })();
-    let finished = match result {
-        Ok(f) => f,
-        Err(e) => {
-            for (_, dir) in &staged {
-                io::discard_staged(dir);
-            }
-            return Err(e);
-        }
+    let write_empty = !options.incremental;
+    // A saved position past this run's start (written by an older version) is
+    // treated as the start: the cursor never passes the present.
+    let window = |resume: &Option<(DateTime<Utc>, String)>| Window {
+        since: match (options.since, resume) {
+            (Some(s), Some((t, _))) => Some(s.max(*t.min(&extracted_at) - options.lookback)),
+            (None, Some((t, _))) => Some(*t.min(&extracted_at) - options.lookback),
+            (s, None) => s,
+        },
+        until: options.until,
+        limit: options.limit,
     };
+    let source = options.source;
+    let mut finished: Vec<(RawTable, sink::Finished, PathBuf)> = Vec::new();
+    // Where a table's part files go: a new folder that replaces the table, or
+    // (incremental) a scratch folder whose parts join the existing ones.
+    let prepare = |commit: &mut Commit, table: RawTable| -> Result<Target> {
+        let resume = state.resume_point(source.name(), table);
+        let window = window(&resume);
+        // Rows the lookback re-reads that an earlier run already wrote.
+        let collected = match (options.incremental, window.since) {
+            (true, Some(since)) => collected::ids_since(layout, table, since)?,
+            _ => Default::default(),
+        };
+        let out_dir = if options.incremental {
+            commit.scratch(table.name())?
+        } else {
+            commit.dir(&layout.raw_dir(table))?
+        };
+        Ok(Target {
+            collected,
+            window,
+            out_dir,
+            first_part: if options.incremental {
+                layout.next_part_index(table)
+            } else {
+                0
+            },
+            extracted_at,
+        })
+    };
+    // Open every table first: a missing file or column fails before anything is read.
+    match source {
+        Source::Csv => {
+            let dir = options
+                .input
+                .clone()
+                .context("--source csv needs --input DIR holding the <table>.csv exports")?;
+            let mut opened = Vec::new();
+            for table in RawTable::ALL {
+                opened.push((table, csv_source::open(&dir, table)?));
+            }
+            for (table, csv) in opened {
+                let target = prepare(&mut commit, table)?;
+                // Checks the header (required columns, no name twice) either way.
+                let origin = csv.path.display().to_string();
+                let mut sink =
+                    TableSink::new(table, source.name(), &origin, csv.header.clone(), &target)?;
+                let fast = csv_columnar::read(
+                    &csv.path,
+                    table,
+                    &csv.header,
+                    source.name(),
+                    &target,
+                    write_empty,
+                )?;
+                let done = match fast {
+                    Some(done) => done,
+                    None => {
+                        // Ragged records or bad UTF-8: read row by row, rejecting those.
+                        csv.stream_into(&mut sink)?;
+                        sink.finish(write_empty)?
+                    }
+                };
+                finished.push((table, done, target.out_dir));
+            }
+        }
+        Source::Supabase => {
+            let client = supabase::Client::from_env(options.retry)?;
+            eprintln!(
+                "extract: Supabase at {} with {}",
+                client.base(),
+                client.key_description()
+            );
+            for table in RawTable::ALL {
+                let target = prepare(&mut commit, table)?;
+                let sink = client.extract_table(table, &target)?;
+                finished.push((table, sink.finish(write_empty)?, target.out_dir));
+            }
+        }
+        Source::Postgres => {
+            let mut db = postgres_source::Db::from_env(options.timeouts)?;
+            // Every table there and readable before any is read.
+            for table in RawTable::ALL {
+                db.columns(table)?;
+            }
+            for table in RawTable::ALL {
+                let target = prepare(&mut commit, table)?;
+                let sink = db.extract_table(table, &target)?;
+                finished.push((table, sink.finish(write_empty)?, target.out_dir));
+            }
+        }
+    }
 
-    // Commit: the data first, then the rejects, the state and the report.
     let mut report = ExtractReport {
         source: options.source.name().into(),
         extracted_at: Some(extracted_at),
@@ -340,15 +333,22 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
         incremental: options.incremental,
         tables: BTreeMap::new(),
     };
-    for ((table, dir), (_, done)) in staged.iter().zip(&finished) {
+    for (table, done, out_dir) in finished {
         if options.incremental {
-            append_parts(layout, *table, dir, &done.counts.parts_written)?;
-        } else {
-            io::commit_table(layout, *table, dir)?;
+            // New parts join the table's folder beside the ones already there.
+            for part in &done.counts.parts_written {
+                let to = commit.file(&layout.raw_dir(table).join(part))?;
+                let from = out_dir.join(part);
+                fs::rename(&from, &to).with_context(|| format!("staging {}", from.display()))?;
+            }
         }
-    }
-    for (table, done) in finished {
-        write_rejects(layout, table, done.rejects, options.incremental)?;
+        stage_rejects(
+            &mut commit,
+            layout,
+            table,
+            done.rejects,
+            options.incremental,
+        )?;
         if let Some((t, id)) = done.max_key {
             // Never past the start of this run: a row dated in the future (a client
             // clock off by a month) must not make later runs skip real rows.
@@ -362,33 +362,17 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
         report.tables.insert(table.name().to_string(), done.counts);
     }
     if options.incremental {
-        state::save(layout, &state)?;
+        state::save(&state, &commit.file(&layout.extract_state())?)?;
     }
-    io::write_json(&report, &layout.extract_report())?;
+    io::write_json(&report, &commit.file(&layout.extract_report())?)?;
+    commit.finish()?;
     Ok(report)
 }
 
-/// Moves newly written parts into the table's folder, then drops the staging folder.
-fn append_parts(layout: &Layout, table: RawTable, staged: &Path, parts: &[String]) -> Result<()> {
-    let target = layout.raw_dir(table);
-    fs::create_dir_all(&target).with_context(|| format!("creating {}", target.display()))?;
-    for part in parts {
-        let to = target.join(part);
-        if to.exists() {
-            bail!(
-                "{}: already exists; another extract is running?",
-                to.display()
-            );
-        }
-        fs::rename(staged.join(part), &to).with_context(|| format!("moving {}", to.display()))?;
-    }
-    io::discard_staged(staged);
-    Ok(())
-}
-
-/// Writes the rows extract could not read. A full run replaces the file (or
+/// Stages the rows extract could not read. A full run replaces the file (or
 /// removes a stale one); an incremental run adds to it.
-fn write_rejects(
+fn stage_rejects(
+    commit: &mut Commit,
     layout: &Layout,
     table: RawTable,
     rejects: Option<DataFrame>,
@@ -403,8 +387,7 @@ fn write_rejects(
     let combined = match (previous, rejects) {
         (None, None) => {
             if !incremental && path.exists() {
-                fs::remove_file(&path)
-                    .with_context(|| format!("removing stale {}", path.display()))?;
+                commit.remove(&path);
             }
             return Ok(());
         }
@@ -413,7 +396,7 @@ fn write_rejects(
         (Some(old), Some(new)) => stack_text_frames(old, new)?,
     };
     let mut combined = combined;
-    io::write_parquet(&mut combined, &path)?;
+    io::write_parquet(&mut combined, &commit.file(&path)?)?;
     Ok(())
 }
 

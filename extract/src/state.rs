@@ -1,6 +1,6 @@
 //! How far incremental collection got, per source and table: the greatest
-//! (created_at, id) safely written. Saved atomically after the data, so a
-//! crash between the two re-reads rows (deduplicated by validate), never skips.
+//! (created_at, id) written, never past the run's start. Committed together
+//! with the data it describes.
 
 use std::collections::BTreeMap;
 
@@ -52,7 +52,8 @@ pub fn load(layout: &Layout) -> Result<ExtractState> {
     Ok(io::read_json(&path)?)
 }
 
-pub fn save(layout: &Layout, state: &ExtractState) -> Result<()> {
-    io::write_json(state, &layout.extract_state())?;
+/// Writes the state to `path` (the staged copy of DATA/state/extract.json).
+pub fn save(state: &ExtractState, path: &std::path::Path) -> Result<()> {
+    io::write_json(state, path)?;
     Ok(())
 }

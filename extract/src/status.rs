@@ -4,13 +4,14 @@
 //! shown as "none".
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
 use clap::Parser;
 use contract::columns::{CREATED_AT, SOURCE, TIMESTAMP};
 use contract::reports::{ExtractReport, ModelStatus, TrainingReport, ValidationReport};
-use contract::{ContractError, Dataset, Layout, RawTable, io};
+use contract::{ContractError, Dataset, Layout, RawTable, commit, io};
 use polars::prelude::*;
 
 /// Shows rows, sources, time ranges, rejects and model metrics under DATA.
@@ -120,6 +121,16 @@ fn rows_of(path: &Path, errors: &mut Vec<String>) -> Option<usize> {
 
 pub fn run(args: &StatusArgs) -> Result<()> {
     let layout = Layout::new(&args.data);
+    // Finish or undo a run a crash interrupted, unless a stage is at work now.
+    if layout.root().is_dir() {
+        match commit::lock(&layout, "status", Duration::ZERO) {
+            Ok(_lock) => commit::recover(&layout)?,
+            Err(_) => println!(
+                "(a stage is writing to {} now; what follows may change when it commits)",
+                layout.root().display()
+            ),
+        }
+    }
     let mut any = false;
     let mut errors: Vec<String> = Vec::new();
 

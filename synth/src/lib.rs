@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Duration, Utc};
 use clap::Parser;
+use contract::commit::Commit;
 use contract::reports::{ExtractReport, TableCounts};
 use contract::{Layout, RawTable, SYNTH_SOURCE, io};
 
@@ -98,44 +99,40 @@ pub fn run(args: &Args) -> Result<()> {
         incremental: false,
         tables: BTreeMap::new(),
     };
-    let mut staged = Vec::new();
-    let result = (|| -> Result<()> {
-        for (table, frame) in tables.frames(now)? {
-            let dir = io::staging_dir(&layout, table)?;
-            staged.push((table, dir.clone()));
-            let part = contract::layout::part_name(0);
-            let mut frame = frame;
-            io::write_parquet(&mut frame, &dir.join(&part))?;
-            let counts = TableCounts {
-                rows_read: frame.height(),
-                rows_written: frame.height(),
-                parts_written: vec![part],
-                injected: injected
-                    .get(&table)
-                    .map(|by_kind| {
-                        by_kind
-                            .iter()
-                            .map(|(d, n)| (d.name().to_string(), *n))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-                ..TableCounts::default()
-            };
-            report.tables.insert(table.name().to_string(), counts);
+    // The raw layer, its rejects and the extract report change together.
+    let mut commit = Commit::begin(&layout, "synth")?;
+    for (table, frame) in tables.frames(now)? {
+        let dir = commit.dir(&layout.raw_dir(table))?;
+        let part = contract::layout::part_name(0);
+        let mut frame = frame;
+        io::write_parquet(&mut frame, &dir.join(&part))?;
+        let counts = TableCounts {
+            rows_read: frame.height(),
+            rows_written: frame.height(),
+            parts_written: vec![part],
+            injected: injected
+                .get(&table)
+                .map(|by_kind| {
+                    by_kind
+                        .iter()
+                        .map(|(d, n)| (d.name().to_string(), *n))
+                        .collect()
+                })
+                .unwrap_or_default(),
+            ..TableCounts::default()
+        };
+        report.tables.insert(table.name().to_string(), counts);
+        // Rows an earlier extract could not read belong to the data replaced.
+        let stale = layout.raw_rejected(table);
+        if stale.exists() {
+            commit.remove(&stale);
         }
-        Ok(())
-    })();
-    if let Err(e) = result {
-        for (_, dir) in &staged {
-            io::discard_staged(dir);
-        }
-        return Err(e);
     }
-    for (table, dir) in &staged {
-        io::commit_table(&layout, *table, dir)
-            .with_context(|| format!("replacing {}", layout.raw_dir(*table).display()))?;
+    if layout.extract_state().exists() {
+        commit.remove(&layout.extract_state());
     }
-    io::write_json(&report, &layout.extract_report())?;
+    io::write_json(&report, &commit.file(&layout.extract_report())?)?;
+    commit.finish()?;
 
     for table in RawTable::ALL {
         println!(

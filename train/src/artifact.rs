@@ -76,41 +76,25 @@ pub fn versions() -> BTreeMap<String, String> {
     ])
 }
 
-/// Writes the model folder next to the old one, then swaps it in.
+/// Writes a model folder's files into `dir` (a staged folder that replaces
+/// the model's folder when train commits).
 pub fn save(
     dir: &Path,
     card: &ModelCard,
     fitted: &Fitted,
     holdout: &mut polars::prelude::DataFrame,
 ) -> Result<()> {
-    let parent = dir.parent().context("model folder has no parent")?;
-    fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let name = dir
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let staged = parent.join(format!(".{name}.staging-{}", std::process::id()));
-    if staged.exists() {
-        fs::remove_dir_all(&staged).with_context(|| format!("removing {}", staged.display()))?;
+    if let Some(text) = &fitted.model_text {
+        let path = dir.join(LIGHTGBM_FILE);
+        io::write_atomic(&path, |w| {
+            use std::io::Write;
+            w.write_all(text.as_bytes())
+                .map_err(|e| ContractError::io(&path, e))
+        })?;
     }
-    fs::create_dir_all(&staged).with_context(|| format!("creating {}", staged.display()))?;
-    let result = (|| -> Result<()> {
-        if let Some(text) = &fitted.model_text {
-            io::write_atomic(&staged.join(LIGHTGBM_FILE), |w| {
-                use std::io::Write;
-                w.write_all(text.as_bytes())
-                    .map_err(|e| ContractError::io(staged.join(LIGHTGBM_FILE), e))
-            })?;
-        }
-        io::write_parquet(holdout, &staged.join(HOLDOUT_FILE))?;
-        io::write_json(card, &staged.join(MODEL_JSON))?;
-        io::replace_dir(dir, &staged)?;
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_dir_all(&staged);
-    }
-    result
+    io::write_parquet(holdout, &dir.join(HOLDOUT_FILE))?;
+    io::write_json(card, &dir.join(MODEL_JSON))?;
+    Ok(())
 }
 
 /// Loads a model folder written by `train`.

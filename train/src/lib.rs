@@ -19,6 +19,7 @@ use anyhow::{Context, Result, bail};
 use chrono::Utc;
 use clap::Parser;
 use contract::columns::{SOURCE_ID, SOURCE_TABLE};
+use contract::commit::Commit;
 use contract::{Dataset, Layout, io};
 use polars::prelude::*;
 use sha2::{Digest, Sha256};
@@ -99,6 +100,17 @@ pub fn run(args: &Args) -> Result<()> {
             .collect::<Result<_>>()?
     };
     let layout = Layout::new(&args.data);
+    // Models, insights and reports change together; a failing run changes nothing.
+    let mut commit = Commit::begin(&layout, "train")?;
+    // Every input readable before any model is fitted.
+    let mut inputs = Vec::new();
+    for dataset in datasets {
+        let path = layout.clean(dataset);
+        inputs.push((
+            dataset,
+            io::read_dataset_columns(&path, dataset, &train_columns(dataset))?,
+        ));
+    }
     let mut report = TrainingReport {
         trained_at: Utc::now(),
         seed: args.seed,
@@ -106,15 +118,18 @@ pub fn run(args: &Args) -> Result<()> {
     };
     let mut importance_rows: Vec<(String, String, f64)> = Vec::new();
     let mut calibration: Option<DataFrame> = None;
-    for dataset in datasets {
+    for (dataset, df) in inputs {
         let path = layout.clean(dataset);
-        let df = io::read_dataset(&path, dataset)?;
         if df.height() < dataset.min_rows() {
             let line = format!(
                 "{} clean rows, below the minimum of {}; not trained",
                 df.height(),
                 dataset.min_rows()
             );
+            // A model of older data would contradict this report.
+            if layout.model_dir(dataset).exists() {
+                commit.remove(&layout.model_dir(dataset));
+            }
             println!("train: {:<12} skipped: {line}", dataset.name());
             report.models.insert(
                 dataset.name().into(),
@@ -122,7 +137,8 @@ pub fn run(args: &Args) -> Result<()> {
             );
             continue;
         }
-        let outcome = train_one(args, &layout, dataset, &df)
+        let model_dir = commit.dir(&layout.model_dir(dataset))?;
+        let outcome = train_one(args, &layout, dataset, &df, &model_dir)
             .with_context(|| format!("training the {dataset} model on {}", path.display()))?;
         if let Some(imp) = &outcome.importance {
             for (feature, gain) in imp {
@@ -139,12 +155,12 @@ pub fn run(args: &Args) -> Result<()> {
         .values()
         .all(|m| m.status != ModelStatus::Trained)
     {
-        io::write_json(&report, &layout.training_report())?;
         bail!("no model trained: every dataset is below its minimum of clean rows");
     }
-    write_insights(&layout, importance_rows, calibration)?;
-    io::write_json(&report, &layout.training_report())?;
-    report::write_html(&report, &layout.training_html())?;
+    write_insights(&mut commit, &layout, importance_rows, calibration)?;
+    io::write_json(&report, &commit.file(&layout.training_report())?)?;
+    report::write_html(&report, &commit.file(&layout.training_html())?)?;
+    commit.finish()?;
     report::print_summary(&report);
     Ok(())
 }
@@ -160,7 +176,21 @@ fn file_sha256(path: &std::path::Path) -> Result<String> {
     Ok(hex::encode(Sha256::digest(&bytes)))
 }
 
-fn train_one(args: &Args, layout: &Layout, dataset: Dataset, df: &DataFrame) -> Result<Outcome> {
+/// The columns train reads: features, target, and the keys of the held-out rows.
+fn train_columns(dataset: Dataset) -> Vec<&'static str> {
+    let mut columns = vec![SOURCE_TABLE, SOURCE_ID, dataset.target()];
+    columns.extend(dataset.numeric_features());
+    columns.extend(dataset.categorical_features());
+    columns
+}
+
+fn train_one(
+    args: &Args,
+    layout: &Layout,
+    dataset: Dataset,
+    df: &DataFrame,
+    model_dir: &std::path::Path,
+) -> Result<Outcome> {
     let started = Instant::now();
     let path = layout.clean(dataset);
     let data = Data::from_frame(df, dataset, true, &path)?;
@@ -301,7 +331,7 @@ fn train_one(args: &Args, layout: &Layout, dataset: Dataset, df: &DataFrame) -> 
             .map(|(a, s)| (a.name().to_string(), s))
             .collect(),
     };
-    artifact::save(&layout.model_dir(dataset), &card, &fitted, &mut holdout)?;
+    artifact::save(model_dir, &card, &fitted, &mut holdout)?;
     Ok(Outcome {
         report: report::trained(&card, df.height()),
         importance,
@@ -310,6 +340,7 @@ fn train_one(args: &Args, layout: &Layout, dataset: Dataset, df: &DataFrame) -> 
 }
 
 fn write_insights(
+    commit: &mut Commit,
     layout: &Layout,
     importance: Vec<(String, String, f64)>,
     calibration: Option<DataFrame>,
@@ -321,10 +352,13 @@ fn write_insights(
             "feature" => importance.iter().map(|r| r.1.clone()).collect::<Vec<_>>(),
             "gain_share" => importance.iter().map(|r| r.2).collect::<Vec<_>>(),
         )?;
-        io::write_parquet(&mut df, &dir.join("feature_importance.parquet"))?;
+        io::write_parquet(
+            &mut df,
+            &commit.file(&dir.join("feature_importance.parquet"))?,
+        )?;
     }
     if let Some(mut c) = calibration {
-        io::write_parquet(&mut c, &dir.join("calibration.parquet"))?;
+        io::write_parquet(&mut c, &commit.file(&dir.join("calibration.parquet"))?)?;
     }
     Ok(())
 }

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use contract::columns::*;
+use contract::commit::Commit;
 use contract::{Dataset, Layout, RawTable, SYNTH_SOURCE, io};
 use polars::prelude::*;
 
@@ -25,6 +26,9 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result<()> {
     let layout = Layout::new(&args.data);
+    // Holds the data folder while reading raw/ and until the three datasets
+    // replace the old ones together.
+    let mut commit = Commit::begin(&layout, "transform")?;
     // Only the columns the datasets use: Parquet reads just those.
     let mut raw = Vec::new();
     for table in RawTable::ALL {
@@ -37,23 +41,26 @@ pub fn run(args: &Args) -> Result<()> {
         (Dataset::Csat, csat(fb, ab.clone())?),
         (Dataset::Performance, performance(ab)),
     ];
-    // Compute all three before writing any, so a failure leaves no mix of old and new.
-    let mut frames = Vec::new();
+    drop(raw);
+    // Each dataset is staged as soon as it is built (so only one is in memory);
+    // none replaces the old ones until all three are there.
+    let mut lines = Vec::new();
     for (dataset, plan) in plans {
-        let df = conform(plan, dataset)
+        let mut df = conform(plan, dataset)
             .collect()
             .with_context(|| format!("building the {dataset} dataset"))?;
-        frames.push((dataset, df));
-    }
-    for (dataset, mut df) in frames {
         let path = layout.training(dataset);
-        io::write_parquet(&mut df, &path)?;
-        println!(
+        io::write_parquet(&mut df, &commit.file(&path)?)?;
+        lines.push(format!(
             "transform: {:<12} {:>9} rows -> {}",
             dataset.name(),
             df.height(),
             path.display()
-        );
+        ));
+    }
+    commit.finish()?;
+    for line in lines {
+        println!("{line}");
     }
     Ok(())
 }

@@ -12,6 +12,7 @@ use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, Utc};
 use clap::Parser;
 use contract::columns::*;
+use contract::commit::Commit;
 use contract::reports::{DatasetReport, Reason, ValidationReport};
 use contract::{Dataset, Layout, io};
 use polars::prelude::*;
@@ -66,6 +67,8 @@ pub struct BelowMinimum(pub Vec<String>);
 
 pub fn run(args: &Args) -> Result<()> {
     let layout = Layout::new(&args.data);
+    // clean/, rejected/ and the report change together, or not at all.
+    let mut commit = Commit::begin(&layout, "validate")?;
     let now = args.now.unwrap_or_else(Utc::now);
     let horizon = now + Duration::minutes(i64::from(args.skew_minutes));
 
@@ -95,8 +98,8 @@ pub fn run(args: &Args) -> Result<()> {
             .with_context(|| format!("validating {}", layout.training(dataset).display()))?;
         let mut entry = describe(&df, &clean, &rejected, dataset, minimum)?;
         drop(df);
-        io::write_parquet(&mut clean, &layout.clean(dataset))?;
-        io::write_parquet(&mut rejected, &layout.rejected(dataset))?;
+        io::write_parquet(&mut clean, &commit.file(&layout.clean(dataset))?)?;
+        io::write_parquet(&mut rejected, &commit.file(&layout.rejected(dataset))?)?;
         let by_reason: Vec<String> = Reason::ALL
             .iter()
             .map(|r| format!("{r} {}", entry.rejected.get(r).copied().unwrap_or(0)))
@@ -122,7 +125,8 @@ pub fn run(args: &Args) -> Result<()> {
         entry.min_rows = minimum;
         report.datasets.insert(dataset.name().to_string(), entry);
     }
-    io::write_json(&report, &layout.validation_report())?;
+    io::write_json(&report, &commit.file(&layout.validation_report())?)?;
+    commit.finish()?;
     if !small.is_empty() && !args.allow_small {
         return Err(BelowMinimum(small).into());
     }
