@@ -1,7 +1,7 @@
 # Entry points: `make pipeline` runs the data pipeline, `make test` the tests.
 include pipeline.mk
 
-.PHONY: test check fmt clippy bench
+.PHONY: test check fmt clippy bench soak
 
 ## test: the whole suite (starts a throwaway PostgreSQL when one is installed)
 test: build
@@ -19,3 +19,7 @@ fmt:
 ## bench: speed and accuracy benchmarks (not part of the tests)
 bench: build
 	bench/run.sh
+
+## soak: the fault-injection tests with many more random kills per stage
+soak: build
+	KILLS=$(or $(KILLS),200) tests/with-postgres.sh $(CARGO) test --$(PROFILE) --workspace -- faults:: --test-threads=1

@@ -3,6 +3,7 @@
 mod common;
 mod extract_csv;
 mod fake_postgrest;
+mod faults;
 mod pipeline;
 mod postgres;
 mod status;

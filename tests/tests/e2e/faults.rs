@@ -1,0 +1,601 @@
+//! Crashes lose nothing: each stage is killed (SIGKILL) at random moments and,
+//! with strace's fault injection, at every rename it makes, and run on a full
+//! disk. After each fault the data folder holds the complete old outputs or
+//! the complete new ones (never a mix, never a missing path), and a rerun
+//! gives what an uninterrupted run gives.
+//!
+//! CI runs `KILLS` random kills per stage (default 20); `make soak` runs more.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use contract::Dataset;
+use serde_json::Value;
+use tempfile::tempdir;
+
+use crate::common::*;
+
+fn kills() -> usize {
+    std::env::var("KILLS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .args([
+            "-a",
+            &format!("{}/.", from.display()),
+            &to.display().to_string(),
+        ])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+fn rows(path: &Path) -> usize {
+    read(path).height()
+}
+
+fn json(path: &Path) -> Value {
+    serde_json::from_str(
+        &fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
+    )
+    .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A stage, the data folder it starts from (old outputs, new inputs), and what
+/// must hold of the folder at any moment: it returns which version it sees.
+struct Case {
+    stage: &'static str,
+    args: Vec<String>,
+    template: PathBuf,
+    /// Returns "old" or "new" (panics on a mix or a missing output).
+    version: fn(&Path) -> &'static str,
+}
+
+fn run_stage(case: &Case, data: &Path) -> std::process::Child {
+    bin(case.stage)
+        .args(["--data", data.to_str().unwrap()])
+        .args(&case.args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn recover_with_status(data: &Path) {
+    // status finishes or undoes an interrupted commit before it reads.
+    let _ = bin("status")
+        .args(["--data", data.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!data.join(".commit.json").exists(), "journal left behind");
+    let staging = data.join(".staging");
+    assert!(
+        !staging.exists() || fs::read_dir(&staging).unwrap().count() == 0,
+        "staging left behind"
+    );
+}
+
+/// Kills the stage at random moments within an uninterrupted run's duration.
+fn random_kills(case: &Case) {
+    let fresh = || {
+        let dir = tempdir().unwrap();
+        copy_dir(&case.template, dir.path());
+        dir
+    };
+    // One uninterrupted run: how long it takes, and what it leaves.
+    let reference = fresh();
+    let started = Instant::now();
+    assert!(run_stage(case, reference.path()).wait().unwrap().success());
+    let took = started.elapsed();
+    assert_eq!((case.version)(reference.path()), "new");
+    let mut seen = [0usize; 2];
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ case.stage.len() as u64;
+    for _ in 0..kills() {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let delay = took.mul_f64((rng % 1000) as f64 / 1000.0);
+        let data = fresh();
+        let mut child = run_stage(case, data.path());
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let _ = child.wait();
+        recover_with_status(data.path());
+        match (case.version)(data.path()) {
+            "old" => seen[0] += 1,
+            _ => seen[1] += 1,
+        }
+        // A rerun completes and gives the uninterrupted run's outputs.
+        assert!(
+            run_stage(case, data.path()).wait().unwrap().success(),
+            "{} rerun",
+            case.stage
+        );
+        assert_eq!((case.version)(data.path()), "new");
+    }
+    eprintln!(
+        "faults: {}: {} random kills, {} left the old outputs, {} the new",
+        case.stage,
+        kills(),
+        seen[0],
+        seen[1]
+    );
+}
+
+/// Kills the stage at its 1st, 2nd, ... rename (every commit step), via strace.
+fn kill_at_every_rename(case: &Case) {
+    let count = {
+        let data = tempdir().unwrap();
+        copy_dir(&case.template, data.path());
+        let out = Command::new("strace")
+            .args([
+                "-f",
+                "--seccomp-bpf",
+                "-qq",
+                "-e",
+                "trace=rename,renameat,renameat2",
+                "-o",
+                "/dev/stdout",
+            ])
+            .arg(bin_dir().join(case.stage))
+            .args(["--data", data.path().to_str().unwrap()])
+            .args(&case.args)
+            .env_remove("DATABASE_URL")
+            .stderr(Stdio::null())
+            .output()
+            .expect("strace is installed (.ci/run installs it)");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("rename"))
+            .count()
+    };
+    assert!(count > 0, "{}: no renames seen", case.stage);
+    for when in 1..=count {
+        let data = tempdir().unwrap();
+        copy_dir(&case.template, data.path());
+        let _ = Command::new("strace")
+            .args([
+                "-f",
+                "--seccomp-bpf",
+                "-qq",
+                "-o",
+                "/dev/null",
+                "-e",
+                "trace=rename,renameat,renameat2",
+                "-e",
+                &format!("inject=rename,renameat,renameat2:signal=KILL:when={when}"),
+            ])
+            .arg(bin_dir().join(case.stage))
+            .args(["--data", data.path().to_str().unwrap()])
+            .args(&case.args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        recover_with_status(data.path());
+        (case.version)(data.path());
+        assert!(run_stage(case, data.path()).wait().unwrap().success());
+        assert_eq!(
+            (case.version)(data.path()),
+            "new",
+            "{} after a kill at rename {when}",
+            case.stage
+        );
+    }
+    eprintln!(
+        "faults: {}: killed at each of its {count} renames",
+        case.stage
+    );
+}
+
+/// The stage on a full disk: it fails with one line, and nothing changes.
+fn full_disk(case: &Case) {
+    if unsafe_to_mount() {
+        return;
+    }
+    let mount = tempdir().unwrap();
+    let target = mount.path();
+    // Room for the old outputs and a little more, not for the new ones.
+    let size =
+        dir_size(&case.template) + 4096 * (files(&case.template).len() as u64 + 32) + 64 * 1024;
+    let status = Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={size}"),
+            "tmpfs",
+            target.to_str().unwrap(),
+        ])
+        .status()
+        .unwrap();
+    assert!(
+        status.success(),
+        "mounting a tmpfs (the full-disk test runs as root)"
+    );
+    copy_dir(&case.template, target);
+    let before = files(target);
+    let out = bin(case.stage)
+        .args(["--data", target.to_str().unwrap()])
+        .args(&case.args)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let _ = bin("status")
+        .args(["--data", target.to_str().unwrap()])
+        .output();
+    let after = files(target);
+    let version = (case.version)(target);
+    let _ = Command::new("umount").arg(target).status();
+    assert!(
+        !out.status.success(),
+        "{}: a full disk must fail",
+        case.stage
+    );
+    assert_eq!(error_lines(&err).len(), 1, "{}: {err}", case.stage);
+    assert!(
+        err.contains("No space left on device"),
+        "{}: {err}",
+        case.stage
+    );
+    assert_eq!(
+        version, "old",
+        "{}: a failed run changes nothing",
+        case.stage
+    );
+    let keep = |v: &Vec<String>| -> Vec<String> {
+        v.iter()
+            .filter(|f| !f.starts_with(".lock"))
+            .cloned()
+            .collect()
+    };
+    assert_eq!(
+        keep(&before),
+        keep(&after),
+        "{}: no file added or lost",
+        case.stage
+    );
+}
+
+/// The full-disk test needs root (to mount a tmpfs); outside CI a non-root
+/// run says so instead.
+fn unsafe_to_mount() -> bool {
+    let root = Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| o.stdout == b"0\n")
+        .unwrap_or(false);
+    if !root {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "the full-disk tests need root in CI"
+        );
+        eprintln!("skipped full-disk test: not root (cannot mount a tmpfs)");
+    }
+    !root
+}
+
+fn dir_size(dir: &Path) -> u64 {
+    files(dir)
+        .iter()
+        .map(|f| fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0))
+        .sum()
+}
+
+// ---- versions: old rows = 1500 per table, new = 2500 ----
+
+const OLD: usize = 1500;
+const NEW: usize = 2500;
+
+fn which(n: usize, old: usize, new: usize, what: &str) -> &'static str {
+    match n {
+        _ if n == old => "old",
+        _ if n == new => "new",
+        _ => panic!("{what}: {n} rows, neither old ({old}) nor new ({new})"),
+    }
+}
+
+fn raw_version(data: &Path) -> &'static str {
+    let report = json(&data.join("reports/extract.json"));
+    let mut versions = Vec::new();
+    for table in [
+        "ai_gm_explanations",
+        "ai_gm_quality_feedback",
+        "ai_gm_ab_testing",
+    ] {
+        let n = raw_ids(data, table).len();
+        assert_eq!(
+            report["tables"][table]["rows_written"], n,
+            "{table}: report and data agree"
+        );
+        versions.push(which(n, OLD, NEW, table));
+    }
+    assert!(
+        versions.iter().all(|v| *v == versions[0]),
+        "raw tables mixed: {versions:?}"
+    );
+    versions[0]
+}
+
+fn training_version(data: &Path) -> &'static str {
+    let q = which(
+        rows(&data.join("training/quality.parquet")),
+        OLD,
+        NEW,
+        "quality",
+    );
+    let c = which(
+        rows(&data.join("training/csat.parquet")),
+        2 * OLD,
+        2 * NEW,
+        "csat",
+    );
+    let p = which(
+        rows(&data.join("training/performance.parquet")),
+        OLD,
+        NEW,
+        "performance",
+    );
+    assert!(q == c && c == p, "training datasets mixed: {q} {c} {p}");
+    q
+}
+
+fn validated_version(data: &Path) -> &'static str {
+    let report = json(&data.join("reports/validation.json"));
+    let mut versions = Vec::new();
+    for d in Dataset::ALL {
+        let input = rows(&data.join("training").join(format!("{d}.parquet")));
+        let clean = rows(&data.join("clean").join(format!("{d}.parquet")));
+        let rejected = rows(&data.join("rejected").join(format!("{d}.parquet")));
+        assert_eq!(
+            report["datasets"][d.name()]["clean"],
+            clean,
+            "{d}: report and files agree"
+        );
+        let rows_in = report["datasets"][d.name()]["rows_in"].as_u64().unwrap() as usize;
+        assert_eq!(
+            clean + rejected,
+            rows_in,
+            "{d}: clean + rejected = its input"
+        );
+        let per_table = if d == Dataset::Csat { 2 } else { 1 };
+        versions.push(which(rows_in, per_table * OLD, per_table * NEW, d.name()));
+        if versions.last() == Some(&"new") {
+            assert_eq!(
+                rows_in, input,
+                "{d}: the new outputs are of the current input"
+            );
+        }
+    }
+    assert!(
+        versions.iter().all(|v| *v == versions[0]),
+        "clean/rejected mixed: {versions:?}"
+    );
+    versions[0]
+}
+
+fn trained_version(data: &Path) -> &'static str {
+    let report = json(&data.join("reports/training.json"));
+    let mut versions = Vec::new();
+    for d in Dataset::ALL {
+        let card = json(&data.join("models").join(d.name()).join("model.json"));
+        let n = card["training_rows"].as_u64().unwrap() as usize
+            + card["test_rows"].as_u64().unwrap() as usize;
+        assert_eq!(
+            report["models"][d.name()]["rows"],
+            card["training_rows"].as_u64().unwrap() + card["test_rows"].as_u64().unwrap(),
+            "{d}: report and model agree"
+        );
+        let per_table = if d == Dataset::Csat { 2 } else { 1 };
+        // Clean rows are a little fewer than the input (messy rows are rejected).
+        let v = if n <= per_table * OLD { "old" } else { "new" };
+        versions.push(v);
+        if let Some(file) = card["model_file"].as_str() {
+            assert!(
+                data.join("models").join(d.name()).join(file).exists(),
+                "{d}: {file}"
+            );
+        }
+        assert!(
+            data.join("models")
+                .join(d.name())
+                .join("holdout.parquet")
+                .exists()
+        );
+    }
+    assert!(
+        versions.iter().all(|v| *v == versions[0]),
+        "models mixed: {versions:?}"
+    );
+    versions[0]
+}
+
+/// A data folder holding every stage's outputs for `rows` per table.
+fn pipeline(data: &Path, rows: usize, seed: &str) {
+    ok(bin("synth").args([
+        "--data",
+        data.to_str().unwrap(),
+        "--rows",
+        &rows.to_string(),
+        "--seed",
+        seed,
+        "--now",
+        "2026-01-15T12:00:00Z",
+        "--messy",
+        "0.02",
+    ]));
+    stage("transform", data, &[]);
+    stage(
+        "validate",
+        data,
+        &["--allow-small", "--now", "2026-01-15T12:00:00Z"],
+    );
+    stage("train", data, &[]);
+}
+
+/// Templates: every stage's outputs for the old rows, then the new inputs of
+/// `stage` on top (the stage's own outputs still old).
+fn template(stage_name: &str) -> tempfile::TempDir {
+    let dir = tempdir().unwrap();
+    let data = dir.path();
+    pipeline(data, OLD, "1");
+    let new = tempdir().unwrap();
+    pipeline(new.path(), NEW, "2");
+    let inputs: &[&str] = match stage_name {
+        "synth" | "extract" => &[],
+        "transform" => &["raw", "reports/extract.json"],
+        "validate" => &["training"],
+        "train" => &["training", "clean", "rejected", "reports/validation.json"],
+        other => panic!("{other}"),
+    };
+    for input in inputs {
+        let (from, to) = (new.path().join(input), data.join(input));
+        if from.is_dir() {
+            fs::remove_dir_all(&to).unwrap();
+            fs::create_dir_all(&to).unwrap();
+            copy_dir(&from, &to);
+        } else {
+            fs::copy(&from, &to).unwrap();
+        }
+    }
+    if stage_name == "extract" {
+        let csv = data.join("exports");
+        ok(bin("synth").args([
+            "--rows",
+            &NEW.to_string(),
+            "--seed",
+            "2",
+            "--now",
+            "2026-01-15T12:00:00Z",
+            "--format",
+            "csv",
+            "--out",
+            csv.to_str().unwrap(),
+        ]));
+    }
+    dir
+}
+
+fn case(stage_name: &'static str, template: &Path) -> Case {
+    let (args, version): (Vec<String>, fn(&Path) -> &'static str) = match stage_name {
+        "synth" => (
+            [
+                "--rows",
+                &NEW.to_string(),
+                "--seed",
+                "2",
+                "--now",
+                "2026-01-15T12:00:00Z",
+                "--messy",
+                "0.02",
+            ]
+            .map(String::from)
+            .to_vec(),
+            raw_version,
+        ),
+        "extract" => (
+            vec![
+                "--source".into(),
+                "csv".into(),
+                "--input".into(),
+                template.join("exports").display().to_string(),
+            ],
+            raw_version,
+        ),
+        "transform" => (vec![], training_version),
+        "validate" => (
+            ["--allow-small", "--now", "2026-01-15T12:00:00Z"]
+                .map(String::from)
+                .to_vec(),
+            validated_version,
+        ),
+        "train" => (vec![], trained_version),
+        other => panic!("{other}"),
+    };
+    Case {
+        stage: stage_name,
+        args,
+        template: template.to_path_buf(),
+        version,
+    }
+}
+
+fn faults(stage_name: &'static str) {
+    let t = template(stage_name);
+    let c = case(stage_name, t.path());
+    assert_eq!((c.version)(t.path()), "old");
+    random_kills(&c);
+    kill_at_every_rename(&c);
+    full_disk(&c);
+}
+
+#[test]
+fn synth_survives_kills_and_a_full_disk() {
+    faults("synth");
+}
+
+#[test]
+fn extract_survives_kills_and_a_full_disk() {
+    faults("extract");
+}
+
+#[test]
+fn transform_survives_kills_and_a_full_disk() {
+    faults("transform");
+}
+
+#[test]
+fn validate_survives_kills_and_a_full_disk() {
+    faults("validate");
+}
+
+#[test]
+fn train_survives_kills_and_a_full_disk() {
+    faults("train");
+}
+
+#[test]
+fn a_second_writer_waits_and_a_dead_owners_lock_is_taken_over() {
+    let data = tempdir().unwrap();
+    synth(data.path(), 600, 0.0);
+    // A train holding the lock is killed; the next stage takes the lock over.
+    let mut child = bin("train")
+        .args(["--data", data.path().to_str().unwrap()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(50));
+    let _ = child.kill();
+    let _ = child.wait();
+    stage("transform", data.path(), &[]);
+    // While one stage holds the lock, another waits and says for whom.
+    let holder = bin("validate")
+        .args([
+            "--data",
+            data.path().to_str().unwrap(),
+            "--allow-small",
+            "--now",
+            "2026-01-15T12:00:00Z",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let waiter = bin("transform")
+        .args(["--data", data.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    let _ = holder.wait_with_output();
+    assert!(
+        waiter.status.success(),
+        "{}",
+        String::from_utf8_lossy(&waiter.stderr)
+    );
+}
