@@ -3,8 +3,7 @@
 # PostgreSQL server on 127.0.0.1, stopped and removed afterwards.
 #
 # With DATABASE_URL already set, that server is used as it is. Without a
-# PostgreSQL server installed, the database tests skip and say so, except in
-# CI (CI=true), where that is an error.
+# PostgreSQL server installed, the database tests fail (never pass silently).
 set -euo pipefail
 
 if [[ -n "${DATABASE_URL:-}" ]]; then
@@ -17,7 +16,7 @@ if [[ -z "$PG_BIN" || ! -x "$PG_BIN/initdb" ]]; then
         echo "with-postgres: no PostgreSQL server installed (apt-get install postgresql); CI needs one" >&2
         exit 1
     fi
-    echo "with-postgres: no PostgreSQL server installed; the database tests will say they were skipped" >&2
+    echo "with-postgres: no PostgreSQL server installed (apt-get install postgresql); the database tests will fail" >&2
     exec "$@"
 fi
 

@@ -42,7 +42,7 @@ pub struct Args {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Model-selection folds, on a seeded sample of the training rows.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 3)]
     pub folds: usize,
     /// Share of rows held out for the final metrics.
     #[arg(long, default_value_t = 0.2)]

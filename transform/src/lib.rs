@@ -254,6 +254,13 @@ fn json_text(column: &str, key: &str) -> Expr {
     col(column).str().json_path_match(lit(format!("$.{key}")))
 }
 
+/// A left join that keeps the left rows in their order (no sort afterwards).
+fn left_join_in_order() -> JoinArgs {
+    let mut args = JoinArgs::new(JoinType::Left);
+    args.maintain_order = MaintainOrderJoin::Left;
+    args
+}
+
 fn null_text() -> Expr {
     lit(NULL).cast(DataType::String)
 }
@@ -262,7 +269,6 @@ fn null_number() -> Expr {
     lit(NULL).cast(DataType::Float64)
 }
 
-const ROW: &str = "__row";
 const RESPONSE_KEY: &str = "__response";
 
 /// One row per explanation: metrics from metadata (null when absent), the
@@ -295,23 +301,16 @@ pub fn quality(explanations: &DataFrame, feedback: LazyFrame) -> PolarsResult<La
         col(ACTION_TYPE),
         col(SCENARIO_ID),
         (col(QUALITY_SCORE) * lit(100.0)).alias(QUALITY_SCORE),
-        col(ROW),
         response_key,
     ];
     columns.extend(METRICS.iter().map(|(_, name)| col(*name)));
     let parsed = metadata_columns(explanations.column(METADATA)?)?;
-    Ok(explanations
-        .hstack(&parsed)?
-        .lazy()
-        .with_row_index(ROW, None)
-        .select(columns)
-        .join(
-            ratings,
-            [col(RESPONSE_KEY)],
-            [col(RESPONSE_ID)],
-            JoinArgs::new(JoinType::Left),
-        )
-        .sort([ROW], SortMultipleOptions::default()))
+    Ok(explanations.hstack(&parsed)?.lazy().select(columns).join(
+        ratings,
+        [col(RESPONSE_KEY)],
+        [col(RESPONSE_ID)],
+        left_join_in_order(),
+    ))
 }
 
 /// One row per feedback row (quality_score from the A/B row of the same
@@ -328,14 +327,12 @@ pub fn csat(feedback: LazyFrame, ab_testing: LazyFrame) -> PolarsResult<LazyFram
         ]);
 
     let from_feedback = feedback
-        .with_row_index(ROW, None)
         .join(
             predicted,
             [col(RESPONSE_ID)],
             [col(RESPONSE_ID)],
-            JoinArgs::new(JoinType::Left),
+            left_join_in_order(),
         )
-        .sort([ROW], SortMultipleOptions::default())
         .select([
             lit(RawTable::Feedback.name()).alias(SOURCE_TABLE),
             col(ID).alias(SOURCE_ID),

@@ -28,7 +28,8 @@ fn status_summarises_every_layer_and_names_an_unreadable_report() {
         "ai_gm_explanations             800 rows  sources synth",
         "last extraction:",
         "rejects: missing",
-        "quality      lightgbm R2 0.",
+        "  quality      ",
+        " R2 0.",
     ] {
         assert!(text.contains(want), "{want:?} not in:\n{text}");
     }

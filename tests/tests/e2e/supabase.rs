@@ -566,3 +566,113 @@ fn bench_supabase_100k_rows_per_table() {
         3.0 * N as f64 / secs
     );
 }
+
+#[test]
+fn a_retry_after_of_a_day_is_capped() {
+    let s = server();
+    s.state
+        .lock()
+        .unwrap()
+        .failures
+        .push_back((429, Some(86_400)));
+    let data = tempdir().unwrap();
+    let started = Instant::now();
+    let out = ok(&mut extract(
+        &s,
+        data.path(),
+        KEY,
+        &["--max-retry-wait", "1"],
+    ));
+    assert!(started.elapsed().as_secs() < 30, "did not wait a day");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("Supabase asked to wait 86400 s; waiting 1 s (--max-retry-wait)"),
+        "{err}"
+    );
+    assert_every_row_once(data.path());
+}
+
+#[test]
+fn a_server_that_never_answers_times_out_with_one_line() {
+    // Accepts connections, reads, and never answers.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let data = tempdir().unwrap();
+    let started = Instant::now();
+    let (code, err) = fails(
+        bin("extract")
+            .args([
+                "--data",
+                data.path().to_str().unwrap(),
+                "--source",
+                "supabase",
+                "--request-timeout",
+                "1",
+                "--retries",
+                "2",
+                "--retry-base-ms",
+                "10",
+            ])
+            .env("SUPABASE_URL", format!("http://{addr}"))
+            .env("SUPABASE_KEY", KEY),
+    );
+    assert_eq!(code, 1);
+    assert!(started.elapsed().as_secs() < 20);
+    assert_eq!(error_lines(&err).len(), 1, "{err}");
+    assert!(
+        err.contains("did not answer within 1 s (--request-timeout)"),
+        "{err}"
+    );
+
+    // PostgreSQL at the same silent port: the handshake is bounded too.
+    let started = Instant::now();
+    let (code, err) = fails(
+        bin("extract")
+            .args([
+                "--data",
+                data.path().to_str().unwrap(),
+                "--source",
+                "postgres",
+                "--connect-timeout",
+                "1",
+            ])
+            .env(
+                "DATABASE_URL",
+                format!("postgresql://gm@{addr}/gm?sslmode=disable"),
+            ),
+    );
+    assert_eq!(code, 1);
+    assert!(started.elapsed().as_secs() < 20);
+    assert!(
+        err.contains("no answer within 1 s (--connect-timeout)"),
+        "{err}"
+    );
+    assert!(files(data.path()).iter().all(|f| !f.ends_with(".parquet")));
+}
+
+#[test]
+fn absurd_day_counts_are_refused_not_a_panic() {
+    let data = tempdir().unwrap();
+    for name in ["synth", "extract"] {
+        let mut cmd = bin(name);
+        cmd.args([
+            "--data",
+            data.path().to_str().unwrap(),
+            "--days",
+            "4000000000",
+        ]);
+        if name == "extract" {
+            cmd.args(["--source", "csv", "--input", "."]);
+        }
+        let (code, err) = fails(&mut cmd);
+        assert_eq!(code, 2, "{name}: a usage error: {err}");
+        assert!(err.contains("--days"), "{name}: {err}");
+        assert!(!err.contains("panicked"), "{name}: {err}");
+    }
+}

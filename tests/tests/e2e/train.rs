@@ -264,3 +264,54 @@ fn small_or_empty_datasets_are_skipped_not_trained() {
         "the older model stays"
     );
 }
+
+#[test]
+fn predict_reads_a_csv_whose_optional_number_column_is_empty_everywhere() {
+    let data = trained(800);
+    let input = data.path().join("rows.csv");
+    let clean = read(data.path().join("clean/quality.parquet"));
+    let mut first = clean
+        .head(Some(10))
+        .drop(contract::columns::TIMESTAMP)
+        .unwrap();
+    // quality's `csat` is often empty for every row of an export.
+    first
+        .with_column(Column::full_null("csat".into(), 10, &DataType::Float64))
+        .unwrap();
+    let mut f = fs::File::create(&input).unwrap();
+    CsvWriter::new(&mut f).finish(&mut first).unwrap();
+    let out = data.path().join("out.csv");
+    ok(bin("predict").args([
+        "--model",
+        data.path().join("models/quality").to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]));
+    assert_eq!(fs::read_to_string(&out).unwrap().lines().count(), 11);
+}
+
+#[test]
+fn a_corrupt_lightgbm_model_is_our_one_line_not_lightgbms() {
+    let data = trained(800);
+    let model = data.path().join("models/quality");
+    let file = model.join("lightgbm.txt");
+    if !file.exists() {
+        return; // the quality model chose another algorithm at this size
+    }
+    let text = fs::read_to_string(&file).unwrap();
+    fs::write(&file, &text[..text.len() / 3]).unwrap();
+    let (code, err) = fails(bin("predict").args([
+        "--model",
+        model.to_str().unwrap(),
+        "--input",
+        data.path().join("clean/quality.parquet").to_str().unwrap(),
+        "--output",
+        data.path().join("out.parquet").to_str().unwrap(),
+    ]));
+    assert_eq!(code, 1);
+    assert!(!err.contains("[LightGBM]"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains("not a complete LightGBM model"), "{err}");
+}
