@@ -351,4 +351,73 @@ mod tests {
             .to_string();
         assert_eq!(err, "t.parquet: missing column `zz`");
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+        use crate::columns::*;
+
+        /// id, created_at, experiment_name, _extra, predicted_quality, user_rating.
+        type RawRow = (
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+            Option<String>,
+            Option<f64>,
+            Option<f64>,
+        );
+
+        fn text() -> impl Strategy<Value = Option<String>> {
+            prop_oneof![4 => "\\PC{0,12}".prop_map(Some), 1 => Just(None)]
+        }
+
+        fn number() -> impl Strategy<Value = Option<f64>> {
+            prop_oneof![
+                4 => any::<f64>().prop_map(Some),
+                1 => prop_oneof![Just(f64::NAN), Just(f64::INFINITY), Just(-0.0)].prop_map(Some),
+                1 => Just(None),
+            ]
+        }
+
+        proptest! {
+            #![proptest_config(ProptestConfig::with_cases(64))]
+            /// Arbitrary rows written as a raw part and read back are the same rows.
+            #[test]
+            fn raw_rows_round_trip(rows in proptest::collection::vec(
+                (text(), prop_oneof![Just(None), (-62_000_000_000_000_000i64..250_000_000_000_000_000).prop_map(Some)],
+                 text(), text(), number(), number()), 0..40)
+            ) {
+                let dir = tempfile::tempdir().unwrap();
+                let layout = Layout::new(dir.path());
+                let table = RawTable::AbTesting;
+                let n = rows.len();
+                let texts = |f: fn(&RawRow) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
+                let columns = vec![
+                    Column::new(ID.into(), texts(|r| r.0.clone())),
+                    Column::new(CREATED_AT.into(), rows.iter().map(|r| r.1).collect::<Vec<_>>())
+                        .cast(&crate::tables::utc_timestamp()).unwrap(),
+                    Column::new(EXPERIMENT_NAME.into(), texts(|r| r.2.clone())),
+                    Column::new(EXTRA.into(), texts(|r| r.3.clone())),
+                    Column::new(PREDICTED_QUALITY.into(), rows.iter().map(|r| r.4).collect::<Vec<_>>()),
+                    Column::new(USER_RATING.into(), rows.iter().map(|r| r.5).collect::<Vec<_>>()),
+                ];
+                let mut frame = raw_frame(table, columns, n).unwrap();
+                let part = layout.raw_dir(table).join(crate::layout::part_name(0));
+                write_parquet(&mut frame, &part).unwrap();
+                let back = read_raw(&layout, table).unwrap();
+                prop_assert_eq!(back.height(), n);
+                for (a, b) in frame.get_columns().iter().zip(back.get_columns()) {
+                    prop_assert_eq!(a.name(), b.name());
+                    prop_assert_eq!(a.dtype(), b.dtype());
+                    if a.dtype() == &DataType::Float64 {
+                        let bits = |c: &Column| c.f64().unwrap().into_iter().map(|v| v.map(f64::to_bits)).collect::<Vec<_>>();
+                        prop_assert_eq!(bits(a), bits(b));
+                    } else {
+                        prop_assert!(a.equals_missing(b), "{} differs", a.name());
+                    }
+                }
+            }
+        }
+    }
 }

@@ -361,3 +361,105 @@ fn describe(
     }
     Ok(report)
 }
+
+#[cfg(test)]
+mod properties {
+    //! Arbitrary rows through validate: every row lands in exactly one of
+    //! clean and rejected, with the first reason that applies.
+
+    use super::*;
+    use contract::tables::utc_timestamp;
+    use proptest::prelude::*;
+
+    /// A rating as sources send them: often fine, sometimes broken.
+    fn rating() -> impl Strategy<Value = Option<f64>> {
+        prop_oneof![
+            6 => (0.0f64..=1.0).prop_map(Some),
+            1 => Just(None),
+            1 => prop_oneof![Just(f64::NAN), Just(f64::INFINITY), Just(-0.5), Just(1.0001), Just(7.0)].prop_map(Some),
+        ]
+    }
+
+    fn text() -> impl Strategy<Value = Option<String>> {
+        prop_oneof![5 => "[a-z]{1,6}".prop_map(Some), 1 => Just(None)]
+    }
+
+    #[derive(Clone, Debug)]
+    struct Row {
+        id: Option<String>,
+        /// Seconds from the reference time; positive = future.
+        offset: Option<i64>,
+        text: [Option<String>; 4],
+        prediction: Option<f64>,
+        actual: Option<f64>,
+    }
+
+    fn row() -> impl Strategy<Value = Row> {
+        (
+            prop_oneof![8 => (0u8..40).prop_map(|i| Some(format!("id-{i}"))), 1 => Just(None)],
+            prop_oneof![8 => (-100_000i64..200).prop_map(Some), 1 => (400i64..100_000).prop_map(Some), 1 => Just(None)],
+            [text(), text(), text(), text()],
+            rating(),
+            rating(),
+        )
+            .prop_map(|(id, offset, text, prediction, actual)| Row { id, offset, text, prediction, actual })
+    }
+
+    /// The reason the rules give, written independently of the expressions.
+    fn expected(r: &Row, seen: &mut std::collections::HashSet<String>) -> Option<Reason> {
+        let bad = |v: Option<f64>| v.is_some_and(|x| !(0.0..=1.0).contains(&x) || x.is_nan());
+        if r.id.is_none()
+            || r.prediction.is_none()
+            || r.actual.is_none()
+            || r.text.iter().any(Option::is_none)
+        {
+            return Some(Reason::Missing);
+        }
+        if bad(r.prediction) || bad(r.actual) {
+            return Some(Reason::OutOfRange);
+        }
+        if r.offset.is_none_or(|o| o > 300) {
+            return Some(Reason::BadTimestamp);
+        }
+        let key = r.id.clone().unwrap_or_default();
+        if !seen.insert(key) {
+            return Some(Reason::Duplicate);
+        }
+        None
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+        #[test]
+        fn every_row_lands_once_with_its_reason(rows in proptest::collection::vec(row(), 1..60)) {
+            let now = chrono::DateTime::from_timestamp(1_768_478_400, 0).unwrap();
+            let micros = |r: &Row| r.offset.map(|o| (now.timestamp() + o) * 1_000_000);
+            let texts = |i: usize| rows.iter().map(|r| r.text[i].clone()).collect::<Vec<_>>();
+            let mut df = df!(
+                SOURCE_TABLE => vec!["ai_gm_ab_testing"; rows.len()],
+                SOURCE_ID => rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
+                TIMESTAMP => rows.iter().map(micros).collect::<Vec<_>>(),
+                SOURCE => vec!["synth"; rows.len()],
+                MODEL_NAME => texts(0),
+                VARIANT => texts(1),
+                PROVIDER => texts(2),
+                MODEL => texts(3),
+                PREDICTION => rows.iter().map(|r| r.prediction).collect::<Vec<_>>(),
+                ACTUAL => rows.iter().map(|r| r.actual).collect::<Vec<_>>(),
+            ).unwrap();
+            df.apply(TIMESTAMP, |c| c.cast(&utc_timestamp()).unwrap()).unwrap();
+            let horizon = now + Duration::minutes(5);
+            let (clean, rejected) = split(df, Dataset::Performance, horizon).unwrap();
+            prop_assert_eq!(clean.height() + rejected.height(), rows.len());
+            let mut seen = std::collections::HashSet::new();
+            let want: Vec<Option<Reason>> = rows.iter().map(|r| expected(r, &mut seen)).collect();
+            prop_assert_eq!(clean.height(), want.iter().filter(|w| w.is_none()).count());
+            let got: Vec<Reason> = rejected
+                .column(REASON).unwrap().str().unwrap().into_iter()
+                .map(|r| Reason::from_name(r.unwrap()).unwrap())
+                .collect();
+            let want_rejected: Vec<Reason> = want.into_iter().flatten().collect();
+            prop_assert_eq!(got, want_rejected);
+        }
+    }
+}

@@ -28,6 +28,9 @@ pub struct State {
     pub cap: usize,
     /// The User-Agent of every request.
     pub agents: Vec<String>,
+    /// Refuse every request with a body that echoes the request's headers,
+    /// key included, as some proxies do.
+    pub echo_headers: bool,
 }
 
 /// Three base64url parts: a JWT's shape.
@@ -89,6 +92,17 @@ fn handle(state: &mut State, url: &str, headers: &[Header]) -> (u16, String, Opt
             .map(|h| h.value.as_str().to_string())
     };
     state.agents.push(header("user-agent").unwrap_or_default());
+    if state.echo_headers {
+        let echoed: Vec<String> = headers
+            .iter()
+            .map(|h| format!("{}: {}", h.field, h.value))
+            .collect();
+        return (
+            401,
+            json!({"message": format!("bad request; you sent {}", echoed.join("; ")), "code": "PGRST301"}).to_string(),
+            None,
+        );
+    }
     // Supabase's gateway: the key always in `apikey`; `Authorization: Bearer`
     // only with a JWT (an sb_ key there is refused); secret keys never from a browser.
     if header("apikey").as_deref() != Some(state.key.as_str()) {

@@ -1,6 +1,6 @@
 //! Crashes lose nothing: each stage is killed (SIGKILL) at random moments and,
-//! with strace's fault injection, at every rename it makes, and run on a full
-//! disk. After each fault the data folder holds the complete old outputs or
+//! with strace's fault injection, at every rename it makes and at writes spread
+//! over its run, and run on a full disk. After each fault the data folder holds the complete old outputs or
 //! the complete new ones (never a mix, never a missing path), and a rerun
 //! gives what an uninterrupted run gives.
 //!
@@ -128,68 +128,87 @@ fn random_kills(case: &Case) {
     );
 }
 
-/// Kills the stage at its 1st, 2nd, ... rename (every commit step), via strace.
-fn kill_at_every_rename(case: &Case) {
-    let count = {
-        let data = tempdir().unwrap();
-        copy_dir(&case.template, data.path());
-        let out = Command::new("strace")
-            .args([
-                "-f",
-                "--seccomp-bpf",
-                "-qq",
-                "-e",
-                "trace=rename,renameat,renameat2",
-                "-o",
-                "/dev/stdout",
-            ])
-            .arg(bin_dir().join(case.stage))
-            .args(["--data", data.path().to_str().unwrap()])
-            .args(&case.args)
-            .env_remove("DATABASE_URL")
-            .stderr(Stdio::null())
-            .output()
-            .expect("strace is installed (.ci/run installs it)");
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| l.contains("rename"))
-            .count()
-    };
-    assert!(count > 0, "{}: no renames seen", case.stage);
-    for when in 1..=count {
-        let data = tempdir().unwrap();
-        copy_dir(&case.template, data.path());
-        let _ = Command::new("strace")
-            .args([
-                "-f",
-                "--seccomp-bpf",
-                "-qq",
-                "-o",
-                "/dev/null",
-                "-e",
-                "trace=rename,renameat,renameat2",
-                "-e",
-                &format!("inject=rename,renameat,renameat2:signal=KILL:when={when}"),
-            ])
-            .arg(bin_dir().join(case.stage))
-            .args(["--data", data.path().to_str().unwrap()])
-            .args(&case.args)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .unwrap();
-        recover_with_status(data.path());
-        (case.version)(data.path());
-        assert!(run_stage(case, data.path()).wait().unwrap().success());
-        assert_eq!(
-            (case.version)(data.path()),
-            "new",
-            "{} after a kill at rename {when}",
-            case.stage
-        );
+/// How many times an uninterrupted run makes one of `syscalls`.
+fn count_syscalls(case: &Case, syscalls: &str) -> usize {
+    let data = tempdir().unwrap();
+    copy_dir(&case.template, data.path());
+    let log = data.path().join(".strace");
+    let status = Command::new("strace")
+        .args([
+            "-f",
+            "--seccomp-bpf",
+            "-qq",
+            "-e",
+            &format!("trace={syscalls}"),
+            "-o",
+        ])
+        .arg(&log)
+        .arg(bin_dir().join(case.stage))
+        .args(["--data", data.path().to_str().unwrap()])
+        .args(&case.args)
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("strace is installed (.ci/run installs it)");
+    assert!(status.success(), "{} under strace", case.stage);
+    fs::read_to_string(&log).unwrap().lines().count()
+}
+
+/// Kills the stage (SIGKILL, via strace's fault injection) at the `when`-th
+/// call of one of `syscalls`, then checks the folder and reruns.
+fn kill_at(case: &Case, syscalls: &str, when: usize) {
+    let data = tempdir().unwrap();
+    copy_dir(&case.template, data.path());
+    let _ = Command::new("strace")
+        .args([
+            "-f",
+            "--seccomp-bpf",
+            "-qq",
+            "-o",
+            "/dev/null",
+            "-e",
+            &format!("trace={syscalls}"),
+            "-e",
+            &format!("inject={syscalls}:signal=KILL:when={when}"),
+        ])
+        .arg(bin_dir().join(case.stage))
+        .args(["--data", data.path().to_str().unwrap()])
+        .args(&case.args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    recover_with_status(data.path());
+    (case.version)(data.path());
+    assert!(run_stage(case, data.path()).wait().unwrap().success());
+    assert_eq!(
+        (case.version)(data.path()),
+        "new",
+        "{} after a kill at {syscalls} #{when}",
+        case.stage
+    );
+}
+
+/// Kills the stage at each of its renames (every commit step) and at writes
+/// spread over the whole run.
+fn kill_at_renames_and_writes(case: &Case) {
+    const RENAMES: &str = "rename,renameat,renameat2";
+    const WRITES: &str = "write,pwrite64,writev";
+    let renames = count_syscalls(case, RENAMES);
+    assert!(renames > 0, "{}: no renames seen", case.stage);
+    for when in 1..=renames {
+        kill_at(case, RENAMES, when);
+    }
+    // Every write when there are few (there are: Parquet and JSON are written
+    // in large blocks), else a spread of them.
+    let writes = count_syscalls(case, WRITES);
+    let points = if writes <= 64 { writes } else { 16 };
+    for i in 0..points {
+        kill_at(case, WRITES, 1 + i * writes / points);
     }
     eprintln!(
-        "faults: {}: killed at each of its {count} renames",
+        "faults: {}: killed at each of its {renames} renames and {points} of its {writes} writes",
         case.stage
     );
 }
@@ -531,7 +550,7 @@ fn faults(stage_name: &'static str) {
     let c = case(stage_name, t.path());
     assert_eq!((c.version)(t.path()), "old");
     random_kills(&c);
-    kill_at_every_rename(&c);
+    kill_at_renames_and_writes(&c);
     full_disk(&c);
 }
 
@@ -597,5 +616,37 @@ fn a_second_writer_waits_and_a_dead_owners_lock_is_taken_over() {
         waiter.status.success(),
         "{}",
         String::from_utf8_lossy(&waiter.stderr)
+    );
+}
+
+#[test]
+fn two_full_extracts_at_once_both_succeed_one_after_the_other() {
+    let data = tempdir().unwrap();
+    let csv = fixtures().join("csv");
+    let run = || {
+        bin("extract")
+            .args([
+                "--data",
+                data.path().to_str().unwrap(),
+                "--source",
+                "csv",
+                "--input",
+            ])
+            .arg(&csv)
+            .spawn()
+            .unwrap()
+    };
+    let (a, b) = (run(), run());
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success() && b.status.success());
+    assert!(
+        !data.path().join(".staging").exists()
+            || fs::read_dir(data.path().join(".staging")).unwrap().count() == 0
+    );
+    let ids = raw_ids(data.path(), "ai_gm_ab_testing");
+    let report = json(&data.path().join("reports/extract.json"));
+    assert_eq!(
+        report["tables"]["ai_gm_ab_testing"]["rows_written"],
+        ids.len()
     );
 }

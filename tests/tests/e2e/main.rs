@@ -1,6 +1,7 @@
 //! End-to-end tests: the real stage binaries on real files.
 
 mod common;
+mod corpus;
 mod extract_csv;
 mod fake_postgrest;
 mod faults;

@@ -676,3 +676,33 @@ fn absurd_day_counts_are_refused_not_a_panic() {
         assert!(!err.contains("panicked"), "{name}: {err}");
     }
 }
+
+#[test]
+fn a_key_the_server_echoes_back_is_redacted() {
+    const SECRET: &str = "sb_secret_echo-me-if-you-dare-0042";
+    let s = server();
+    {
+        let mut state = s.state.lock().unwrap();
+        state.key = SECRET.into();
+        state.echo_headers = true;
+    }
+    let data = tempdir().unwrap();
+    let out = bin("extract")
+        .args([
+            "--data",
+            data.path().to_str().unwrap(),
+            "--source",
+            "supabase",
+        ])
+        .env("SUPABASE_URL", &s.url)
+        .env("SUPABASE_SECRET_KEY", SECRET)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let all = everything(&out, data.path());
+    assert!(
+        all.contains("you sent") && all.contains("[redacted]"),
+        "{all}"
+    );
+    assert!(!all.contains("echo-me-if-you-dare"), "secret leaked: {all}");
+}
