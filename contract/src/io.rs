@@ -99,9 +99,9 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Contr
     })
 }
 
-/// Reads a whole Parquet file.
-pub fn read_parquet(path: &Path) -> Result<DataFrame, ContractError> {
-    let file = File::open(path).map_err(|e| {
+/// Opens a stage's input; a missing one says which stage writes it.
+fn open_input(path: &Path) -> Result<File, ContractError> {
+    File::open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             ContractError::NotFound {
                 path: path.to_path_buf(),
@@ -110,7 +110,12 @@ pub fn read_parquet(path: &Path) -> Result<DataFrame, ContractError> {
         } else {
             ContractError::io(path, e)
         }
-    })?;
+    })
+}
+
+/// Reads a whole Parquet file.
+pub fn read_parquet(path: &Path) -> Result<DataFrame, ContractError> {
+    let file = open_input(path)?;
     ParquetReader::new(file)
         .finish()
         .map_err(|source| ContractError::Parquet {
@@ -194,16 +199,7 @@ pub fn read_dataset_columns(
 /// Reads the columns of `names` a Parquet file has (a missing one is named
 /// when the frame is conformed).
 fn read_parquet_columns(path: &Path, names: &[&str]) -> Result<DataFrame, ContractError> {
-    let file = File::open(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            ContractError::NotFound {
-                path: path.to_path_buf(),
-                hint: "run the stage that writes it first".into(),
-            }
-        } else {
-            ContractError::io(path, e)
-        }
-    })?;
+    let file = open_input(path)?;
     let invalid = |source| ContractError::Parquet {
         path: path.to_path_buf(),
         source,
