@@ -228,13 +228,24 @@ pub fn split(
         .when(bad_time)
         .then(lit(Reason::BadTimestamp.name()))
         .otherwise(null_text());
-    // Duplicates among the rows no other rule rejected: the first is kept.
-    let key = when(col(REASON).is_null())
-        .then(concat_str(
+    // Duplicates among the rows no other rule rejected: the first is kept. The
+    // key is source_table + source_id; when every row comes from one table (all
+    // but csat), source_id alone is the same key without building 1M strings.
+    let one_table = {
+        let tables = df.column(SOURCE_TABLE)?.as_materialized_series().clone();
+        tables.null_count() == 0 && tables.min_reduce()?.value() == tables.max_reduce()?.value()
+    };
+    let key_value = if one_table {
+        col(SOURCE_ID)
+    } else {
+        concat_str(
             [col(SOURCE_TABLE), lit("\u{1f}"), col(SOURCE_ID)],
             "",
             false,
-        ))
+        )
+    };
+    let key = when(col(REASON).is_null())
+        .then(key_value)
         .otherwise(null_text());
     let is_dup = col(KEY)
         .is_not_null()
@@ -351,7 +362,18 @@ fn describe(
             }
         }
         for feature in dataset.categorical_features() {
-            let levels = clean.column(feature)?.drop_nulls().n_unique()?;
+            // At most one level when the smallest value is the largest (a scan,
+            // no hashing of every value).
+            let values = clean.column(feature)?.drop_nulls();
+            let levels = if values.is_empty() {
+                0
+            } else if values.as_materialized_series().min_reduce()?.value()
+                == values.as_materialized_series().max_reduce()?.value()
+            {
+                1
+            } else {
+                2
+            };
             if levels <= 1 {
                 report.warnings.push(format!(
                     "categorical `{feature}` has {levels} level(s) in the clean rows"
