@@ -37,7 +37,9 @@ const LOCK: &str = ".lock";
 pub const LOCK_WAIT: Duration = Duration::from_secs(600);
 
 /// One move of a commit: `staged` (inside the staging folder) replaces
-/// `target`, or `target` is removed when `staged` is `None`.
+/// `target`, or `target` is removed when `staged` is `None`. Paths are relative
+/// to the data folder, so a journal replays the same wherever the next stage
+/// is started from.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Move {
     target: PathBuf,
@@ -141,35 +143,39 @@ fn remove_any(path: &Path) -> Result<(), ContractError> {
     }
 }
 
-/// Applies the moves; each is skipped when already done.
-fn apply(moves: &[Move]) -> Result<(), ContractError> {
+/// Applies the moves under `root`; each is skipped when already done.
+fn apply(root: &Path, moves: &[Move]) -> Result<(), ContractError> {
     for m in moves {
-        let staged_there = m.staged.as_ref().is_some_and(|s| s.exists());
-        if m.staged.is_some() && !staged_there {
+        let target = root.join(&m.target);
+        let staged = m.staged.as_ref().map(|s| root.join(s));
+        if staged.as_ref().is_some_and(|s| !s.exists()) {
             continue; // already moved in
         }
-        if let Some(aside) = &m.aside
-            && m.target.exists()
+        if let Some(aside) = m.aside.as_ref().map(|a| root.join(a))
+            && target.exists()
             && !aside.exists()
         {
             if let Some(parent) = aside.parent() {
                 fs::create_dir_all(parent).map_err(io_err(parent))?;
             }
-            fs::rename(&m.target, aside).map_err(io_err(&m.target))?;
+            fs::rename(&target, &aside).map_err(io_err(&target))?;
         }
-        if let Some(staged) = &m.staged {
-            if let Some(parent) = m.target.parent() {
+        if let Some(staged) = &staged {
+            if let Some(parent) = target.parent() {
                 fs::create_dir_all(parent).map_err(io_err(parent))?;
             }
-            fs::rename(staged, &m.target).map_err(io_err(&m.target))?;
+            fs::rename(staged, &target).map_err(io_err(&target))?;
         }
     }
-    let mut parents: Vec<&Path> = moves.iter().filter_map(|m| m.target.parent()).collect();
+    let mut parents: Vec<PathBuf> = moves
+        .iter()
+        .filter_map(|m| root.join(&m.target).parent().map(Path::to_path_buf))
+        .collect();
     parents.sort();
     parents.dedup();
     for p in parents {
         if p.exists() {
-            sync_dir(p)?;
+            sync_dir(&p)?;
         }
     }
     Ok(())
@@ -185,7 +191,7 @@ pub fn recover(layout: &Layout) -> Result<(), ContractError> {
         // A journal is complete once renamed into place; one that does not
         // parse was never committed (impossible after the rename, but harmless).
         if let Ok(journal) = serde_json::from_str::<Journal>(&text) {
-            apply(&journal.moves)?;
+            apply(root, &journal.moves)?;
         }
         fs::remove_file(&journal_path).map_err(io_err(&journal_path))?;
         sync_dir(root)?;
@@ -225,7 +231,9 @@ fn remove_temporaries(dir: &Path) -> Result<(), ContractError> {
 pub struct Commit {
     root: PathBuf,
     stage: String,
+    /// The staging folder, and the same relative to the data folder.
     staging: PathBuf,
+    staging_rel: PathBuf,
     moves: Vec<Move>,
     done: bool,
     _lock: Lock,
@@ -237,14 +245,14 @@ impl Commit {
         let lock = lock(layout, stage, LOCK_WAIT)?;
         recover(layout)?;
         let root = layout.root().to_path_buf();
-        let staging = root
-            .join(STAGING)
-            .join(format!("{stage}-{}", std::process::id()));
+        let staging_rel = Path::new(STAGING).join(format!("{stage}-{}", std::process::id()));
+        let staging = root.join(&staging_rel);
         fs::create_dir_all(&staging).map_err(io_err(&staging))?;
         Ok(Self {
             root,
             stage: stage.to_string(),
             staging,
+            staging_rel,
             moves: Vec::new(),
             done: false,
             _lock: lock,
@@ -257,13 +265,14 @@ impl Commit {
 
     /// Where to write the new version of the file `target` (a layout path).
     pub fn file(&mut self, target: &Path) -> Result<PathBuf, ContractError> {
-        let staged = self.staging.join("new").join(self.relative(target));
+        let rel = self.relative(target).to_path_buf();
+        let staged = self.staging.join("new").join(&rel);
         if let Some(parent) = staged.parent() {
             fs::create_dir_all(parent).map_err(io_err(parent))?;
         }
         self.moves.push(Move {
-            target: target.to_path_buf(),
-            staged: Some(staged.clone()),
+            staged: Some(self.staging_rel.join("new").join(&rel)),
+            target: rel,
             aside: None,
         });
         Ok(staged)
@@ -278,9 +287,9 @@ impl Commit {
         }
         fs::create_dir_all(&staged).map_err(io_err(&staged))?;
         self.moves.push(Move {
-            target: target.to_path_buf(),
-            staged: Some(staged.clone()),
-            aside: Some(self.staging.join("old").join(rel)),
+            staged: Some(self.staging_rel.join("new").join(&rel)),
+            aside: Some(self.staging_rel.join("old").join(&rel)),
+            target: rel,
         });
         Ok(staged)
     }
@@ -297,9 +306,9 @@ impl Commit {
     pub fn remove(&mut self, target: &Path) {
         let rel = self.relative(target).to_path_buf();
         self.moves.push(Move {
-            target: target.to_path_buf(),
             staged: None,
-            aside: Some(self.staging.join("old").join(rel)),
+            aside: Some(self.staging_rel.join("old").join(&rel)),
+            target: rel,
         });
     }
 
@@ -308,7 +317,7 @@ impl Commit {
         sync_tree(&self.staging)?;
         let journal = Journal {
             stage: self.stage.clone(),
-            staging: self.staging.clone(),
+            staging: self.staging_rel.clone(),
             moves: std::mem::take(&mut self.moves),
         };
         let path = self.root.join(JOURNAL);
@@ -316,7 +325,7 @@ impl Commit {
         sync_dir(&self.root)?;
         // Past the commit point: from here a crash is rolled forward by `recover`.
         self.done = true;
-        apply(&journal.moves)?;
+        apply(&self.root, &journal.moves)?;
         fs::remove_file(&path).map_err(io_err(&path))?;
         sync_dir(&self.root)?;
         remove_any(&self.staging)?;
@@ -398,7 +407,7 @@ mod tests {
                 aside: Some(staging.join("old/raw/t")),
             },
         ];
-        apply(&moves[..1]).unwrap();
+        apply(layout.root(), &moves[..1]).unwrap();
         // The old folder already moved aside, the new one not yet in place.
         fs::create_dir_all(staging.join("old/raw")).unwrap();
         fs::rename(&b, staging.join("old/raw/t")).unwrap();
