@@ -81,6 +81,27 @@ fn recover_with_status(data: &Path) {
     );
 }
 
+/// Every file of a data folder, with its rows when it is Parquet: what a
+/// rerun after a crash must leave, the same as an uninterrupted run.
+fn outputs(data: &Path) -> std::collections::BTreeMap<String, Option<usize>> {
+    files(data)
+        .into_iter()
+        .filter(|f| f != ".lock" && !f.starts_with("exports/"))
+        .map(|f| {
+            let n = f.ends_with(".parquet").then(|| rows(&data.join(&f)));
+            (f, n)
+        })
+        .collect()
+}
+
+/// The outputs of one uninterrupted run of the case.
+fn uninterrupted(case: &Case) -> std::collections::BTreeMap<String, Option<usize>> {
+    let data = tempdir().unwrap();
+    copy_dir(&case.template, data.path());
+    assert!(run_stage(case, data.path()).wait().unwrap().success());
+    outputs(data.path())
+}
+
 /// Kills the stage at random moments within an uninterrupted run's duration.
 fn random_kills(case: &Case) {
     let fresh = || {
@@ -94,6 +115,7 @@ fn random_kills(case: &Case) {
     assert!(run_stage(case, reference.path()).wait().unwrap().success());
     let took = started.elapsed();
     assert_eq!((case.version)(reference.path()), "new");
+    let expected = outputs(reference.path());
     let mut seen = [0usize; 2];
     let mut rng = 0x9e37_79b9_7f4a_7c15u64 ^ case.stage.len() as u64;
     for _ in 0..kills() {
@@ -118,6 +140,12 @@ fn random_kills(case: &Case) {
             case.stage
         );
         assert_eq!((case.version)(data.path()), "new");
+        assert_eq!(
+            outputs(data.path()),
+            expected,
+            "{}: rerun after a kill at {delay:?}",
+            case.stage
+        );
     }
     eprintln!(
         "faults: {}: {} random kills, {} left the old outputs, {} the new",
@@ -157,7 +185,12 @@ fn count_syscalls(case: &Case, syscalls: &str) -> usize {
 
 /// Kills the stage (SIGKILL, via strace's fault injection) at the `when`-th
 /// call of one of `syscalls`, then checks the folder and reruns.
-fn kill_at(case: &Case, syscalls: &str, when: usize) {
+fn kill_at(
+    case: &Case,
+    syscalls: &str,
+    when: usize,
+    expected: &std::collections::BTreeMap<String, Option<usize>>,
+) {
     let data = tempdir().unwrap();
     copy_dir(&case.template, data.path());
     let _ = Command::new("strace")
@@ -188,6 +221,12 @@ fn kill_at(case: &Case, syscalls: &str, when: usize) {
         "{} after a kill at {syscalls} #{when}",
         case.stage
     );
+    assert_eq!(
+        &outputs(data.path()),
+        expected,
+        "{}: rerun after a kill at {syscalls} #{when}",
+        case.stage
+    );
 }
 
 /// Kills the stage at each of its renames (every commit step) and at writes
@@ -195,17 +234,18 @@ fn kill_at(case: &Case, syscalls: &str, when: usize) {
 fn kill_at_renames_and_writes(case: &Case) {
     const RENAMES: &str = "rename,renameat,renameat2";
     const WRITES: &str = "write,pwrite64,writev";
+    let expected = uninterrupted(case);
     let renames = count_syscalls(case, RENAMES);
     assert!(renames > 0, "{}: no renames seen", case.stage);
     for when in 1..=renames {
-        kill_at(case, RENAMES, when);
+        kill_at(case, RENAMES, when, &expected);
     }
     // Every write when there are few (there are: Parquet and JSON are written
     // in large blocks), else a spread of them.
     let writes = count_syscalls(case, WRITES);
     let points = if writes <= 64 { writes } else { 16 };
     for i in 0..points {
-        kill_at(case, WRITES, 1 + i * writes / points);
+        kill_at(case, WRITES, 1 + i * writes / points, &expected);
     }
     eprintln!(
         "faults: {}: killed at each of its {renames} renames and {points} of its {writes} writes",
