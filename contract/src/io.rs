@@ -72,10 +72,7 @@ pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<(), ContractErro
             .with_compression(ParquetCompression::Zstd(Some(level)))
             .finish(df)
             .map(|_| ())
-            .map_err(|source| ContractError::Write {
-                path: path.to_path_buf(),
-                source,
-            })
+            .map_err(write_error)
     })
 }
 

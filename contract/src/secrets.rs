@@ -40,30 +40,12 @@ fn password_of(conn: &str) -> Option<String> {
     if let Some(rest) = conn.split_once("://").map(|(_, r)| r) {
         let userinfo = rest.split(['/', '?']).next()?.rsplit_once('@')?.0;
         let raw = userinfo.split_once(':')?.1;
-        return Some(percent_decode(raw)).filter(|p| !p.is_empty());
+        let password = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+        return Some(password.into_owned()).filter(|p| !p.is_empty());
     }
     conn.split_whitespace()
         .find_map(|kv| kv.strip_prefix("password="))
         .map(|p| p.trim_matches('\'').to_string())
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && let Some(hex) = s.get(i + 1..i + 3)
-            && let Ok(b) = u8::from_str_radix(hex, 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Whether a token looks like a key even when it is not ours: Supabase's

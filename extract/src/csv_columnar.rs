@@ -19,6 +19,7 @@ use contract::reports::TableCounts;
 use contract::tables::utc_timestamp;
 use contract::{Kind, RawTable, io, timestamp};
 use polars::prelude::*;
+use rayon::prelude::*;
 use serde_json::Value;
 
 use crate::sink::{Finished, ROWS_PER_PART, Target};
@@ -313,37 +314,25 @@ fn fast_timestamp(s: &str) -> Option<i64> {
     Some(date.and_time(time).and_utc().timestamp() * 1_000_000 + micros_part)
 }
 
-/// Rows whose metadata is not a JSON object, with the reason; checked in
-/// parallel, one slice of rows per core.
+/// Rows whose metadata is not a JSON object, with the reason; checked on
+/// every core.
 fn json_failures(text: &StringChunked) -> Vec<(usize, String)> {
     let cells: Vec<Option<&str>> = text.iter().collect();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = cells.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = cells
-            .chunks(chunk)
-            .enumerate()
-            .map(|(i, part)| {
-                scope.spawn(move || {
-                    let mut out = Vec::new();
-                    for (j, cell) in part.iter().enumerate() {
-                        let Some(s) = cell else { continue };
-                        let ok = s.trim_start().starts_with('{')
-                            && serde_json::from_str::<serde::de::IgnoredAny>(s).is_ok();
-                        if !ok && let Err(detail) = parse(Kind::Json, &Value::String(s.to_string()))
-                        {
-                            out.push((i * chunk + j, detail));
-                        }
-                    }
-                    out
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    })
+    cells
+        .par_iter()
+        .enumerate()
+        .filter_map(|(row, cell)| {
+            let s = (*cell)?;
+            let ok = s.trim_start().starts_with('{')
+                && serde_json::from_str::<serde::de::IgnoredAny>(s).is_ok();
+            if ok {
+                return None;
+            }
+            parse(Kind::Json, &Value::String(s.to_string()))
+                .err()
+                .map(|detail| (row, detail))
+        })
+        .collect()
 }
 
 /// `_extra`: the columns beyond the contract's, as a JSON object of their text

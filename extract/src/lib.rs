@@ -275,10 +275,8 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
             }
             for (table, csv) in opened {
                 let target = prepare(&mut commit, table)?;
-                // Checks the header (required columns, no name twice) either way.
                 let origin = csv.path.display().to_string();
-                let mut sink =
-                    TableSink::new(table, source.name(), &origin, csv.header.clone(), &target)?;
+                sink::check_header(table, &origin, &csv.header)?;
                 let fast = csv_columnar::read(
                     &csv.path,
                     table,
@@ -291,6 +289,13 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
                     Some(done) => done,
                     None => {
                         // Ragged records or bad UTF-8: read row by row, rejecting those.
+                        let mut sink = TableSink::new(
+                            table,
+                            source.name(),
+                            &origin,
+                            csv.header.clone(),
+                            &target,
+                        )?;
                         csv.stream_into(&mut sink)?;
                         sink.finish(write_empty)?
                     }
@@ -314,12 +319,13 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
         Source::Postgres => {
             let mut db = postgres_source::Db::from_env(options.timeouts)?;
             // Every table there and readable before any is read.
+            let mut headers = Vec::new();
             for table in RawTable::ALL {
-                db.columns(table)?;
+                headers.push((table, db.columns(table)?));
             }
-            for table in RawTable::ALL {
+            for (table, header) in headers {
                 let target = prepare(&mut commit, table)?;
-                let sink = db.extract_table(table, &target)?;
+                let sink = db.extract_table(table, header, &target)?;
                 finished.push((table, sink.finish(write_empty)?, target.out_dir));
             }
         }

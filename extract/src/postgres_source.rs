@@ -139,8 +139,13 @@ impl Db {
         Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
     }
 
-    pub fn extract_table(&mut self, table: RawTable, target: &Target) -> Result<TableSink> {
-        let header = self.columns(table)?;
+    /// Reads one table whose columns [`Db::columns`] returned.
+    pub fn extract_table(
+        &mut self,
+        table: RawTable,
+        header: Vec<String>,
+        target: &Target,
+    ) -> Result<TableSink> {
         let origin = format!("{table} at {}", self.name);
         let mut sink = TableSink::new(table, "postgres", &origin, header.clone(), target)?;
         let window = target.window;

@@ -51,6 +51,29 @@ impl Buf {
     }
 }
 
+/// A source's header is usable: no name twice, every required column there.
+/// `origin` names the file or table in the error.
+pub fn check_header(table: RawTable, origin: &str, header: &[String]) -> Result<(), ContractError> {
+    let mut seen = HashSet::new();
+    for name in header {
+        if !seen.insert(name.as_str()) {
+            return Err(ContractError::Invalid {
+                path: PathBuf::from(origin),
+                message: format!("column `{name}` appears twice in the header"),
+            });
+        }
+    }
+    for column in table.columns() {
+        if column.required && !header.iter().any(|h| h == column.name) {
+            return Err(ContractError::MissingColumn {
+                path: PathBuf::from(origin),
+                column: column.name.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Which rows to keep.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Window {
@@ -106,24 +129,7 @@ impl TableSink {
         header: Vec<String>,
         target: &Target,
     ) -> Result<Self, ContractError> {
-        let origin_path = PathBuf::from(origin);
-        let mut seen = std::collections::HashSet::new();
-        for name in &header {
-            if !seen.insert(name.as_str()) {
-                return Err(ContractError::Invalid {
-                    path: origin_path,
-                    message: format!("column `{name}` appears twice in the header"),
-                });
-            }
-        }
-        for column in table.columns() {
-            if column.required && !header.iter().any(|h| h == column.name) {
-                return Err(ContractError::MissingColumn {
-                    path: origin_path,
-                    column: column.name.to_string(),
-                });
-            }
-        }
+        check_header(table, origin, &header)?;
         let slots = header
             .iter()
             .map(|h| match table.columns().iter().position(|c| c.name == h) {

@@ -100,11 +100,20 @@ fn report<T: serde::de::DeserializeOwned>(path: &Path, errors: &mut Vec<String>)
     }
 }
 
+/// Rows of a Parquet file from its footer: `None` when absent, an error
+/// naming it when it cannot be opened or read.
 fn rows_of(path: &Path, errors: &mut Vec<String>) -> Option<usize> {
     if !path.exists() {
         return None;
     }
-    match ParquetReader::new(std::fs::File::open(path).ok()?).num_rows() {
+    let file = match std::fs::File::open(path) {
+        Ok(file) => file,
+        Err(e) => {
+            errors.push(ContractError::io(path, e).to_string());
+            return None;
+        }
+    };
+    match ParquetReader::new(file).num_rows() {
         Ok(n) => Some(n),
         Err(source) => {
             errors.push(

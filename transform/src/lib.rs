@@ -11,6 +11,7 @@ use contract::columns::*;
 use contract::commit::Commit;
 use contract::{Dataset, Layout, RawTable, SYNTH_SOURCE, io};
 use polars::prelude::*;
+use rayon::prelude::*;
 
 /// Builds DATA/training/{quality,csat,performance}.parquet from DATA/raw.
 #[derive(Debug, Parser)]
@@ -143,31 +144,17 @@ fn conform(plan: LazyFrame, dataset: Dataset) -> LazyFrame {
 
 /// The six metrics and the response id out of the metadata JSON, parsing each
 /// document once into just those keys (every other key is skipped without
-/// being kept), one slice of rows per core. A key that is absent, null or not
+/// being kept), on every core. A key that is absent, null or not
 /// a number gives null, never 0.
 fn metadata_columns(metadata: &Column) -> PolarsResult<Vec<Column>> {
     let texts: Vec<Option<&str>> = metadata.str()?.iter().collect();
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let chunk = texts.len().div_ceil(threads).max(1);
-    let parsed: Vec<Metadata> = std::thread::scope(|scope| {
-        let handles: Vec<_> = texts
-            .chunks(chunk)
-            .map(|part| {
-                scope.spawn(move || {
-                    part.iter()
-                        .map(|t| {
-                            t.and_then(|t| serde_json::from_str::<Metadata>(t).ok())
-                                .unwrap_or_default()
-                        })
-                        .collect::<Vec<_>>()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap_or_default())
-            .collect()
-    });
+    let parsed: Vec<Metadata> = texts
+        .par_iter()
+        .map(|t| {
+            t.and_then(|t| serde_json::from_str::<Metadata>(t).ok())
+                .unwrap_or_default()
+        })
+        .collect();
     let metric = |get: fn(&Metadata) -> &Option<Number>| -> Vec<Option<f64>> {
         parsed
             .iter()

@@ -150,7 +150,9 @@ fn handle(state: &mut State, url: &str, headers: &[Header]) -> (u16, String, Opt
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
             let decode = |s: &str| {
                 let bytes = s.replace('+', " ");
-                percent_decode(&bytes)
+                percent_encoding::percent_decode_str(&bytes)
+                    .decode_utf8_lossy()
+                    .into_owned()
             };
             (decode(k), decode(v))
         })
@@ -236,25 +238,6 @@ fn handle(state: &mut State, url: &str, headers: &[Header]) -> (u16, String, Opt
         serde_json::to_string(&page).unwrap(),
         Some(format!("content-range:{range}")),
     )
-}
-
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
-        {
-            out.push(b);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl FakePostgrest {
