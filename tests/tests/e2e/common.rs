@@ -119,17 +119,25 @@ pub fn files(dir: &Path) -> Vec<String> {
     out
 }
 
+/// The fixed "now" of synthetic data (and of validate's future check) in tests.
+pub const NOW: &str = "2026-01-15T12:00:00Z";
+
 /// synth with fixed time, seed and rows into `data`.
 pub fn synth(data: &Path, rows: usize, messy: f64) -> Output {
+    synth_seeded(data, rows, "7", messy)
+}
+
+/// synth with fixed time and the given seed and rows into `data`.
+pub fn synth_seeded(data: &Path, rows: usize, seed: &str, messy: f64) -> Output {
     ok(bin("synth").args([
         "--data",
         data.to_str().unwrap(),
         "--rows",
         &rows.to_string(),
         "--seed",
-        "7",
+        seed,
         "--now",
-        "2026-01-15T12:00:00Z",
+        NOW,
         "--messy",
         &messy.to_string(),
     ]))

@@ -45,11 +45,7 @@ fn run_case(case: &Path) {
                     synth(data.path(), 600, 0.02);
                 }
                 "validate" => {
-                    stage(
-                        "validate",
-                        data.path(),
-                        &["--allow-small", "--now", "2026-01-15T12:00:00Z"],
-                    );
+                    stage("validate", data.path(), &["--allow-small", "--now", NOW]);
                 }
                 other => {
                     stage(other, data.path(), &[]);

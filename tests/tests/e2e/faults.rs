@@ -255,7 +255,7 @@ fn kill_at_renames_and_writes(case: &Case) {
 
 /// The stage on a full disk: it fails with one line, and nothing changes.
 fn full_disk(case: &Case) {
-    if unsafe_to_mount() {
+    if cannot_mount() {
         return;
     }
     let mount = tempdir().unwrap();
@@ -324,7 +324,7 @@ fn full_disk(case: &Case) {
 
 /// The full-disk test needs root (to mount a tmpfs); outside CI a non-root
 /// run says so instead.
-fn unsafe_to_mount() -> bool {
+fn cannot_mount() -> bool {
     let root = Command::new("id")
         .arg("-u")
         .output()
@@ -477,24 +477,9 @@ fn trained_version(data: &Path) -> &'static str {
 
 /// A data folder holding every stage's outputs for `rows` per table.
 fn pipeline(data: &Path, rows: usize, seed: &str) {
-    ok(bin("synth").args([
-        "--data",
-        data.to_str().unwrap(),
-        "--rows",
-        &rows.to_string(),
-        "--seed",
-        seed,
-        "--now",
-        "2026-01-15T12:00:00Z",
-        "--messy",
-        "0.02",
-    ]));
+    synth_seeded(data, rows, seed, 0.02);
     stage("transform", data, &[]);
-    stage(
-        "validate",
-        data,
-        &["--allow-small", "--now", "2026-01-15T12:00:00Z"],
-    );
+    stage("validate", data, &["--allow-small", "--now", NOW]);
     stage("train", data, &[]);
 }
 
@@ -531,7 +516,7 @@ fn template(stage_name: &str) -> tempfile::TempDir {
             "--seed",
             "2",
             "--now",
-            "2026-01-15T12:00:00Z",
+            NOW,
             "--format",
             "csv",
             "--out",
@@ -550,7 +535,7 @@ fn case(stage_name: &'static str, template: &Path) -> Case {
                 "--seed",
                 "2",
                 "--now",
-                "2026-01-15T12:00:00Z",
+                NOW,
                 "--messy",
                 "0.02",
             ]
@@ -569,9 +554,7 @@ fn case(stage_name: &'static str, template: &Path) -> Case {
         ),
         "transform" => (vec![], training_version),
         "validate" => (
-            ["--allow-small", "--now", "2026-01-15T12:00:00Z"]
-                .map(String::from)
-                .to_vec(),
+            ["--allow-small", "--now", NOW].map(String::from).to_vec(),
             validated_version,
         ),
         "train" => (vec![], trained_version),
@@ -641,7 +624,7 @@ fn a_second_writer_waits_and_a_dead_owners_lock_is_taken_over() {
             data.path().to_str().unwrap(),
             "--allow-small",
             "--now",
-            "2026-01-15T12:00:00Z",
+            NOW,
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())

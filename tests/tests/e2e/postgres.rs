@@ -12,8 +12,8 @@ use tempfile::tempdir;
 
 use crate::common::*;
 
-/// A fresh database for one test; `None` (with a note) when no server is configured.
-fn database(name: &str) -> Option<(String, Client)> {
+/// A fresh database for one test on the server in DATABASE_URL (panics without one).
+fn database(name: &str) -> (String, Client) {
     // These tests need a server: without one they fail, never pass silently.
     let Ok(admin_url) = std::env::var("DATABASE_URL") else {
         panic!(
@@ -52,7 +52,7 @@ fn database(name: &str) -> Option<(String, Client)> {
                  response_id text, predicted_quality real, user_rating numeric(4,3));",
         )
         .unwrap();
-    Some((url, client))
+    (url, client)
 }
 
 /// `n` rows per table from `start`, created_at in runs of 25 equal values,
@@ -105,9 +105,7 @@ fn extract(url: &str, data: &Path, extra: &[&str]) -> std::process::Output {
 
 #[test]
 fn postgres_streams_every_row_once_with_faithful_types() {
-    let Some((url, mut client)) = database("stream") else {
-        return;
-    };
+    let (url, mut client) = database("stream");
     insert(&mut client, 0, 3000);
     let data = tempdir().unwrap();
     extract(&url, data.path(), &[]);
@@ -182,9 +180,7 @@ fn postgres_streams_every_row_once_with_faithful_types() {
 
 #[test]
 fn postgres_incremental_appends_only_new_rows() {
-    let Some((url, mut client)) = database("incremental") else {
-        return;
-    };
+    let (url, mut client) = database("incremental");
     insert(&mut client, 0, 400);
     let data = tempdir().unwrap();
     extract(
@@ -261,9 +257,7 @@ fn source_count(client: &mut Client, table: &str) -> usize {
 
 #[test]
 fn hourly_runs_with_nothing_new_file_no_phantom_duplicates() {
-    let Some((url, mut client)) = database("phantom") else {
-        return;
-    };
+    let (url, mut client) = database("phantom");
     insert(&mut client, 0, 3000);
     let data = tempdir().unwrap();
     // The default lookback (5 minutes) re-reads the newest rows on every run.
@@ -324,9 +318,7 @@ fn hourly_runs_with_nothing_new_file_no_phantom_duplicates() {
 
 #[test]
 fn a_future_dated_row_does_not_make_later_runs_skip_rows() {
-    let Some((url, mut client)) = database("future") else {
-        return;
-    };
+    let (url, mut client) = database("future");
     insert(&mut client, 0, 300);
     // A client clock a month ahead.
     client
@@ -371,9 +363,7 @@ fn a_future_dated_row_does_not_make_later_runs_skip_rows() {
 
 #[test]
 fn a_read_only_role_is_enough_and_a_missing_grant_is_named() {
-    let Some((url, mut client)) = database("readonly") else {
-        return;
-    };
+    let (url, mut client) = database("readonly");
     insert(&mut client, 0, 200);
     let role = format!("gm_reader_{}", std::process::id());
     client
@@ -421,9 +411,7 @@ fn a_read_only_role_is_enough_and_a_missing_grant_is_named() {
 
 #[test]
 fn tls_modes_verify_as_libpq_does() {
-    let Some((url, mut client)) = database("tls") else {
-        return;
-    };
+    let (url, mut client) = database("tls");
     insert(&mut client, 0, 50);
     let tls =
         std::env::var("PG_TEST_TLS_DIR").expect("tests/with-postgres.sh sets PG_TEST_TLS_DIR");
@@ -522,9 +510,7 @@ fn tls_modes_verify_as_libpq_does() {
 
 #[test]
 fn unknown_table_is_a_clear_error() {
-    let Some((url, mut client)) = database("missing") else {
-        return;
-    };
+    let (url, mut client) = database("missing");
     client.batch_execute("DROP TABLE ai_gm_ab_testing").unwrap();
     let data = tempdir().unwrap();
     let (code, err) = fails(
@@ -547,9 +533,7 @@ fn unknown_table_is_a_clear_error() {
 
 #[test]
 fn make_pipeline_from_postgres_runs_end_to_end() {
-    let Some((url, mut client)) = database("pipeline") else {
-        return;
-    };
+    let (url, mut client) = database("pipeline");
     insert(&mut client, 0, 1200);
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -584,9 +568,7 @@ fn make_pipeline_from_postgres_runs_end_to_end() {
 #[ignore = "benchmark; make bench runs it"]
 fn bench_postgres_100k_rows_per_table() {
     const N: i64 = 100_000;
-    let Some((url, mut client)) = database("bench") else {
-        return;
-    };
+    let (url, mut client) = database("bench");
     insert(&mut client, 0, N);
     let data = tempdir().unwrap();
     let started = std::time::Instant::now();

@@ -16,11 +16,7 @@ fn status_summarises_every_layer_and_names_an_unreadable_report() {
 
     synth(data.path(), 800, 0.02);
     stage("transform", data.path(), &[]);
-    stage(
-        "validate",
-        data.path(),
-        &["--allow-small", "--now", "2026-01-15T12:00:00Z"],
-    );
+    stage("validate", data.path(), &["--allow-small", "--now", NOW]);
     stage("train", data.path(), &[]);
     let out = stage("status", data.path(), &[]);
     let text = stdout(&out);

@@ -12,7 +12,7 @@ fn trained(rows: usize) -> tempfile::TempDir {
     let data = tempdir().unwrap();
     synth(data.path(), rows, 0.02);
     stage("transform", data.path(), &[]);
-    stage("validate", data.path(), &["--now", "2026-01-15T12:00:00Z"]);
+    stage("validate", data.path(), &["--now", NOW]);
     stage("train", data.path(), &["--seed", "3", "--folds", "3"]);
     data
 }
@@ -118,27 +118,39 @@ fn every_model_beats_its_mean_baseline_and_predict_reproduces_it() {
     );
 }
 
-#[test]
-fn predict_reads_and_writes_csv() {
-    let data = trained(800);
-    let input = data.path().join("rows.csv");
-    let clean = read(data.path().join("clean/performance.parquet"));
-    let mut first = clean
-        .head(Some(20))
+/// The first `n` clean rows of `model`'s dataset, as a user's CSV would hold them.
+fn clean_head(data: &Path, model: &str, n: usize) -> DataFrame {
+    read(data.join("clean").join(format!("{model}.parquet")))
+        .head(Some(n))
         .drop(contract::columns::TIMESTAMP)
-        .unwrap();
+        .unwrap()
+}
+
+/// Writes `rows` as a CSV, runs predict with `model` on it, returns the output CSV.
+fn predict_csv(data: &Path, model: &str, rows: &mut DataFrame) -> String {
+    let input = data.join("rows.csv");
     let mut f = fs::File::create(&input).unwrap();
-    CsvWriter::new(&mut f).finish(&mut first).unwrap();
-    let out = data.path().join("out.csv");
+    CsvWriter::new(&mut f).finish(rows).unwrap();
+    let out = data.join("out.csv");
     ok(bin("predict").args([
         "--model",
-        data.path().join("models/performance").to_str().unwrap(),
+        data.join("models").join(model).to_str().unwrap(),
         "--input",
         input.to_str().unwrap(),
         "--output",
         out.to_str().unwrap(),
     ]));
-    let text = fs::read_to_string(&out).unwrap();
+    fs::read_to_string(&out).unwrap()
+}
+
+#[test]
+fn predict_reads_and_writes_csv() {
+    let data = trained(800);
+    let text = predict_csv(
+        data.path(),
+        "performance",
+        &mut clean_head(data.path(), "performance", 20),
+    );
     assert!(
         text.lines().next().unwrap().ends_with("predicted_actual"),
         "{text}"
@@ -237,11 +249,7 @@ fn small_or_empty_datasets_are_skipped_not_trained() {
     let data = tempdir().unwrap();
     synth(data.path(), 300, 0.0);
     stage("transform", data.path(), &[]);
-    stage(
-        "validate",
-        data.path(),
-        &["--now", "2026-01-15T12:00:00Z", "--allow-small"],
-    );
+    stage("validate", data.path(), &["--now", NOW, "--allow-small"]);
     let out = stdout(&stage("train", data.path(), &["--folds", "2"]));
     assert!(
         out.contains("performance  skipped: 300 clean rows, below the minimum of 500; not trained"),
@@ -268,48 +276,47 @@ fn small_or_empty_datasets_are_skipped_not_trained() {
 #[test]
 fn predict_reads_a_csv_whose_optional_number_column_is_empty_everywhere() {
     let data = trained(800);
-    let input = data.path().join("rows.csv");
-    let clean = read(data.path().join("clean/quality.parquet"));
-    let mut first = clean
-        .head(Some(10))
-        .drop(contract::columns::TIMESTAMP)
-        .unwrap();
+    let mut first = clean_head(data.path(), "quality", 10);
     // quality's `csat` is often empty for every row of an export.
     first
         .with_column(Column::full_null("csat".into(), 10, &DataType::Float64))
         .unwrap();
-    let mut f = fs::File::create(&input).unwrap();
-    CsvWriter::new(&mut f).finish(&mut first).unwrap();
-    let out = data.path().join("out.csv");
-    ok(bin("predict").args([
-        "--model",
-        data.path().join("models/quality").to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]));
-    assert_eq!(fs::read_to_string(&out).unwrap().lines().count(), 11);
+    let text = predict_csv(data.path(), "quality", &mut first);
+    assert_eq!(text.lines().count(), 11);
 }
 
 #[test]
 fn a_corrupt_lightgbm_model_is_our_one_line_not_lightgbms() {
     let data = trained(800);
-    let model = data.path().join("models/quality");
+    // Whichever model chose LightGBM at this size (csat does).
+    let name = ["quality", "csat", "performance"]
+        .into_iter()
+        .find(|m| {
+            data.path()
+                .join("models")
+                .join(m)
+                .join("lightgbm.txt")
+                .exists()
+        })
+        .expect("at least one model chose LightGBM");
+    let model = data.path().join("models").join(name);
     let file = model.join("lightgbm.txt");
-    if !file.exists() {
-        return; // the quality model chose another algorithm at this size
-    }
     let text = fs::read_to_string(&file).unwrap();
     fs::write(&file, &text[..text.len() / 3]).unwrap();
-    let (code, err) = fails(bin("predict").args([
-        "--model",
-        model.to_str().unwrap(),
-        "--input",
-        data.path().join("clean/quality.parquet").to_str().unwrap(),
-        "--output",
-        data.path().join("out.parquet").to_str().unwrap(),
-    ]));
+    let (code, err) = fails(
+        bin("predict").args([
+            "--model",
+            model.to_str().unwrap(),
+            "--input",
+            data.path()
+                .join("clean")
+                .join(format!("{name}.parquet"))
+                .to_str()
+                .unwrap(),
+            "--output",
+            data.path().join("out.parquet").to_str().unwrap(),
+        ]),
+    );
     assert_eq!(code, 1);
     assert!(!err.contains("[LightGBM]"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");

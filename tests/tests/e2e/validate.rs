@@ -8,7 +8,6 @@ use tempfile::tempdir;
 
 use crate::common::*;
 
-const NOW: &str = "2026-01-15T12:00:00Z";
 const NOW_US: i64 = 1_768_478_400_000_000;
 const MINUTE_US: i64 = 60_000_000;
 
@@ -261,7 +260,7 @@ fn messy_synth_rejects_exactly_what_was_injected() {
     let data = tempdir().unwrap();
     let out = stdout(&synth(data.path(), 2000, 0.04));
     stage("transform", data.path(), &[]);
-    stage("validate", data.path(), &["--now", "2026-01-15T12:00:00Z"]);
+    stage("validate", data.path(), &["--now", NOW]);
     let per_table = |table: &str| -> [usize; 4] {
         let line = out
             .lines()
