@@ -2,9 +2,9 @@
 #
 #   make pipeline [DAYS=30] [SOURCE=supabase|postgres|csv|synth] [CSV_DIR=dir]
 #                 [ROWS=5000] [SEED=42] [DATA=data]
-#   make extract | transform | validate | train | status | collect | predict
+#   make extract | transform | validate | train | report | status | collect | predict
 #   TRANSFORM=/path/to/program make pipeline   # swap a stage (likewise EXTRACT,
-#                                              # SYNTH, VALIDATE, TRAIN, PREDICT)
+#                                              # SYNTH, VALIDATE, TRAIN, REPORT, PREDICT)
 
 DATA ?= data
 DAYS ?= 30
@@ -26,12 +26,14 @@ TRANSFORM ?= $(BIN)/transform
 VALIDATE ?= $(BIN)/validate
 TRAIN ?= $(BIN)/train
 PREDICT ?= $(BIN)/predict
+REPORT ?= $(BIN)/report
 STATUS ?= $(BIN)/status
 
 RAW_DONE := $(DATA)/reports/extract.json
 TRAINING := $(DATA)/training/quality.parquet $(DATA)/training/csat.parquet $(DATA)/training/performance.parquet
 VALIDATED := $(DATA)/reports/validation.json
 TRAINED := $(DATA)/reports/training.json
+REPORTED := $(DATA)/reports/report.html
 
 # Extraction settings; a change of any of them makes the raw data stale.
 PARAMS := source=$(SOURCE) days=$(DAYS) rows=$(ROWS) seed=$(SEED) csv=$(CSV_DIR)
@@ -47,14 +49,15 @@ else
 EXTRACT_DEPS := $(PARAMS_FILE) $(wildcard $(SYNTH))
 endif
 
-.PHONY: pipeline stages build extract transform validate train status collect predict clean-data FORCE
+.PHONY: pipeline stages build extract transform validate train report status collect predict clean-data FORCE
 
-## pipeline: build the binaries, then extract (or synth), transform, validate, train
+## pipeline: build the binaries, then extract (or synth), transform, validate, train, report
 pipeline: build
 	@$(MAKE) --no-print-directory stages
 
-stages: $(TRAINED)
-	@echo "pipeline: done; reports in $(DATA)/reports, models in $(DATA)/models"
+stages: $(REPORTED)
+	@echo "pipeline: done; models in $(DATA)/models, insights in $(DATA)/insights"
+	@echo "pipeline: report: $(abspath $(REPORTED))"
 
 ## build: the stage binaries, in the profile the tests use
 build:
@@ -86,6 +89,11 @@ $(VALIDATED): $(TRAINING) $(wildcard $(VALIDATE))
 $(TRAINED): $(VALIDATED) $(wildcard $(TRAIN))
 	$(TRAIN) --data $(DATA) --seed $(SEED)
 
+# Train rewrites training.json on every run, and validate the clean files and
+# validation.json, so these stand for every input of the report.
+$(REPORTED): $(TRAINED) $(VALIDATED) $(RAW_DONE) $(wildcard $(REPORT))
+	$(REPORT) --data $(DATA)
+
 ## extract / transform / validate / train: run one stage now, whatever make thinks is stale
 extract: build
 ifeq ($(SOURCE),synth)
@@ -105,6 +113,10 @@ validate: build
 
 train: build
 	$(TRAIN) --data $(DATA) --seed $(SEED)
+
+## report: CSAT insights and reports/report.html from what the stages left
+report: build
+	$(REPORT) --data $(DATA)
 
 ## status: what data and models there are, and how fresh
 status: build

@@ -67,13 +67,19 @@ impl Layout {
         self.reports_dir().join("training.json")
     }
 
-    pub fn training_html(&self) -> PathBuf {
-        self.reports_dir().join("training.html")
-    }
-
     /// The page people read: data, CSAT insights, models (the `report` stage).
     pub fn report_html(&self) -> PathBuf {
         self.reports_dir().join("report.html")
+    }
+
+    /// The CSAT insights' headline (the optimal quality range) with its evidence.
+    pub fn insights_report(&self) -> PathBuf {
+        self.reports_dir().join("insights.json")
+    }
+
+    /// One insight table (`csat_by_provider`, `feature_importance`, ...).
+    pub fn insight(&self, name: &str) -> PathBuf {
+        self.insights_dir().join(format!("{name}.parquet"))
     }
 
     pub fn models_dir(&self) -> PathBuf {

@@ -209,6 +209,65 @@ impl ModelReport {
     }
 }
 
+/// Names of the tables under `data/insights/` (see [`crate::Layout::insight`]).
+pub mod insight {
+    /// Written by `train`: gain share per feature of each LightGBM model.
+    pub const FEATURE_IMPORTANCE: &str = "feature_importance";
+    /// Written by `train`: the A/B prediction against the rating, per provider and decile.
+    pub const CALIBRATION: &str = "calibration";
+    /// Written by `report`, from the clean csat dataset.
+    pub const CSAT_BY_QUALITY_RANGE: &str = "csat_by_quality_range";
+    pub const CSAT_BY_PROVIDER: &str = "csat_by_provider";
+    pub const CSAT_BY_MODEL: &str = "csat_by_model";
+    pub const CSAT_BY_ACTION_TYPE: &str = "csat_by_action_type";
+    pub const CSAT_BY_DAY: &str = "csat_by_day";
+    /// Written by `report`, from the clean quality dataset.
+    pub const QUALITY_BASELINES: &str = "quality_baselines";
+}
+
+/// One group of an insight table: its rows and the mean of the value with
+/// a 95% t-interval (no interval below two rows, no mean without rows).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupStat {
+    pub group: String,
+    pub rows: usize,
+    pub mean: Option<f64>,
+    pub std: Option<f64>,
+    pub ci_low: Option<f64>,
+    pub ci_high: Option<f64>,
+}
+
+/// The quality range with the best CSAT, and the cheapest one as good.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct OptimalRange {
+    /// The range with the highest mean CSAT among those with enough rows.
+    pub best: GroupStat,
+    /// The lowest range with enough rows whose interval overlaps the best's.
+    pub cheapest_as_good: GroupStat,
+}
+
+/// Per `_source` (synthetic rows are never pooled with real ones).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct SourceInsights {
+    /// Clean csat rows of this source.
+    pub rows: usize,
+    /// None when no range has enough rows; `note` says so.
+    pub optimal: Option<OptimalRange>,
+    pub note: Option<String>,
+    /// The evidence: every quality range, empty ones included.
+    pub ranges: Vec<GroupStat>,
+}
+
+/// `data/reports/insights.json`: the optimal quality range, with its evidence.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct InsightsReport {
+    pub computed_at: DateTime<Utc>,
+    /// A range needs this many rows to be a candidate for the optimum.
+    pub min_rows: usize,
+    pub rule: String,
+    pub sources: BTreeMap<String, SourceInsights>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

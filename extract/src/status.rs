@@ -263,13 +263,22 @@ pub fn run(args: &StatusArgs) -> Result<()> {
         }
     }
     let html = layout.report_html();
-    if let Ok(meta) = std::fs::metadata(&html) {
-        let when = meta
-            .modified()
-            .ok()
-            .map(|m| age(DateTime::<Utc>::from(m)))
-            .unwrap_or_else(|| "at an unknown time".into());
-        println!("report: {} (written {when})", html.display());
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match modified(&html) {
+        Some(written) => {
+            let stale = modified(&layout.training_report()).is_some_and(|t| t > written);
+            println!(
+                "report: {} (written {}){}",
+                html.display(),
+                age(DateTime::<Utc>::from(written)),
+                if stale {
+                    "; older than the last training, run `make report`"
+                } else {
+                    ""
+                }
+            );
+        }
+        None => println!("report: none yet (run `make report` after `train`)"),
     }
     if !errors.is_empty() {
         bail!("{}", errors.join("; "));

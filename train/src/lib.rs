@@ -4,12 +4,14 @@
 
 pub mod artifact;
 pub mod features;
+pub mod insights;
 pub mod metrics;
 pub mod models;
 mod omp;
+pub mod page;
 pub mod predict;
-mod report;
 pub mod split;
+mod summary;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -159,9 +161,13 @@ pub fn run(args: &Args) -> Result<()> {
     }
     write_insights(&mut commit, &layout, importance_rows, calibration)?;
     io::write_json(&report, &commit.file(&layout.training_report())?)?;
-    report::write_html(&report, &commit.file(&layout.training_html())?)?;
+    // report.html (the `report` stage) replaced the old tables-only page.
+    let stale_html = layout.reports_dir().join("training.html");
+    if stale_html.exists() {
+        commit.remove(&stale_html);
+    }
     commit.finish()?;
-    report::print_summary(&report);
+    summary::print_summary(&report);
     Ok(())
 }
 
@@ -277,7 +283,7 @@ fn train_one(
             .collect::<Vec<_>>()
     });
     let calibration = if dataset == Dataset::Performance {
-        Some(report::calibration(&data, &test_rows, &chosen_pred)?)
+        Some(summary::calibration(&data, &test_rows, &chosen_pred)?)
     } else {
         None
     };
@@ -333,7 +339,7 @@ fn train_one(
     };
     artifact::save(model_dir, &card, &fitted, &mut holdout)?;
     Ok(Outcome {
-        report: report::trained(&card, df.height()),
+        report: summary::trained(&card, df.height()),
         importance,
         calibration,
     })

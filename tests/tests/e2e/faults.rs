@@ -475,12 +475,45 @@ fn trained_version(data: &Path) -> &'static str {
     versions[0]
 }
 
+/// insights.json, the CSAT tables and the page all describe the same clean rows.
+fn reported_version(data: &Path) -> &'static str {
+    let insights = json(&data.join("reports/insights.json"));
+    let n = insights["sources"]["synth"]["rows"].as_u64().unwrap() as usize;
+    for table in ["csat_by_quality_range", "csat_by_provider", "csat_by_day"] {
+        let df = read(data.join("insights").join(format!("{table}.parquet")));
+        let sum = df
+            .column("rows")
+            .unwrap()
+            .u64()
+            .unwrap()
+            .into_iter()
+            .flatten()
+            .sum::<u64>() as usize;
+        assert_eq!(sum, n, "{table} and insights.json disagree");
+    }
+    let html = fs::read_to_string(data.join("reports/report.html")).unwrap();
+    let shown = html
+        .split(" clean CSAT rows")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .unwrap()
+        .replace(',', "");
+    assert_eq!(
+        shown,
+        n.to_string(),
+        "report.html and insights.json disagree"
+    );
+    // Clean csat rows are a little fewer than the two source tables' rows.
+    if n <= 2 * OLD { "old" } else { "new" }
+}
+
 /// A data folder holding every stage's outputs for `rows` per table.
 fn pipeline(data: &Path, rows: usize, seed: &str) {
     synth_seeded(data, rows, seed, 0.02);
     stage("transform", data, &[]);
     stage("validate", data, &["--allow-small", "--now", NOW]);
     stage("train", data, &[]);
+    stage("report", data, &[]);
 }
 
 /// Templates: every stage's outputs for the old rows, then the new inputs of
@@ -496,6 +529,18 @@ fn template(stage_name: &str) -> tempfile::TempDir {
         "transform" => &["raw", "reports/extract.json"],
         "validate" => &["training"],
         "train" => &["training", "clean", "rejected", "reports/validation.json"],
+        "report" => &[
+            "raw",
+            "training",
+            "clean",
+            "rejected",
+            "models",
+            "insights/feature_importance.parquet",
+            "insights/calibration.parquet",
+            "reports/extract.json",
+            "reports/validation.json",
+            "reports/training.json",
+        ],
         other => panic!("{other}"),
     };
     for input in inputs {
@@ -558,6 +603,7 @@ fn case(stage_name: &'static str, template: &Path) -> Case {
             validated_version,
         ),
         "train" => (vec![], trained_version),
+        "report" => (vec![], reported_version),
         other => panic!("{other}"),
     };
     Case {
@@ -600,6 +646,11 @@ fn validate_survives_kills_and_a_full_disk() {
 #[test]
 fn train_survives_kills_and_a_full_disk() {
     faults("train");
+}
+
+#[test]
+fn report_survives_kills_and_a_full_disk() {
+    faults("report");
 }
 
 #[test]

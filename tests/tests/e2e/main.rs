@@ -1,5 +1,6 @@
 //! End-to-end tests: the real stage binaries on real files.
 
+mod browser;
 mod common;
 mod corpus;
 mod extract_csv;
@@ -7,6 +8,7 @@ mod fake_postgrest;
 mod faults;
 mod pipeline;
 mod postgres;
+mod report;
 mod status;
 mod supabase;
 mod synth;

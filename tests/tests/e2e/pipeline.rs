@@ -34,9 +34,23 @@ fn make_pipeline_runs_out_of_the_box_and_reruns_only_stale_stages() {
     );
     assert!(text.contains("baseline RMSE"), "{text}");
     assert_models_trained(data.path());
+    // The report stage ran last, and the pipeline ends with the page's path.
+    let html = data
+        .path()
+        .join("reports/report.html")
+        .canonicalize()
+        .unwrap();
+    assert!(text.contains("best CSAT in quality range"), "{text}");
+    assert!(
+        text.trim_end()
+            .ends_with(&format!("pipeline: report: {}", html.display())),
+        "{text}"
+    );
     // Nothing is stale: nothing reruns.
     let again = stdout(&ok(&mut make(&[])));
     assert!(!again.contains("transform:"), "{again}");
+    assert!(!again.contains("insight tables"), "{again}");
+    assert!(again.contains("pipeline: report: "), "{again}");
     // A new seed makes the raw data stale, and everything after it.
     let changed = stdout(&ok(&mut make(&["SEED=9"])));
     assert!(

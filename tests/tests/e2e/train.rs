@@ -110,7 +110,8 @@ fn every_model_beats_its_mean_baseline_and_predict_reproduces_it() {
         );
         assert_eq!(truth.len() as u64, card["test_rows"].as_u64().unwrap());
     }
-    assert!(data.path().join("reports/training.html").exists());
+    // report.html (the report stage) replaced the tables-only page.
+    assert!(!data.path().join("reports/training.html").exists());
     assert!(data.path().join("insights/calibration.parquet").exists());
     assert!(
         data.path().join("models/quality/lightgbm.txt").exists()

@@ -1,12 +1,10 @@
-//! data/reports/training.json and .html, the printed summary, and the
+//! data/reports/training.json, the printed summary, and the
 //! calibration table of the performance model.
 
-use std::path::Path;
-
 use anyhow::Result;
+use contract::Dataset;
 use contract::columns::PROVIDER;
 use contract::reports::{Algorithm, ModelReport, ModelStatus, TrainingReport};
-use contract::{ContractError, Dataset, io};
 use polars::prelude::*;
 
 use crate::artifact::ModelCard;
@@ -81,68 +79,6 @@ pub fn print_summary(report: &TrainingReport) {
     println!(
         "(held-out metrics; baseline = training-set mean; all candidates in data/reports/training.json)"
     );
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-pub fn write_html(report: &TrainingReport, path: &Path) -> Result<()> {
-    let mut html = String::from(
-        "<!doctype html><meta charset=utf-8><title>Training report</title>\
-         <style>body{font:14px sans-serif;margin:2em}td,th{padding:4px 10px;text-align:right}\
-         th{background:#eee}td:first-child,th:first-child{text-align:left}</style>",
-    );
-    html.push_str(&format!(
-        "<h1>Training report</h1><p>{} &middot; seed {}</p>",
-        report.trained_at, report.seed
-    ));
-    html.push_str("<h2>Summary (held-out rows)</h2><table><tr>");
-    for h in HEADER {
-        html.push_str(&format!("<th>{h}</th>"));
-    }
-    html.push_str("</tr>");
-    for r in rows_of(report) {
-        html.push_str("<tr>");
-        for c in r {
-            html.push_str(&format!("<td>{}</td>", escape(&c)));
-        }
-        html.push_str("</tr>");
-    }
-    html.push_str("</table>");
-    for (name, m) in &report.models {
-        html.push_str(&format!("<h2>{}</h2>", escape(name)));
-        if let Some(msg) = &m.message {
-            html.push_str(&format!("<p>{}</p>", escape(msg)));
-            continue;
-        }
-        html.push_str("<table><tr><th>candidate</th><th>CV RMSE</th><th>R2</th><th>MAE</th><th>RMSE</th><th>within tolerance</th></tr>");
-        for (a, c) in &m.candidates {
-            let mark = if Some(*a) == m.algorithm {
-                " (chosen)"
-            } else {
-                ""
-            };
-            html.push_str(&format!(
-                "<tr><td>{}{mark}</td><td>{:.4}</td><td>{:.3}</td><td>{:.4}</td><td>{:.4}</td><td>{:.1}%</td></tr>",
-                a.name(),
-                c.cv_rmse,
-                c.test.r2,
-                c.test.mae,
-                c.test.rmse,
-                100.0 * c.test.within_tolerance
-            ));
-        }
-        html.push_str("</table>");
-    }
-    io::write_atomic(path, |w| {
-        use std::io::Write;
-        w.write_all(html.as_bytes())
-            .map_err(|e| ContractError::io(path, e))
-    })?;
-    Ok(())
 }
 
 /// Per provider and decile of the A/B prediction, on held-out rows: the mean

@@ -1,0 +1,437 @@
+//! The `report` stage: the CSAT insights (data/insights, reports/insights.json)
+//! and the page people read (reports/report.html), from the clean datasets,
+//! the rejects, the models and the other stages' reports. Every input is read
+//! before anything is written, and the outputs are committed together, so a
+//! bad input leaves the previous report in place.
+
+mod charts;
+mod html;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use chrono::{DateTime, Utc};
+use clap::Parser;
+use contract::columns::{
+    ACTION_TYPE, CSAT_SCORE, MODEL, PROVIDER, QUALITY_SCORE, REASON, SOURCE, TIMESTAMP,
+};
+use contract::commit::Commit;
+use contract::reports::{
+    Algorithm, ExtractReport, ModelReport, ModelStatus, TrainingReport, ValidationReport, insight,
+};
+use contract::{Dataset, Layout, RawTable, io};
+use polars::prelude::*;
+
+use crate::artifact::{self, ModelCard};
+use crate::insights::{self, Insights};
+
+/// Most points a scatter plot draws (an even stride through the held-out rows).
+const SCATTER_POINTS: usize = 2_000;
+/// Example rows shown per reject reason.
+const EXAMPLES: usize = 3;
+
+/// Writes the CSAT insights and data/reports/report.html from what the other
+/// stages left under DATA.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+pub struct ReportArgs {
+    /// Root of the data layout.
+    #[arg(long, default_value = "data")]
+    pub data: PathBuf,
+}
+
+/// Rows rejected for one reason, with a few of them as text.
+pub struct RejectExamples {
+    /// The dataset, or `raw <table>` for rows extract could not read.
+    pub origin: String,
+    pub reason: String,
+    pub rows: usize,
+    pub columns: Vec<String>,
+    pub examples: Vec<Vec<String>>,
+}
+
+/// One model as the page shows it.
+pub struct ModelView {
+    pub name: String,
+    pub report: ModelReport,
+    pub card: Option<ModelCard>,
+    /// (actual, predicted), an even sample of the held-out rows.
+    pub points: Vec<(f64, f64)>,
+    /// predicted - actual on every held-out row.
+    pub residuals: Vec<f64>,
+    /// (feature, share of gain), largest first.
+    pub importance: Vec<(String, f64)>,
+}
+
+/// One row of train's calibration table: a provider and decile of the A/B prediction.
+pub struct CalibrationBin {
+    pub provider: String,
+    pub rows: usize,
+    pub prediction: f64,
+    pub actual: f64,
+    pub calibrated: f64,
+}
+
+/// Everything the page needs, read and checked before anything is written.
+pub struct Inputs {
+    pub now: DateTime<Utc>,
+    pub extract: ExtractReport,
+    pub validation: ValidationReport,
+    pub training: TrainingReport,
+    /// Clean rows per dataset and `_source`.
+    pub clean_by_source: BTreeMap<Dataset, BTreeMap<String, usize>>,
+    pub rejects: Vec<RejectExamples>,
+    pub models: Vec<ModelView>,
+    pub calibration: Option<Vec<CalibrationBin>>,
+    pub insights: Insights,
+}
+
+pub fn run(args: &ReportArgs) -> Result<()> {
+    let started = Instant::now();
+    let layout = Layout::new(&args.data);
+    let mut commit = Commit::begin(&layout, "report")?;
+    let inputs = read_inputs(&layout)?;
+    let page = html::render(&inputs, &layout)?;
+
+    for table in &inputs.insights.tables {
+        let mut df = table
+            .to_frame()
+            .with_context(|| format!("building the {} table", table.name))?;
+        io::write_parquet(&mut df, &commit.file(&layout.insight(table.name))?)?;
+    }
+    io::write_json(
+        &inputs.insights.report,
+        &commit.file(&layout.insights_report())?,
+    )?;
+    let html_path = layout.report_html();
+    let staged = commit.file(&html_path)?;
+    std::fs::write(&staged, page.as_bytes())
+        .with_context(|| format!("writing {}", staged.display()))?;
+    commit.finish()?;
+
+    for (source, s) in &inputs.insights.report.sources {
+        match &s.optimal {
+            Some(o) => println!(
+                "report: {source}: best CSAT in quality range {} (mean {:.3}, n={}); \
+                 cheapest as good: {} (mean {:.3}, n={})",
+                o.best.group,
+                o.best.mean.unwrap_or(f64::NAN),
+                o.best.rows,
+                o.cheapest_as_good.group,
+                o.cheapest_as_good.mean.unwrap_or(f64::NAN),
+                o.cheapest_as_good.rows
+            ),
+            None => println!(
+                "report: {source}: no optimal quality range ({})",
+                s.note.as_deref().unwrap_or("not enough rows")
+            ),
+        }
+    }
+    println!(
+        "report: {} ({} kB) and {} insight tables in {}, in {:.1} s",
+        html_path.display(),
+        page.len().div_ceil(1024),
+        inputs.insights.tables.len(),
+        layout.insights_dir().display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn read_inputs(layout: &Layout) -> Result<Inputs> {
+    let now = Utc::now();
+    let extract: ExtractReport = io::read_json(&layout.extract_report())?;
+    let validation: ValidationReport = io::read_json(&layout.validation_report())?;
+    let training: TrainingReport = io::read_json(&layout.training_report())?;
+
+    let csat = io::read_dataset_columns(
+        &layout.clean(Dataset::Csat),
+        Dataset::Csat,
+        &[
+            SOURCE,
+            PROVIDER,
+            MODEL,
+            ACTION_TYPE,
+            QUALITY_SCORE,
+            CSAT_SCORE,
+            TIMESTAMP,
+        ],
+    )?;
+    let quality = io::read_dataset_columns(
+        &layout.clean(Dataset::Quality),
+        Dataset::Quality,
+        &[SOURCE, PROVIDER, MODEL, ACTION_TYPE, QUALITY_SCORE],
+    )?;
+    let performance = io::read_dataset_columns(
+        &layout.clean(Dataset::Performance),
+        Dataset::Performance,
+        &[SOURCE],
+    )?;
+    let mut clean_by_source = BTreeMap::new();
+    for (dataset, df) in [
+        (Dataset::Quality, &quality),
+        (Dataset::Csat, &csat),
+        (Dataset::Performance, &performance),
+    ] {
+        clean_by_source.insert(
+            dataset,
+            count_by_source(df)
+                .with_context(|| format!("counting {}", layout.clean(dataset).display()))?,
+        );
+    }
+    let insights = insights::compute(&csat, &quality, now)?;
+    drop((csat, quality, performance));
+
+    let mut rejects = Vec::new();
+    for dataset in Dataset::ALL {
+        let Some(counts) = validation.datasets.get(dataset.name()) else {
+            continue;
+        };
+        for (reason, &rows) in counts.rejected.iter().filter(|(_, n)| **n > 0) {
+            let path = layout.rejected(dataset);
+            let (columns, examples) = examples(&path, Some(reason.name()))?;
+            rejects.push(RejectExamples {
+                origin: dataset.name().to_string(),
+                reason: reason.name().to_string(),
+                rows,
+                columns,
+                examples,
+            });
+        }
+    }
+    for table in RawTable::ALL {
+        let path = layout.raw_rejected(table);
+        if !path.exists() {
+            continue;
+        }
+        let rows = parquet_rows(&path)?;
+        if rows > 0 {
+            let (columns, examples) = examples(&path, None)?;
+            rejects.push(RejectExamples {
+                origin: format!("raw {}", table.name()),
+                reason: "unparseable".into(),
+                rows,
+                columns,
+                examples,
+            });
+        }
+    }
+
+    let mut models = Vec::new();
+    for (name, report) in &training.models {
+        models.push(model_view(layout, name, report)?);
+    }
+    let importance_needed = training
+        .models
+        .values()
+        .any(|m| m.algorithm == Some(Algorithm::Lightgbm));
+    if importance_needed {
+        let path = layout.insight(insight::FEATURE_IMPORTANCE);
+        let df = io::read_parquet(&path)?;
+        let all = importance(&df).with_context(|| format!("reading {}", path.display()))?;
+        for m in &mut models {
+            if m.report.algorithm == Some(Algorithm::Lightgbm) {
+                m.importance = all.get(&m.name).cloned().unwrap_or_default();
+            }
+        }
+    }
+    let calibration = match training.models.get(Dataset::Performance.name()) {
+        Some(m) if m.status == ModelStatus::Trained => {
+            let path = layout.insight(insight::CALIBRATION);
+            let df = io::read_parquet(&path)?;
+            Some(calibration(&df).with_context(|| format!("reading {}", path.display()))?)
+        }
+        _ => None,
+    };
+    Ok(Inputs {
+        now,
+        extract,
+        validation,
+        training,
+        clean_by_source,
+        rejects,
+        models,
+        calibration,
+        insights,
+    })
+}
+
+fn count_by_source(df: &DataFrame) -> Result<BTreeMap<String, usize>> {
+    let counts = df
+        .clone()
+        .lazy()
+        .group_by([col(SOURCE)])
+        .agg([len().alias("rows")])
+        .collect()?;
+    let sources = counts.column(SOURCE)?.str()?.clone();
+    let rows = counts.column("rows")?.cast(&DataType::UInt64)?;
+    let rows = rows.u64()?;
+    Ok(sources
+        .into_iter()
+        .zip(rows)
+        .map(|(s, n)| (s.unwrap_or("(none)").to_string(), n.unwrap_or(0) as usize))
+        .collect())
+}
+
+fn parquet_rows(path: &Path) -> Result<usize> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut reader = ParquetReader::new(file);
+    reader
+        .num_rows()
+        .map_err(|e| anyhow::anyhow!("{}: not a readable Parquet file: {e}", path.display()))
+}
+
+/// The columns and first rows (as text) of a reject file, for one reason.
+fn examples(path: &Path, reason: Option<&str>) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+    if !path.exists() {
+        bail!(
+            "{}: not found (validation.json counts rejected rows; run `validate` again)",
+            path.display()
+        );
+    }
+    let mut lf = LazyFrame::scan_parquet(path, ScanArgsParquet::default())
+        .map_err(|e| anyhow::anyhow!("{}: not a readable Parquet file: {e}", path.display()))?;
+    if let Some(r) = reason {
+        lf = lf.filter(col(REASON).eq(lit(r)));
+    }
+    let df = lf
+        .limit(EXAMPLES as IdxSize)
+        .collect()
+        .map_err(|e| anyhow::anyhow!("{}: not a readable Parquet file: {e}", path.display()))?;
+    let columns = df
+        .get_column_names()
+        .iter()
+        .map(|c| c.to_string())
+        .collect();
+    let rows = (0..df.height())
+        .map(|i| {
+            df.get_columns()
+                .iter()
+                .map(|c| cell_text(c.get(i).unwrap_or(AnyValue::Null)))
+                .collect()
+        })
+        .collect();
+    Ok((columns, rows))
+}
+
+fn cell_text(v: AnyValue) -> String {
+    let text = match v {
+        AnyValue::Null => String::new(),
+        AnyValue::String(s) => s.to_string(),
+        AnyValue::StringOwned(s) => s.to_string(),
+        AnyValue::Float64(f) => format!("{f}"),
+        other => other.to_string(),
+    };
+    if text.chars().count() > 48 {
+        format!("{}…", text.chars().take(47).collect::<String>())
+    } else {
+        text
+    }
+}
+
+fn model_view(layout: &Layout, name: &str, report: &ModelReport) -> Result<ModelView> {
+    let mut view = ModelView {
+        name: name.to_string(),
+        report: report.clone(),
+        card: None,
+        points: Vec::new(),
+        residuals: Vec::new(),
+        importance: Vec::new(),
+    };
+    if report.status != ModelStatus::Trained {
+        return Ok(view);
+    }
+    let dataset = Dataset::from_name(name).with_context(|| {
+        format!(
+            "{}: unknown model `{name}`",
+            layout.training_report().display()
+        )
+    })?;
+    let dir = layout.model_dir(dataset);
+    let json = dir.join(artifact::MODEL_JSON);
+    let card: ModelCard = io::read_json(&json)?;
+    if card.format != artifact::FORMAT {
+        bail!(
+            "{}: model format `{}`, this report reads `{}`",
+            json.display(),
+            card.format,
+            artifact::FORMAT
+        );
+    }
+    let holdout_path = dir.join(artifact::HOLDOUT_FILE);
+    let holdout = io::read_parquet(&holdout_path)?;
+    let column = |name: &str| -> Result<Vec<f64>> {
+        let c = holdout
+            .column(name)
+            .with_context(|| format!("{}: missing column `{name}`", holdout_path.display()))?
+            .cast(&DataType::Float64)
+            .with_context(|| {
+                format!("{}: column `{name}` is not numeric", holdout_path.display())
+            })?;
+        Ok(c.f64()?
+            .into_iter()
+            .map(|v| v.unwrap_or(f64::NAN))
+            .collect())
+    };
+    let actual = column(artifact::ACTUAL)?;
+    let predicted = column(artifact::PREDICTED)?;
+    let stride = actual.len().div_ceil(SCATTER_POINTS).max(1);
+    view.points = actual
+        .iter()
+        .zip(&predicted)
+        .step_by(stride)
+        .map(|(&a, &p)| (a, p))
+        .filter(|(a, p)| a.is_finite() && p.is_finite())
+        .collect();
+    view.residuals = actual
+        .iter()
+        .zip(&predicted)
+        .map(|(a, p)| p - a)
+        .filter(|r| r.is_finite())
+        .collect();
+    view.card = Some(card);
+    Ok(view)
+}
+
+/// Per model, its features by share of gain, largest first.
+fn importance(df: &DataFrame) -> Result<BTreeMap<String, Vec<(String, f64)>>> {
+    let model = df.column("model")?.str()?;
+    let feature = df.column("feature")?.str()?;
+    let gain = df.column("gain_share")?.f64()?;
+    let mut out: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
+    for ((m, f), g) in model.into_iter().zip(feature).zip(gain) {
+        if let (Some(m), Some(f), Some(g)) = (m, f, g) {
+            out.entry(m.to_string())
+                .or_default()
+                .push((f.to_string(), g));
+        }
+    }
+    for v in out.values_mut() {
+        v.sort_by(|a, b| b.1.total_cmp(&a.1));
+    }
+    Ok(out)
+}
+
+fn calibration(df: &DataFrame) -> Result<Vec<CalibrationBin>> {
+    let provider = df.column(PROVIDER)?.str()?;
+    let rows = df.column("rows")?.cast(&DataType::UInt64)?;
+    let f = |name: &str| -> Result<Float64Chunked> {
+        Ok(df.column(name)?.cast(&DataType::Float64)?.f64()?.clone())
+    };
+    let (prediction, actual, calibrated) = (
+        f("mean_prediction")?,
+        f("mean_actual")?,
+        f("mean_calibrated")?,
+    );
+    Ok((0..df.height())
+        .map(|i| CalibrationBin {
+            provider: provider.get(i).unwrap_or("(none)").to_string(),
+            rows: rows.u64().ok().and_then(|r| r.get(i)).unwrap_or(0) as usize,
+            prediction: prediction.get(i).unwrap_or(f64::NAN),
+            actual: actual.get(i).unwrap_or(f64::NAN),
+            calibrated: calibrated.get(i).unwrap_or(f64::NAN),
+        })
+        .collect())
+}
