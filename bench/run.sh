@@ -38,6 +38,7 @@ ours() {
     timed "$tag.transform" "$d/transform.log" "$BIN/transform" --data "$d"
     timed "$tag.validate" "$d/validate.log" "$BIN/validate" --data "$d" --allow-small
     timed "$tag.train" "$d/train.log" "$BIN/train" --data "$d" --seed 42
+    timed "$tag.report" "$d/report.log" "$BIN/report" --data "$d"
 }
 
 : > "$WORK/times"
@@ -63,8 +64,8 @@ for line in open(f"{work}/times"):
     t[name] = (float(secs), int(mib))
 def stage(tag, s): return t[f"{tag}.{s}"]
 data = sum(stage("main", s)[0] for s in ["extract", "transform", "validate"])
-whole = data + stage("main", "train")[0]
-peak = max(stage("main", s)[1] for s in ["extract", "transform", "validate", "train"])
+whole = data + stage("main", "train")[0] + stage("main", "report")[0]
+peak = max(stage("main", s)[1] for s in ["extract", "transform", "validate", "train", "report"])
 pol_log = open(f"{work}/polars.log").read()
 pol_data = float(re.search(r"data ([\d.]+) s", pol_log).group(1))
 pol_train = float(re.search(r"train ([\d.]+) s", pol_log).group(1))
@@ -79,7 +80,7 @@ print(f"`make bench` (bench/run.sh), {rows:,} rows per table, Supabase-style CSV
 print("## Whole pipeline against the scripts a user would write\n")
 print("| | seconds | peak MiB | ours / this |")
 print("|---|---|---|---|")
-print(f"| **ours**: extract + transform + validate + train (every file written) | {whole:.1f} | {peak} | |")
+print(f"| **ours**: extract + transform + validate + train + report (every file written) | {whole:.1f} | {peak} | |")
 print(f"| polars + LightGBM script (`bench/reference_polars.py`, wall incl. Python start) | {pol_total:.1f} | {pol_peak} | {whole / pol_total:.2f}x time, {peak / pol_peak:.2f}x memory |")
 print(f"| pandas + scikit-learn + LightGBM script (`bench/reference_pandas.py`) | {pd_total:.1f} | {pd_peak} | {whole / pd_total:.2f}x time, {peak / pd_peak:.2f}x memory |")
 print()
@@ -87,11 +88,12 @@ print("| part | ours s | polars script s | ratio |")
 print("|---|---|---|---|")
 print(f"| data (extract + transform + validate; the script keeps it in memory) | {data:.1f} | {pol_data:.1f} | {data / pol_data:.2f}x |")
 print(f"| train (ours: baselines, ridge, LightGBM, model selection, all artifacts; script: 3 LightGBM fits) | {stage('main', 'train')[0]:.1f} | {pol_train:.1f} | {stage('main', 'train')[0] / pol_train:.2f}x |")
+print(f"| report (insight tables, insights.json, report.html; the script has none) | {stage('main', 'report')[0]:.1f} | | |")
 print()
 print(f"## Per stage, {rows:,} and {scale_rows:,} rows per table\n")
 print("| stage | s | peak MiB | s at the smaller size | ratio small / large |")
 print("|---|---|---|---|---|")
-for s in ["extract", "transform", "validate", "train"]:
+for s in ["extract", "transform", "validate", "train", "report"]:
     big, small = stage("main", s), stage("scale", s)
     print(f"| {s} | {big[0]:.1f} | {big[1]} | {small[0]:.1f} | {small[0] / big[0]:.2f} |")
 print()

@@ -200,16 +200,6 @@ fn data_section(inputs: &Inputs) -> Markup {
             @if inputs.rejects.is_empty() {
                 p { "No rows were rejected." }
             }
-            @if !inputs.rejects.is_empty() {
-                div.table-wrap {
-                    table id="table-rejects" {
-                        tr { th { "rows from" } th.text { "reason" } th { "rows" } }
-                        @for r in &inputs.rejects {
-                            tr { td { (r.origin) } td.text { (r.reason) } td { (count(r.rows)) } }
-                        }
-                    }
-                }
-            }
             @for r in &inputs.rejects {
                 details.rejects data-origin=(r.origin) data-reason=(r.reason) {
                     summary { strong { (r.origin) ": " (r.reason) } " – " (count(r.rows)) " rows; the first "
