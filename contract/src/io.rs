@@ -4,7 +4,7 @@
 
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use polars::prelude::*;
 
@@ -20,43 +20,72 @@ fn ensure_parent(path: &Path) -> Result<(), ContractError> {
     }
 }
 
-/// Writes bytes produced by `fill` to `path` atomically: into a temporary file
-/// in the same folder (removed if anything fails), synced, then renamed.
+/// A file written under a temporary name beside its target and renamed over
+/// it by [`AtomicFile::commit`]; dropped uncommitted, it is deleted.
+pub struct AtomicFile {
+    path: PathBuf,
+    writer: BufWriter<tempfile::NamedTempFile>,
+}
+
+impl AtomicFile {
+    pub fn create(path: &Path) -> Result<Self, ContractError> {
+        ensure_parent(path)?;
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let prefix = format!(".{name}.");
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(&prefix).suffix(".tmp");
+        // Outputs are ordinary files, readable by the group and others as usual.
+        #[cfg(unix)]
+        builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
+        let tmp = builder
+            .tempfile_in(dir)
+            .map_err(|e| ContractError::io(dir, e))?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            writer: BufWriter::new(tmp),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn writer(&mut self) -> &mut BufWriter<tempfile::NamedTempFile> {
+        &mut self.writer
+    }
+
+    /// Flushes, syncs and renames the file into place.
+    pub fn commit(self) -> Result<(), ContractError> {
+        let path = self.path;
+        let tmp = self
+            .writer
+            .into_inner()
+            .map_err(|e| ContractError::io(&path, e.into_error()))?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| ContractError::io(tmp.path(), e))?;
+        tmp.persist(&path)
+            .map_err(|e| ContractError::io(&path, e.error))?;
+        Ok(())
+    }
+}
+
+/// Writes `path` through `fill` into a temporary file, then renames it into
+/// place: a reader never sees half a file.
 pub fn write_atomic(
     path: &Path,
-    fill: impl FnOnce(&mut BufWriter<&File>) -> Result<(), ContractError>,
+    fill: impl FnOnce(&mut BufWriter<tempfile::NamedTempFile>) -> Result<(), ContractError>,
 ) -> Result<(), ContractError> {
-    ensure_parent(path)?;
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let prefix = format!(".{name}.");
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(&prefix).suffix(".tmp");
-    // Outputs are ordinary files, readable by the group and others as usual.
-    #[cfg(unix)]
-    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-    let tmp = builder
-        .tempfile_in(dir)
-        .map_err(|e| ContractError::io(dir, e))?;
-    {
-        let mut writer = BufWriter::new(tmp.as_file());
-        fill(&mut writer)?;
-        writer
-            .flush()
-            .map_err(|e| ContractError::io(tmp.path(), e))?;
-    }
-    tmp.as_file()
-        .sync_all()
-        .map_err(|e| ContractError::io(tmp.path(), e))?;
-    tmp.persist(path)
-        .map_err(|e| ContractError::io(path, e.error))?;
-    Ok(())
+    let mut file = AtomicFile::create(path)?;
+    fill(file.writer())?;
+    file.commit()
 }
 
 /// Writes a DataFrame as zstd-compressed Parquet, atomically. Level 1: as

@@ -2,15 +2,56 @@
 //! source columns only, `created_at` as `2025-12-20 17:49:11.433050+00`,
 //! metadata as JSON text, empty fields for nulls.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use contract::columns::CREATED_AT;
-use contract::{ContractError, RawTable, io};
+use contract::io::AtomicFile;
+use contract::{ContractError, RawTable};
 use polars::prelude::*;
 
-pub fn write_csv(table: RawTable, frame: DataFrame, dir: &Path) -> Result<PathBuf> {
-    let path = dir.join(format!("{}.csv", table.name()));
+/// The three export files being written, a chunk of rows at a time; they
+/// appear under their names only when every chunk is in.
+pub struct CsvExport {
+    files: BTreeMap<RawTable, AtomicFile>,
+}
+
+impl CsvExport {
+    pub fn create(dir: &Path) -> Result<Self> {
+        let mut files = BTreeMap::new();
+        for table in RawTable::ALL {
+            let path = dir.join(format!("{}.csv", table.name()));
+            files.insert(table, AtomicFile::create(&path)?);
+        }
+        Ok(Self { files })
+    }
+
+    /// Appends a chunk of a table's rows (the header with the first).
+    pub fn append(&mut self, table: RawTable, frame: DataFrame, first: bool) -> Result<()> {
+        let file = self.files.get_mut(&table).context("no such export")?;
+        let path = file.path().to_path_buf();
+        let mut df = formatted(table, frame, &path)?;
+        CsvWriter::new(file.writer())
+            .include_header(first)
+            .finish(&mut df)
+            .map_err(|source| ContractError::Write { path, source })?;
+        Ok(())
+    }
+
+    /// Renames every file into place; returns their paths.
+    pub fn commit(self) -> Result<Vec<(RawTable, PathBuf)>> {
+        let mut out = Vec::new();
+        for (table, file) in self.files {
+            let path = file.path().to_path_buf();
+            file.commit()?;
+            out.push((table, path));
+        }
+        Ok(out)
+    }
+}
+
+fn formatted(table: RawTable, frame: DataFrame, path: &Path) -> Result<DataFrame> {
     let columns: Vec<Expr> = table
         .columns()
         .iter()
@@ -19,19 +60,9 @@ pub fn write_csv(table: RawTable, frame: DataFrame, dir: &Path) -> Result<PathBu
             name => col(name),
         })
         .collect();
-    let mut df = frame
+    frame
         .lazy()
         .select(columns)
         .collect()
-        .with_context(|| format!("formatting {}", path.display()))?;
-    io::write_atomic(&path, |w| {
-        CsvWriter::new(w)
-            .include_header(true)
-            .finish(&mut df)
-            .map_err(|source| ContractError::Write {
-                path: path.clone(),
-                source,
-            })
-    })?;
-    Ok(path)
+        .with_context(|| format!("formatting {}", path.display()))
 }

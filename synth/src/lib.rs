@@ -12,10 +12,14 @@ use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Duration, Utc};
 use clap::Parser;
 use contract::commit::Commit;
-use contract::reports::{ExtractReport, TableCounts};
+use contract::reports::ExtractReport;
 use contract::{Layout, RawTable, SYNTH_SOURCE, io};
 
 pub use messy::Defect;
+
+/// Rows generated and written at a time, so memory stays that of one chunk
+/// whatever --rows is (10M rows per table would otherwise need ~20 GB).
+pub const CHUNK_ROWS: usize = 1_000_000;
 
 /// Writes synthetic raw tables to DATA/raw/<table>/part-000000.parquet.
 #[derive(Debug, Parser)]
@@ -48,6 +52,10 @@ pub struct Args {
     /// Folder for the CSV exports (with --format csv).
     #[arg(long, required_if_eq("format", "csv"))]
     pub out: Option<PathBuf>,
+    /// Rows generated and written at a time (a part file each): memory stays
+    /// that of one chunk. Rows never refer to rows of another chunk.
+    #[arg(long, default_value_t = CHUNK_ROWS)]
+    pub chunk_rows: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -76,11 +84,43 @@ pub fn run(args: &Args) -> Result<()> {
             )
         })?;
     let layout = Layout::new(&args.data);
-    let mut tables = generate::generate(args.rows, args.seed, start, now)?;
-    let injected = messy::inject(&mut tables, args.messy, args.seed, now);
+    if args.chunk_rows == 0 {
+        bail!("--chunk-rows must be at least 1");
+    }
+    let chunk_rows = args.chunk_rows;
+    let chunks = args.rows.div_ceil(chunk_rows);
+    let mut injected = messy::Injected::new();
+    // Each chunk covers its slice of the time window, so tables stay in time order.
+    let span = (now - start).num_microseconds().unwrap_or(0);
+    let slice = |k: usize| {
+        start + Duration::microseconds((span as i128 * k as i128 / chunks as i128) as i64)
+    };
+    let chunk = |k: usize| -> Result<(generate::Tables, messy::Injected)> {
+        let rows = chunk_rows.min(args.rows - k * chunk_rows);
+        // Chunk 0 keeps the seed, so one chunk's rows are what they always were.
+        let seed = args.seed ^ (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut tables = generate::generate(rows, seed, slice(k), slice(k + 1))?;
+        let injected = messy::inject(&mut tables, args.messy, seed, now);
+        Ok((tables, injected))
+    };
+    let mut merge = |from: messy::Injected| {
+        for (table, by_kind) in from {
+            for (kind, n) in by_kind {
+                *injected.entry(table).or_default().entry(kind).or_default() += n;
+            }
+        }
+    };
+
     if let (Format::Csv, Some(out)) = (args.format, &args.out) {
-        for (table, frame) in tables.frames(now)? {
-            let path = export::write_csv(table, frame, out)?;
+        let mut export = export::CsvExport::create(out)?;
+        for k in 0..chunks {
+            let (tables, inj) = chunk(k)?;
+            merge(inj);
+            for (table, frame) in tables.frames(now)? {
+                export.append(table, frame, k == 0)?;
+            }
+        }
+        for (table, path) in export.commit()? {
             println!(
                 "synth: {:<24} {:>8} rows -> {}",
                 table.name(),
@@ -101,16 +141,25 @@ pub fn run(args: &Args) -> Result<()> {
     };
     // The raw layer, its rejects and the extract report change together.
     let mut commit = Commit::begin(&layout, "synth")?;
-    for (table, frame) in tables.frames(now)? {
-        let dir = commit.dir(&layout.raw_dir(table))?;
-        let part = contract::layout::part_name(0);
-        let mut frame = frame;
-        io::write_parquet(&mut frame, &dir.join(&part))?;
-        let counts = TableCounts {
-            rows_read: frame.height(),
-            rows_written: frame.height(),
-            parts_written: vec![part],
-            injected: injected
+    let mut dirs = BTreeMap::new();
+    for table in RawTable::ALL {
+        dirs.insert(table, commit.dir(&layout.raw_dir(table))?);
+    }
+    for k in 0..chunks {
+        let (tables, inj) = chunk(k)?;
+        merge(inj);
+        for (table, mut frame) in tables.frames(now)? {
+            let part = contract::layout::part_name(k);
+            io::write_parquet(&mut frame, &dirs[&table].join(&part))?;
+            let counts = report.tables.entry(table.name().to_string()).or_default();
+            counts.rows_read += frame.height();
+            counts.rows_written += frame.height();
+            counts.parts_written.push(part);
+        }
+    }
+    for table in RawTable::ALL {
+        if let Some(counts) = report.tables.get_mut(table.name()) {
+            counts.injected = injected
                 .get(&table)
                 .map(|by_kind| {
                     by_kind
@@ -118,10 +167,8 @@ pub fn run(args: &Args) -> Result<()> {
                         .map(|(d, n)| (d.name().to_string(), *n))
                         .collect()
                 })
-                .unwrap_or_default(),
-            ..TableCounts::default()
-        };
-        report.tables.insert(table.name().to_string(), counts);
+                .unwrap_or_default();
+        }
         // Rows an earlier extract could not read belong to the data replaced.
         let stale = layout.raw_rejected(table);
         if stale.exists() {

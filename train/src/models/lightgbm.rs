@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::gbm;
 
 const ROWS_PER_THREAD: usize = 100_000;
+const PREDICT_ROWS_PER_THREAD: usize = 10_000;
 
 /// LightGBM settings, recorded in model.json. LightGBM's defaults (100 rounds
 /// at learning rate 0.1): on the benchmark data they match 300 rounds at 0.05
@@ -99,7 +100,8 @@ pub fn predict(
         return Ok(Vec::new());
     }
     let rows = x.len() / width.max(1);
-    let threads = (rows / ROWS_PER_THREAD).clamp(1, threads.max(1));
+    // Rows are predicted independently: threads pay off far sooner than in training.
+    let threads = (rows / PREDICT_ROWS_PER_THREAD).clamp(1, threads.max(1));
     booster
         .predict_with_params(x, width as i32, true, &format!("num_threads={threads}"))
         .map_err(|e| anyhow!("{e}"))
