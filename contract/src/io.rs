@@ -205,6 +205,21 @@ pub fn read_dataset(path: &Path, dataset: Dataset) -> Result<DataFrame, Contract
     conform(read_parquet(path)?, dataset.columns(), path)
 }
 
+/// Checks a dataset file without reading its rows: it opens as Parquet and
+/// has the contract's columns with compatible types. Returns its row count.
+/// Lets a stage check every input before it reads one in full.
+pub fn check_dataset(path: &Path, dataset: Dataset) -> Result<usize, ContractError> {
+    let invalid = |source| ContractError::Parquet {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut reader = ParquetReader::new(open_input(path)?);
+    let rows = reader.num_rows().map_err(invalid)?;
+    let empty = reader.with_slice(Some((0, 0))).finish().map_err(invalid)?;
+    conform(empty, dataset.columns(), path)?;
+    Ok(rows)
+}
+
 /// Reads only `columns` of a dataset file (Parquet reads just those column
 /// chunks), checked and cast to the contract's types.
 pub fn read_dataset_columns(

@@ -72,18 +72,16 @@ pub fn run(args: &Args) -> Result<()> {
     let now = args.now.unwrap_or_else(Utc::now);
     let horizon = now + Duration::minutes(i64::from(args.skew_minutes));
 
-    // Read and check every input before writing anything.
-    let mut inputs = Vec::new();
+    // Check every input before reading any in full; then one dataset at a
+    // time, so memory is that of the largest (csat), not of all three.
     for dataset in Dataset::ALL {
         let path = layout.training(dataset);
-        let df = io::read_dataset(&path, dataset)?;
-        if df.height() == 0 {
+        if io::check_dataset(&path, dataset)? == 0 {
             anyhow::bail!(
                 "{}: empty dataset (0 rows); nothing to validate",
                 path.display()
             );
         }
-        inputs.push((dataset, df));
     }
 
     let mut report = ValidationReport {
@@ -92,7 +90,8 @@ pub fn run(args: &Args) -> Result<()> {
         datasets: BTreeMap::new(),
     };
     let mut small = Vec::new();
-    for (dataset, df) in inputs {
+    for dataset in Dataset::ALL {
+        let df = io::read_dataset(&layout.training(dataset), dataset)?;
         let minimum = args.minimum(dataset);
         let (mut clean, mut rejected) = split(df.clone(), dataset, horizon)
             .with_context(|| format!("validating {}", layout.training(dataset).display()))?;
