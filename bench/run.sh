@@ -63,8 +63,12 @@ if ((!BIG)); then
     rm -rf "$WORK/twin"
 fi
 
+# Every size's figures stay in bench/times-<rows>.txt: the cost curve below
+# is drawn from all of them (each file names the run that wrote it).
+{ echo "# $(date -u +%Y-%m-%dT%H:%MZ) ROWS=$ROWS"; cat "$WORK/times"; } > "bench/times-$ROWS.txt"
+
 python3 - "$WORK" "$ROWS" "$SCALE_ROWS" > "$OUT" <<'PY'
-import json, platform, re, subprocess, sys
+import glob, json, platform, re, subprocess, sys
 work, rows, scale_rows = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 t = {}
 for line in open(f"{work}/times"):
@@ -107,6 +111,26 @@ print("|---|---|---|---|---|")
 for s in ["extract", "transform", "validate", "train", "report"]:
     big, small = stage("main", s), stage("scale", s)
     print(f"| {s} | {big[0]:.1f} | {big[1]} | {small[0]:.1f} | {small[0] / big[0]:.2f} |")
+print()
+print("## Cost curve\n")
+print("Seconds and peak MiB per stage, from every `bench/times-<rows>.txt` (one per `ROWS=... make bench`):\n")
+print("| rows per table | run | extract | transform | validate | train | report | whole | polars script |")
+print("|---|---|---|---|---|---|---|---|---|")
+for path in sorted(glob.glob("bench/times-*.txt"), key=lambda p: int(re.search(r"times-(\d+)", p).group(1))):
+    lines = open(path).read().splitlines()
+    when = lines[0].split()[1] if lines and lines[0].startswith("#") else ""
+    tt = {l.split()[0]: (float(l.split()[1]), int(l.split()[2])) for l in lines if l and not l.startswith("#")}
+    n = int(re.search(r"times-(\d+)", path).group(1))
+    names = ["extract", "transform", "validate", "train", "report"]
+    if not all(f"main.{s}" in tt for s in names):
+        continue
+    cells = [f"{tt['main.' + s][0]:.1f} s, {tt['main.' + s][1]}" for s in names]
+    total = sum(tt["main." + s][0] for s in names)
+    peak_all = max(tt["main." + s][1] for s in names)
+    pol = tt.get("polars")
+    ratio = f" ({total / pol[0]:.2f}x)" if pol else ""
+    pol_cell = f"{pol[0]:.1f} s, {pol[1]}" if pol else "-"
+    print(f"| {n:,} | {when} | " + " | ".join(cells) + f" | {total:.1f} s{ratio}, {peak_all} | {pol_cell} |")
 print()
 lone = stage("main", "train")[0]
 if "pair.a" in t:

@@ -179,10 +179,12 @@ impl Insights {
 /// Groups `lf` by `_source` and `keys` (each cast to text) and summarises `value`.
 fn grouped(lf: LazyFrame, keys: &[(&str, Expr)], value: &str) -> Result<Vec<Group>> {
     let mut by = vec![col(SOURCE)];
-    by.extend(
-        keys.iter()
-            .map(|(name, e)| e.clone().cast(DataType::String).alias(*name)),
-    );
+    by.extend(keys.iter().map(|(name, e)| e.clone().alias(*name)));
+    // Keys become text only on the few grouped rows, not on every input row.
+    let as_text: Vec<Expr> = keys
+        .iter()
+        .map(|(name, _)| col(*name).cast(DataType::String))
+        .collect();
     let mut sort_by: Vec<&str> = vec![SOURCE];
     sort_by.extend(keys.iter().map(|(n, _)| *n));
     let df = lf
@@ -196,6 +198,7 @@ fn grouped(lf: LazyFrame, keys: &[(&str, Expr)], value: &str) -> Result<Vec<Grou
             sort_by,
             SortMultipleOptions::default().with_nulls_last(true),
         )
+        .with_columns(as_text)
         .collect()?;
     let source = df.column(SOURCE)?.str()?.clone();
     let key_columns: Vec<StringChunked> = keys
@@ -217,19 +220,29 @@ fn grouped(lf: LazyFrame, keys: &[(&str, Expr)], value: &str) -> Result<Vec<Grou
         .collect())
 }
 
-/// The quality range of a 0-1 quality score, as its label.
+/// The index of a 0-1 quality score's range in [`QUALITY_RANGES`]; null
+/// without a score (labelled after grouping, see [`range_label`]).
 fn quality_range() -> Expr {
     let score = col(QUALITY_SCORE);
-    let mut expr = lit(NO_SCORE);
-    for (label, upper) in QUALITY_RANGES.into_iter().rev() {
-        let inside = if upper.is_finite() {
-            score.clone().lt(lit(upper))
-        } else {
-            score.clone().is_not_null()
-        };
-        expr = when(inside).then(lit(label)).otherwise(expr);
+    let last = QUALITY_RANGES.len() as u32 - 1;
+    let mut expr = lit(last);
+    for (i, (_, upper)) in QUALITY_RANGES.iter().enumerate().rev().skip(1) {
+        expr = when(score.clone().lt(lit(*upper)))
+            .then(lit(i as u32))
+            .otherwise(expr);
     }
-    when(score.is_null()).then(lit(NO_SCORE)).otherwise(expr)
+    when(score.is_null())
+        .then(lit(NULL).cast(DataType::UInt32))
+        .otherwise(expr)
+}
+
+/// A range index (as grouped) back to its label; null is `no score`.
+fn range_label(index: Option<&str>) -> String {
+    index
+        .and_then(|i| i.parse::<usize>().ok())
+        .and_then(|i| QUALITY_RANGES.get(i))
+        .map_or(NO_SCORE, |(label, _)| label)
+        .to_string()
 }
 
 /// Every quality range of every source, an empty one as zero rows.
@@ -303,10 +316,12 @@ pub fn optimal_range(ranges: &[Group]) -> (Option<OptimalRange>, Option<String>)
 /// action_type, quality_score).
 pub fn compute(csat: &DataFrame, quality: &DataFrame, now: DateTime<Utc>) -> Result<Insights> {
     let c = || csat.clone().lazy();
-    let ranges = with_empty_ranges(
-        grouped(c(), &[(QUALITY_RANGE, quality_range())], CSAT_SCORE)
-            .context("CSAT by quality range")?,
-    );
+    let mut ranges = grouped(c(), &[(QUALITY_RANGE, quality_range())], CSAT_SCORE)
+        .context("CSAT by quality range")?;
+    for g in &mut ranges {
+        g.key[0] = Some(range_label(g.key[0].as_deref()));
+    }
+    let ranges = with_empty_ranges(ranges);
     let day = col(TIMESTAMP)
         .cast(DataType::Int64)
         .floor_div(lit(86_400_000_000i64));

@@ -51,7 +51,7 @@ pub fn run(args: &Args) -> Result<()> {
             .collect()
             .with_context(|| format!("building the {dataset} dataset"))?;
         let path = layout.training(dataset);
-        io::write_parquet(&mut df, &commit.file(&path)?)?;
+        io::write_parquet_fast(&mut df, &commit.file(&path)?)?;
         lines.push(format!(
             "transform: {:<12} {:>9} rows -> {}",
             dataset.name(),

@@ -97,8 +97,8 @@ pub fn run(args: &Args) -> Result<()> {
             .with_context(|| format!("validating {}", layout.training(dataset).display()))?;
         let mut entry = describe(&df, &clean, &rejected, dataset, minimum)?;
         drop(df);
-        io::write_parquet(&mut clean, &commit.file(&layout.clean(dataset))?)?;
-        io::write_parquet(&mut rejected, &commit.file(&layout.rejected(dataset))?)?;
+        io::write_parquet_fast(&mut clean, &commit.file(&layout.clean(dataset))?)?;
+        io::write_parquet_fast(&mut rejected, &commit.file(&layout.rejected(dataset))?)?;
         let by_reason: Vec<String> = Reason::ALL
             .iter()
             .map(|r| format!("{r} {}", entry.rejected.get(r).copied().unwrap_or(0)))
