@@ -44,7 +44,15 @@ ours() {
 : > "$WORK/times"
 echo "bench: $ROWS rows per table in $WORK" >&2
 ours "$ROWS" "$WORK/main" main
-timed polars "$WORK/polars.log" python3 bench/reference_polars.py "$WORK/main/exports"
+# The script's wall time swings by a fifth on this shared machine: below 2M
+# rows it runs three times and its fastest run counts (the ratio errs against us).
+for i in 1 2 3; do
+    timed "polars.$i" "$WORK/polars.$i.log" python3 bench/reference_polars.py "$WORK/main/exports"
+    ((ROWS <= 2000000)) || break
+done
+best=$(grep '^polars\.' "$WORK/times" | sort -k2 -n | head -1)
+cp "$WORK/$(cut -d' ' -f1 <<< "$best").log" "$WORK/polars.log"
+echo "polars $(cut -d' ' -f2- <<< "$best")" >> "$WORK/times"
 # pandas holds about 3.5 GB per million rows: past 2M rows it would not fit
 # beside everything else, and the contention pair would need two copies.
 BIG=$((ROWS > 2000000))
@@ -93,7 +101,8 @@ print("## Whole pipeline against the scripts a user would write\n")
 print("| | seconds | peak MiB | ours / this |")
 print("|---|---|---|---|")
 print(f"| **ours**: extract + transform + validate + train + report (every file written) | {whole:.1f} | {peak} | |")
-print(f"| polars + LightGBM script (`bench/reference_polars.py`, wall incl. Python start) | {pol_total:.1f} | {pol_peak} | {whole / pol_total:.2f}x time, {peak / pol_peak:.2f}x memory |")
+runs = sorted(v[0] for k, v in t.items() if k.startswith("polars."))
+print(f"| polars + LightGBM script (`bench/reference_polars.py`, wall incl. Python start; fastest of {', '.join(f'{r:.1f}' for r in runs)} s) | {pol_total:.1f} | {pol_peak} | {whole / pol_total:.2f}x time, {peak / pol_peak:.2f}x memory |")
 if pd_total is not None:
     print(f"| pandas + scikit-learn + LightGBM script (`bench/reference_pandas.py`) | {pd_total:.1f} | {pd_peak} | {whole / pd_total:.2f}x time, {peak / pd_peak:.2f}x memory |")
 else:
