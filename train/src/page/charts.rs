@@ -4,6 +4,8 @@
 
 use anyhow::{Result, anyhow};
 use plotters::coord::Shift;
+use plotters::coord::ranged1d::SegmentedCoord;
+use plotters::coord::types::{RangedCoordf64, RangedCoordi32};
 use plotters::prelude::*;
 
 /// Narrow enough that text stays legible when a phone scales a chart down.
@@ -106,6 +108,48 @@ fn short_number(v: f64) -> String {
     }
 }
 
+/// Horizontal-bar axes: values along x from `lo` to `hi`, one band per label
+/// down y (the first label on top), mesh and labels drawn.
+type BarChart<'a, 'b> =
+    ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, SegmentedCoord<RangedCoordi32>>>;
+
+fn bar_axes<'a, 'b>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    title: &str,
+    axis: &str,
+    labels: &[String],
+    (lo, hi): (f64, f64),
+) -> Result<BarChart<'a, 'b>> {
+    let n = labels.len().max(1) as i32;
+    let mut chart = ChartBuilder::on(root)
+        .margin(8)
+        .caption(title, (FONT, 17))
+        .x_label_area_size(34)
+        .y_label_area_size(label_area(labels.iter().map(String::len)))
+        .build_cartesian_2d(lo..hi, (0..n).into_segmented())
+        .map_err(plot_error)?;
+    let label_of = |v: &SegmentValue<i32>| match v {
+        SegmentValue::CenterOf(i) if (0..n).contains(i) => labels
+            .get((n - 1 - i) as usize)
+            .cloned()
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    chart
+        .configure_mesh()
+        .light_line_style(TRANSPARENT)
+        .disable_y_mesh()
+        .y_labels(n as usize)
+        .y_label_formatter(&label_of)
+        .x_label_formatter(&|v| short_number(*v))
+        .x_desc(axis)
+        .label_style((FONT, 13))
+        .axis_desc_style((FONT, 13))
+        .draw()
+        .map_err(plot_error)?;
+    Ok(chart)
+}
+
 /// Horizontal bars, first bar on top, with interval whiskers where given.
 pub fn bars(title: &str, axis: &str, bars: &[Bar]) -> Result<String> {
     let n = bars.len().max(1) as i32;
@@ -117,32 +161,8 @@ pub fn bars(title: &str, axis: &str, bars: &[Bar]) -> Result<String> {
     );
     let row = |i: usize| n - 1 - i as i32;
     svg(height, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .margin(8)
-            .caption(title, (FONT, 17))
-            .x_label_area_size(34)
-            .y_label_area_size(label_area(bars.iter().map(|b| b.label.len())))
-            .build_cartesian_2d(lo..hi, (0..n).into_segmented())
-            .map_err(plot_error)?;
-        let label_of = |v: &SegmentValue<i32>| match v {
-            SegmentValue::CenterOf(i) if (0..n).contains(i) => bars
-                .get((n - 1 - i) as usize)
-                .map(|b| b.label.clone())
-                .unwrap_or_default(),
-            _ => String::new(),
-        };
-        chart
-            .configure_mesh()
-            .light_line_style(TRANSPARENT)
-            .disable_y_mesh()
-            .y_labels(n as usize)
-            .y_label_formatter(&label_of)
-            .x_label_formatter(&|v| short_number(*v))
-            .x_desc(axis)
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 13))
-            .draw()
-            .map_err(plot_error)?;
+        let labels: Vec<String> = bars.iter().map(|b| b.label.clone()).collect();
+        let mut chart = bar_axes(root, title, axis, &labels, (lo, hi))?;
         chart
             .draw_series(bars.iter().enumerate().filter_map(|(i, b)| {
                 let v = b.value?;
@@ -188,29 +208,7 @@ pub fn grouped_bars(
     let height = 100 + per_group * n as u32;
     let (lo, hi) = value_range(series.iter().flat_map(|v| v.iter().copied()));
     svg(height, |root| {
-        let mut chart = ChartBuilder::on(root)
-            .margin(8)
-            .caption(title, (FONT, 17))
-            .x_label_area_size(34)
-            .y_label_area_size(label_area(labels.iter().map(String::len)))
-            .build_cartesian_2d(lo..hi, (0..n).into_segmented())
-            .map_err(plot_error)?;
-        let label_of = |v: &SegmentValue<i32>| match v {
-            SegmentValue::CenterOf(i) if (0..n).contains(i) => labels[(n - 1 - i) as usize].clone(),
-            _ => String::new(),
-        };
-        chart
-            .configure_mesh()
-            .light_line_style(TRANSPARENT)
-            .disable_y_mesh()
-            .y_labels(n as usize)
-            .y_label_formatter(&label_of)
-            .x_label_formatter(&|v| short_number(*v))
-            .x_desc(axis)
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 13))
-            .draw()
-            .map_err(plot_error)?;
+        let mut chart = bar_axes(root, title, axis, labels, (lo, hi))?;
         let segment = chart.plotting_area().dim_in_pixel().1 / n as u32;
         let slot = segment.saturating_sub(8) / k;
         for (j, values) in series.iter().enumerate() {
