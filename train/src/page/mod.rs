@@ -130,7 +130,7 @@ pub fn run(args: &ReportArgs) -> Result<()> {
         }
     }
     println!(
-        "report: {} ({} kB) and {} insight tables in {}, in {:.1} s",
+        "report: {} ({} kB) and {} insight tables in {}, in {:.2} s",
         html_path.display(),
         page.len().div_ceil(1024),
         inputs.insights.tables.len(),
