@@ -234,21 +234,17 @@ pub fn split(
         let tables = df.column(SOURCE_TABLE)?.as_materialized_series().clone();
         tables.null_count() == 0 && tables.min_reduce()?.value() == tables.max_reduce()?.value()
     };
-    let key_value = if one_table {
-        col(SOURCE_ID)
-    } else {
-        concat_str(
-            [col(SOURCE_TABLE), lit("\u{1f}"), col(SOURCE_ID)],
-            "",
-            false,
-        )
-    };
     let key = when(col(REASON).is_null())
-        .then(key_value)
+        .then(col(SOURCE_ID))
         .otherwise(null_text());
-    let is_dup = col(KEY)
-        .is_not_null()
-        .and(col(KEY).is_first_distinct().not());
+    // Within one source table (csat has two), source_id alone is the key: no
+    // concatenated key strings to build and hash.
+    let first = if one_table {
+        col(KEY).is_first_distinct()
+    } else {
+        col(KEY).is_first_distinct().over([col(SOURCE_TABLE)])
+    };
+    let is_dup = col(KEY).is_not_null().and(first.not());
     let out = df
         .lazy()
         .with_column(pre_reason.alias(REASON))
@@ -407,6 +403,8 @@ mod properties {
 
     #[derive(Clone, Debug)]
     struct Row {
+        /// Which of two source tables (the duplicate key is table + id).
+        table: bool,
         id: Option<String>,
         /// Seconds from the reference time; positive = future.
         offset: Option<i64>,
@@ -417,17 +415,30 @@ mod properties {
 
     fn row() -> impl Strategy<Value = Row> {
         (
+            proptest::bool::ANY,
             prop_oneof![8 => (0u8..40).prop_map(|i| Some(format!("id-{i}"))), 1 => Just(None)],
             prop_oneof![8 => (-100_000i64..200).prop_map(Some), 1 => (400i64..100_000).prop_map(Some), 1 => Just(None)],
             [text(), text(), text(), text()],
             rating(),
             rating(),
         )
-            .prop_map(|(id, offset, text, prediction, actual)| Row { id, offset, text, prediction, actual })
+            .prop_map(|(table, id, offset, text, prediction, actual)| Row { table, id, offset, text, prediction, actual })
     }
 
     /// The reason the rules give, written independently of the expressions.
-    fn expected(r: &Row, seen: &mut std::collections::HashSet<String>) -> Option<Reason> {
+    fn table_of(r: &Row, two_tables: bool) -> &'static str {
+        if two_tables && r.table {
+            "ai_gm_quality_feedback"
+        } else {
+            "ai_gm_ab_testing"
+        }
+    }
+
+    fn expected(
+        r: &Row,
+        two_tables: bool,
+        seen: &mut std::collections::HashSet<String>,
+    ) -> Option<Reason> {
         let bad = |v: Option<f64>| v.is_some_and(|x| !(0.0..=1.0).contains(&x) || x.is_nan());
         if r.id.is_none()
             || r.prediction.is_none()
@@ -442,7 +453,11 @@ mod properties {
         if r.offset.is_none_or(|o| o > 300) {
             return Some(Reason::BadTimestamp);
         }
-        let key = r.id.clone().unwrap_or_default();
+        let key = format!(
+            "{}/{}",
+            table_of(r, two_tables),
+            r.id.clone().unwrap_or_default()
+        );
         if !seen.insert(key) {
             return Some(Reason::Duplicate);
         }
@@ -452,12 +467,12 @@ mod properties {
     proptest! {
         #![proptest_config(ProptestConfig::with_cases(200))]
         #[test]
-        fn every_row_lands_once_with_its_reason(rows in proptest::collection::vec(row(), 1..60)) {
+        fn every_row_lands_once_with_its_reason(rows in proptest::collection::vec(row(), 1..60), two_tables in proptest::bool::ANY) {
             let now = chrono::DateTime::from_timestamp(1_768_478_400, 0).unwrap();
             let micros = |r: &Row| r.offset.map(|o| (now.timestamp() + o) * 1_000_000);
             let texts = |i: usize| rows.iter().map(|r| r.text[i].clone()).collect::<Vec<_>>();
             let mut df = df!(
-                SOURCE_TABLE => vec!["ai_gm_ab_testing"; rows.len()],
+                SOURCE_TABLE => rows.iter().map(|r| table_of(r, two_tables)).collect::<Vec<_>>(),
                 SOURCE_ID => rows.iter().map(|r| r.id.clone()).collect::<Vec<_>>(),
                 TIMESTAMP => rows.iter().map(micros).collect::<Vec<_>>(),
                 SOURCE => vec!["synth"; rows.len()],
@@ -473,7 +488,7 @@ mod properties {
             let (clean, rejected) = split(df, Dataset::Performance, horizon).unwrap();
             prop_assert_eq!(clean.height() + rejected.height(), rows.len());
             let mut seen = std::collections::HashSet::new();
-            let want: Vec<Option<Reason>> = rows.iter().map(|r| expected(r, &mut seen)).collect();
+            let want: Vec<Option<Reason>> = rows.iter().map(|r| expected(r, two_tables, &mut seen)).collect();
             prop_assert_eq!(clean.height(), want.iter().filter(|w| w.is_none()).count());
             let got: Vec<Reason> = rejected
                 .column(REASON).unwrap().str().unwrap().into_iter()
