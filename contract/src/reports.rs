@@ -225,16 +225,23 @@ pub mod insight {
     pub const QUALITY_BASELINES: &str = "quality_baselines";
 }
 
-/// One group of an insight table: its rows and the mean of the value with
-/// a 95% t-interval (no interval below two rows, no mean without rows).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct GroupStat {
-    pub group: String,
+/// Rows, mean, sample standard deviation and 95% t-interval of one group of
+/// an insight table: no mean without rows, no deviation or interval below two.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stat {
     pub rows: usize,
     pub mean: Option<f64>,
     pub std: Option<f64>,
     pub ci_low: Option<f64>,
     pub ci_high: Option<f64>,
+}
+
+/// A group's label and its numbers, as insights.json gives them.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct GroupStat {
+    pub group: String,
+    #[serde(flatten)]
+    pub stat: Stat,
 }
 
 /// The quality range with the best CSAT, and the cheapest one as good.

@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use contract::columns::{
     ACTION_TYPE, CSAT_SCORE, MODEL, PROVIDER, QUALITY_SCORE, SOURCE, TIMESTAMP,
 };
-use contract::reports::{GroupStat, InsightsReport, OptimalRange, SourceInsights, insight};
+use contract::reports::{GroupStat, InsightsReport, OptimalRange, SourceInsights, Stat, insight};
 use polars::prelude::*;
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
@@ -36,53 +36,30 @@ pub const ROWS: &str = "rows";
 pub const CI_LOW: &str = "ci_low";
 pub const CI_HIGH: &str = "ci_high";
 
-/// Rows, mean, sample standard deviation and 95% t-interval of one group.
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-pub struct Stat {
-    pub rows: usize,
-    pub mean: Option<f64>,
-    pub std: Option<f64>,
-    pub ci_low: Option<f64>,
-    pub ci_high: Option<f64>,
+/// A group's [`Stat`] from its count, mean and standard deviation: no mean
+/// without rows, no deviation or interval below two rows.
+pub fn stat(rows: usize, mean: Option<f64>, std: Option<f64>) -> Stat {
+    let mean = mean.filter(|m| rows > 0 && m.is_finite());
+    let std = std.filter(|s| rows >= 2 && s.is_finite());
+    let half = match (mean, std) {
+        (Some(_), Some(s)) => StudentsT::new(0.0, 1.0, (rows - 1) as f64)
+            .ok()
+            .map(|t| t.inverse_cdf(0.975) * s / (rows as f64).sqrt()),
+        _ => None,
+    };
+    Stat {
+        rows,
+        mean,
+        std,
+        ci_low: mean.zip(half).map(|(m, h)| m - h),
+        ci_high: mean.zip(half).map(|(m, h)| m + h),
+    }
 }
 
-impl Stat {
-    /// From a group's count, mean and standard deviation: no mean without
-    /// rows, no deviation or interval below two rows.
-    pub fn new(rows: usize, mean: Option<f64>, std: Option<f64>) -> Self {
-        let mean = mean.filter(|m| rows > 0 && m.is_finite());
-        let std = std.filter(|s| rows >= 2 && s.is_finite());
-        let half = match (mean, std) {
-            (Some(_), Some(s)) => StudentsT::new(0.0, 1.0, (rows - 1) as f64)
-                .ok()
-                .map(|t| t.inverse_cdf(0.975) * s / (rows as f64).sqrt()),
-            _ => None,
-        };
-        Self {
-            rows,
-            mean,
-            std,
-            ci_low: mean.zip(half).map(|(m, h)| m - h),
-            ci_high: mean.zip(half).map(|(m, h)| m + h),
-        }
-    }
-
-    fn overlaps(&self, other: &Stat) -> bool {
-        match (self.ci_low, self.ci_high, other.ci_low, other.ci_high) {
-            (Some(a), Some(b), Some(c), Some(d)) => a <= d && c <= b,
-            _ => false,
-        }
-    }
-
-    fn labelled(&self, group: &str) -> GroupStat {
-        GroupStat {
-            group: group.to_string(),
-            rows: self.rows,
-            mean: self.mean,
-            std: self.std,
-            ci_low: self.ci_low,
-            ci_high: self.ci_high,
-        }
+fn overlaps(a: &Stat, b: &Stat) -> bool {
+    match (a.ci_low, a.ci_high, b.ci_low, b.ci_high) {
+        (Some(a0), Some(a1), Some(b0), Some(b1)) => a0 <= b1 && b0 <= a1,
+        _ => false,
     }
 }
 
@@ -95,6 +72,14 @@ pub struct Group {
 }
 
 impl Group {
+    /// Its label and numbers, as insights.json gives them.
+    pub fn labelled(&self) -> GroupStat {
+        GroupStat {
+            group: self.label(),
+            stat: self.stat,
+        }
+    }
+
     /// The key as one label ("openai / gpt-4o"); a null key part is "(none)".
     pub fn label(&self) -> String {
         self.key
@@ -215,7 +200,7 @@ fn grouped(lf: LazyFrame, keys: &[(&str, Expr)], value: &str) -> Result<Vec<Grou
                 .iter()
                 .map(|c| c.get(i).map(str::to_string))
                 .collect(),
-            stat: Stat::new(rows.get(i).unwrap_or(0) as usize, mean.get(i), std.get(i)),
+            stat: stat(rows.get(i).unwrap_or(0) as usize, mean.get(i), std.get(i)),
         })
         .collect())
 }
@@ -257,7 +242,7 @@ fn with_empty_ranges(mut groups: Vec<Group>) -> Vec<Group> {
                 groups.push(Group {
                     source: source.clone(),
                     key: vec![Some(label.to_string())],
-                    stat: Stat::new(0, None, None),
+                    stat: stat(0, None, None),
                 });
             }
         }
@@ -299,12 +284,12 @@ pub fn optimal_range(ranges: &[Group]) -> (Option<OptimalRange>, Option<String>)
     // Ranges are in ascending order, so the first overlap is the cheapest.
     let cheapest = candidates
         .iter()
-        .find(|g| g.stat.overlaps(&best.stat))
+        .find(|g| overlaps(&g.stat, &best.stat))
         .unwrap_or(best);
     (
         Some(OptimalRange {
-            best: best.stat.labelled(&best.label()),
-            cheapest_as_good: cheapest.stat.labelled(&cheapest.label()),
+            best: best.labelled(),
+            cheapest_as_good: cheapest.labelled(),
         }),
         None,
     )
@@ -366,10 +351,7 @@ pub fn compute(csat: &DataFrame, quality: &DataFrame, now: DateTime<Utc>) -> Res
                 rows: of_source.iter().map(|g| g.stat.rows).sum(),
                 optimal,
                 note,
-                ranges: of_source
-                    .iter()
-                    .map(|g| g.stat.labelled(&g.label()))
-                    .collect(),
+                ranges: of_source.iter().map(Group::labelled).collect(),
             },
         );
     }
@@ -434,15 +416,15 @@ mod tests {
     #[test]
     fn stat_by_hand() {
         // 0.2, 0.4, 0.6: mean 0.4, sample sd 0.2, t(0.975, 2) = 4.302652729911275.
-        let s = Stat::new(3, Some(0.4), Some(0.2));
+        let s = stat(3, Some(0.4), Some(0.2));
         let half = 4.302652729911275 * 0.2 / 3f64.sqrt();
         assert!(close(s.ci_low, 0.4 - half), "{s:?}");
         assert!(close(s.ci_high, 0.4 + half), "{s:?}");
         // One row: a mean, no deviation, no interval.
-        let one = Stat::new(1, Some(0.7), None);
+        let one = stat(1, Some(0.7), None);
         assert_eq!((one.mean, one.std, one.ci_low), (Some(0.7), None, None));
         // No rows: nothing, and never a division by zero.
-        assert_eq!(Stat::new(0, Some(f64::NAN), None), Stat::default());
+        assert_eq!(stat(0, Some(f64::NAN), None), Stat::default());
     }
 
     #[test]

@@ -167,18 +167,16 @@ pub fn assert_models_trained(data: &Path) {
     }
 }
 
+/// extract --source csv on a folder of exports, with `extra` flags.
+pub fn extract_csv(data: &Path, exports: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["--source", "csv", "--input", exports.to_str().unwrap()];
+    args.extend(extra);
+    stage("extract", data, &args)
+}
+
 /// extract --source csv on the hand-written fixture exports.
 pub fn extract_fixtures(data: &Path) -> Output {
-    stage(
-        "extract",
-        data,
-        &[
-            "--source",
-            "csv",
-            "--input",
-            fixtures().join("csv").to_str().unwrap(),
-        ],
-    )
+    extract_csv(data, &fixtures().join("csv"), &[])
 }
 
 /// The lines of stderr that report an error (progress and notes are other lines).

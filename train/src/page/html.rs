@@ -328,18 +328,18 @@ fn csat_section(inputs: &Inputs) -> Result<Markup> {
                     @match &s.optimal {
                         Some(o) if o.best.group == o.cheapest_as_good.group => {
                             "Optimal quality range: " strong { (o.best.group) }
-                            " – the highest mean CSAT (" (num(o.best.mean, 3)) ", 95% interval "
-                            (num(o.best.ci_low, 3)) "–" (num(o.best.ci_high, 3)) ", n=" (count(o.best.rows))
+                            " – the highest mean CSAT (" (num(o.best.stat.mean, 3)) ", 95% interval "
+                            (num(o.best.stat.ci_low, 3)) "–" (num(o.best.stat.ci_high, 3)) ", n=" (count(o.best.stat.rows))
                             "), and no lower range's interval reaches it."
                         }
                         Some(o) => {
                             "Optimal quality range: " strong { (o.cheapest_as_good.group) }
                             " – the cheapest range whose CSAT is as good as the best range's ("
-                            (o.best.group) ", mean " (num(o.best.mean, 3)) ", 95% interval "
-                            (num(o.best.ci_low, 3)) "–" (num(o.best.ci_high, 3)) ", n=" (count(o.best.rows))
-                            "). " (o.cheapest_as_good.group) ": mean " (num(o.cheapest_as_good.mean, 3))
-                            ", interval " (num(o.cheapest_as_good.ci_low, 3)) "–"
-                            (num(o.cheapest_as_good.ci_high, 3)) ", n=" (count(o.cheapest_as_good.rows)) "."
+                            (o.best.group) ", mean " (num(o.best.stat.mean, 3)) ", 95% interval "
+                            (num(o.best.stat.ci_low, 3)) "–" (num(o.best.stat.ci_high, 3)) ", n=" (count(o.best.stat.rows))
+                            "). " (o.cheapest_as_good.group) ": mean " (num(o.cheapest_as_good.stat.mean, 3))
+                            ", interval " (num(o.cheapest_as_good.stat.ci_low, 3)) "–"
+                            (num(o.cheapest_as_good.stat.ci_high, 3)) ", n=" (count(o.cheapest_as_good.stat.rows)) "."
                         }
                         None => { "No optimal quality range: " (s.note.as_deref().unwrap_or("not enough rows")) "." }
                     }
@@ -570,35 +570,35 @@ fn residual_bins(residuals: &[f64], bins: usize) -> (Vec<f64>, Vec<u64>, usize) 
     (edges, counts, clipped)
 }
 
-/// Per provider: rows and the mean of (A/B prediction − rating) and of
-/// (performance model − rating).
-fn bias_by_provider(bins: &[CalibrationBin]) -> Vec<(String, usize, f64, f64, f64, f64)> {
-    let mut out: Vec<(String, usize, f64, f64, f64, f64)> = Vec::new();
+/// The bins of each provider pooled into one, weighted by rows.
+fn by_provider(bins: &[CalibrationBin]) -> Vec<CalibrationBin> {
+    let mut out: Vec<CalibrationBin> = Vec::new();
     for b in bins {
         let w = b.rows as f64;
-        match out.iter_mut().find(|o| o.0 == b.provider) {
-            Some(o) => {
-                o.1 += b.rows;
-                o.2 += w * b.prediction;
-                o.3 += w * b.actual;
-                o.4 += w * b.calibrated;
+        let i = match out.iter().position(|o| o.provider == b.provider) {
+            Some(i) => i,
+            None => {
+                out.push(CalibrationBin {
+                    provider: b.provider.clone(),
+                    rows: 0,
+                    prediction: 0.0,
+                    actual: 0.0,
+                    calibrated: 0.0,
+                });
+                out.len() - 1
             }
-            None => out.push((
-                b.provider.clone(),
-                b.rows,
-                w * b.prediction,
-                w * b.actual,
-                w * b.calibrated,
-                0.0,
-            )),
-        }
+        };
+        let o = &mut out[i];
+        o.rows += b.rows;
+        o.prediction += w * b.prediction;
+        o.actual += w * b.actual;
+        o.calibrated += w * b.calibrated;
     }
     for o in &mut out {
-        let n = (o.1 as f64).max(1.0);
-        o.2 /= n;
-        o.3 /= n;
-        o.4 /= n;
-        o.5 = o.4 - o.3;
+        let n = (o.rows as f64).max(1.0);
+        o.prediction /= n;
+        o.actual /= n;
+        o.calibrated /= n;
     }
     out
 }
@@ -612,15 +612,15 @@ fn calibration_section(inputs: &Inputs) -> Result<Markup> {
             }
         });
     };
-    let providers = bias_by_provider(bins);
-    let labels: Vec<String> = providers.iter().map(|p| p.0.clone()).collect();
+    let providers = by_provider(bins);
+    let labels: Vec<String> = providers.iter().map(|p| p.provider.clone()).collect();
     let bias = charts::grouped_bars(
         "Mean error against users' rating, per provider",
         "mean (prediction − actual rating)",
         &labels,
         &[
-            providers.iter().map(|p| p.2 - p.3).collect(),
-            providers.iter().map(|p| p.5).collect(),
+            providers.iter().map(CalibrationBin::bias_before).collect(),
+            providers.iter().map(CalibrationBin::bias_after).collect(),
         ],
     )?;
     let curve = |value: fn(&CalibrationBin) -> f64| -> Vec<(String, Vec<(f64, f64)>)> {
@@ -664,10 +664,10 @@ fn calibration_section(inputs: &Inputs) -> Result<Markup> {
                     tr { th { "provider" } th { "rows" } th { "mean predicted" } th { "mean rating" }
                          th { "bias before" } th { "bias after" } th.text { "A/B predictions" } }
                     @for p in &providers {
-                        @let before = p.2 - p.3;
+                        @let before = p.bias_before();
                         tr {
-                            td { (p.0) } td { (count(p.1)) } td { (format!("{:.3}", p.2)) } td { (format!("{:.3}", p.3)) }
-                            td { (format!("{before:+.3}")) } td { (format!("{:+.3}", p.5)) }
+                            td { (p.provider) } td { (count(p.rows)) } td { (format!("{:.3}", p.prediction)) } td { (format!("{:.3}", p.actual)) }
+                            td { (format!("{before:+.3}")) } td { (format!("{:+.3}", p.bias_after())) }
                             td.text { @if before > 0.01 { "run high" } @else if before < -0.01 { "run low" } @else { "on target" } }
                         }
                     }

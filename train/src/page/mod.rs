@@ -21,7 +21,7 @@ use contract::commit::Commit;
 use contract::reports::{
     Algorithm, ExtractReport, ModelReport, ModelStatus, TrainingReport, ValidationReport, insight,
 };
-use contract::{Dataset, Layout, RawTable, io};
+use contract::{ContractError, Dataset, Layout, RawTable, io};
 use polars::prelude::*;
 
 use crate::artifact::{self, ModelCard};
@@ -74,6 +74,18 @@ pub struct CalibrationBin {
     pub calibrated: f64,
 }
 
+impl CalibrationBin {
+    /// Mean A/B prediction minus mean rating: positive runs high.
+    pub fn bias_before(&self) -> f64 {
+        self.prediction - self.actual
+    }
+
+    /// The same for the performance model's prediction.
+    pub fn bias_after(&self) -> f64 {
+        self.calibrated - self.actual
+    }
+}
+
 /// Everything the page needs, read and checked before anything is written.
 pub struct Inputs {
     pub now: DateTime<Utc>,
@@ -117,11 +129,11 @@ pub fn run(args: &ReportArgs) -> Result<()> {
                 "report: {source}: best CSAT in quality range {} (mean {:.3}, n={}); \
                  cheapest as good: {} (mean {:.3}, n={})",
                 o.best.group,
-                o.best.mean.unwrap_or(f64::NAN),
-                o.best.rows,
+                o.best.stat.mean.unwrap_or(f64::NAN),
+                o.best.stat.rows,
                 o.cheapest_as_good.group,
-                o.cheapest_as_good.mean.unwrap_or(f64::NAN),
-                o.cheapest_as_good.rows
+                o.cheapest_as_good.stat.mean.unwrap_or(f64::NAN),
+                o.cheapest_as_good.stat.rows
             ),
             None => println!(
                 "report: {source}: no optimal quality range ({})",
@@ -275,12 +287,19 @@ fn count_by_source(df: &DataFrame) -> Result<BTreeMap<String, usize>> {
         .collect())
 }
 
+/// The contract's error for a file that is not readable Parquet.
+fn unreadable(path: &Path) -> impl Fn(PolarsError) -> ContractError + '_ {
+    move |source| ContractError::Parquet {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 fn parquet_rows(path: &Path) -> Result<usize> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut reader = ParquetReader::new(file);
-    reader
+    Ok(ParquetReader::new(file)
         .num_rows()
-        .map_err(|e| anyhow::anyhow!("{}: not a readable Parquet file: {e}", path.display()))
+        .map_err(unreadable(path))?)
 }
 
 /// The columns and first rows (as text) of a reject file, for one reason.
@@ -291,15 +310,15 @@ fn examples(path: &Path, reason: Option<&str>) -> Result<(Vec<String>, Vec<Vec<S
             path.display()
         );
     }
-    let mut lf = LazyFrame::scan_parquet(path, ScanArgsParquet::default())
-        .map_err(|e| anyhow::anyhow!("{}: not a readable Parquet file: {e}", path.display()))?;
+    let mut lf =
+        LazyFrame::scan_parquet(path, ScanArgsParquet::default()).map_err(unreadable(path))?;
     if let Some(r) = reason {
         lf = lf.filter(col(REASON).eq(lit(r)));
     }
     let df = lf
         .limit(EXAMPLES as IdxSize)
         .collect()
-        .map_err(|e| anyhow::anyhow!("{}: not a readable Parquet file: {e}", path.display()))?;
+        .map_err(unreadable(path))?;
     let columns = df
         .get_column_names()
         .iter()
