@@ -202,14 +202,66 @@ struct Metadata {
 }
 
 /// A metadata value: a number, text holding one, or anything else (ignored).
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
 enum Number {
     Int(i64),
     Unsigned(u64),
     Float(f64),
     Text(String),
-    Other(serde::de::IgnoredAny),
+    Other,
+}
+
+/// Decoded straight from the JSON token: `#[serde(untagged)]` would buffer
+/// each value and build (and format) an error for every variant it rules
+/// out, which cost a quarter of transform's CPU.
+impl<'de> serde::Deserialize<'de> for Number {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = Number;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_i64<E>(self, x: i64) -> Result<Number, E> {
+                Ok(Number::Int(x))
+            }
+            fn visit_u64<E>(self, x: u64) -> Result<Number, E> {
+                Ok(Number::Unsigned(x))
+            }
+            fn visit_f64<E>(self, x: f64) -> Result<Number, E> {
+                Ok(Number::Float(x))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Number, E> {
+                Ok(Number::Text(s.to_string()))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Number, E> {
+                Ok(Number::Text(s))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Number, E> {
+                Ok(Number::Other)
+            }
+            fn visit_unit<E>(self) -> Result<Number, E> {
+                Ok(Number::Other)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Number, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(Number::Other)
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Number, A::Error> {
+                while map
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Number::Other)
+            }
+        }
+        deserializer.deserialize_any(Visitor)
+    }
 }
 
 impl Number {
@@ -219,7 +271,7 @@ impl Number {
             Number::Unsigned(x) => Some(*x as f64),
             Number::Float(x) => Some(*x),
             Number::Text(s) => s.trim().parse().ok(),
-            Number::Other(_) => None,
+            Number::Other => None,
         }
     }
 
@@ -230,7 +282,7 @@ impl Number {
             Number::Int(x) => Some(x.to_string()),
             Number::Unsigned(x) => Some(x.to_string()),
             Number::Float(x) => Some(serde_json::Number::from_f64(x)?.to_string()),
-            Number::Other(_) => None,
+            Number::Other => None,
         }
     }
 }
@@ -365,4 +417,77 @@ pub fn performance(ab_testing: LazyFrame) -> LazyFrame {
         col(PREDICTED_QUALITY).alias(PREDICTION),
         col(USER_RATING).alias(ACTUAL),
     ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every shape a metadata value can take: numbers (integer, float, huge,
+    /// as text), and values that give null (bool, null, object, array, text
+    /// that is not a number, a missing key, a document that is not JSON).
+    #[test]
+    fn metadata_values_of_every_shape() {
+        let docs = Column::new(
+            METADATA.into(),
+            [
+                Some(
+                    r#"{"codeQuality": 80, "testCoverage": 7.5, "security": "91", "responseId": "r-1"}"#,
+                ),
+                Some(
+                    r#"{"codeQuality": 18446744073709551615, "security": " 3.25 ", "responseId": 42}"#,
+                ),
+                Some(
+                    r#"{"codeQuality": true, "testCoverage": null, "security": {"a": [1, 2]}, "performance": [1], "maintainability": "n/a", "responseId": 1.5}"#,
+                ),
+                Some(
+                    r#"{"other": {"codeQuality": 5}, "complexity": -2e3, "responseId": {"id": 1}}"#,
+                ),
+                Some("not json"),
+                None,
+            ],
+        );
+        let columns = metadata_columns(&docs).unwrap();
+        let values = |name: &str| -> Vec<Option<f64>> {
+            let c = columns.iter().find(|c| c.name() == name).unwrap();
+            c.f64().unwrap().iter().collect()
+        };
+        assert_eq!(
+            values(CODE_QUALITY),
+            [
+                Some(80.0),
+                Some(18446744073709551615.0),
+                None,
+                None,
+                None,
+                None
+            ]
+        );
+        assert_eq!(
+            values(TEST_COVERAGE),
+            [Some(7.5), None, None, None, None, None]
+        );
+        assert_eq!(
+            values(SECURITY),
+            [Some(91.0), Some(3.25), None, None, None, None]
+        );
+        assert_eq!(values(PERFORMANCE), [None; 6]);
+        assert_eq!(values(MAINTAINABILITY), [None; 6]);
+        assert_eq!(
+            values(COMPLEXITY),
+            [None, None, None, Some(-2000.0), None, None]
+        );
+        let response: Vec<Option<&str>> = columns
+            .iter()
+            .find(|c| c.name() == METADATA_RESPONSE)
+            .unwrap()
+            .str()
+            .unwrap()
+            .iter()
+            .collect();
+        assert_eq!(
+            response,
+            [Some("r-1"), Some("42"), Some("1.5"), None, None, None]
+        );
+    }
 }

@@ -196,8 +196,6 @@ fn detail(rule: &rules::Rule) -> Expr {
     }
 }
 
-const KEY: &str = "__key";
-
 /// Adds `reason` to every row with cheap boolean rules, splits clean from
 /// rejected, then writes each rejected row's `detail` (only those rows pay for
 /// the text).
@@ -227,36 +225,16 @@ pub fn split(
         .when(bad_time)
         .then(lit(Reason::BadTimestamp.name()))
         .otherwise(null_text());
-    // Duplicates among the rows no other rule rejected: the first is kept. The
-    // key is source_table + source_id; when every row comes from one table (all
-    // but csat), source_id alone is the same key without building 1M strings.
-    let one_table = {
-        let tables = df.column(SOURCE_TABLE)?.as_materialized_series().clone();
-        tables.null_count() == 0 && tables.min_reduce()?.value() == tables.max_reduce()?.value()
-    };
-    let key = when(col(REASON).is_null())
-        .then(col(SOURCE_ID))
-        .otherwise(null_text());
-    // Within one source table (csat has two), source_id alone is the key: no
-    // concatenated key strings to build and hash.
-    let first = if one_table {
-        col(KEY).is_first_distinct()
-    } else {
-        col(KEY).is_first_distinct().over([col(SOURCE_TABLE)])
-    };
-    let is_dup = col(KEY).is_not_null().and(first.not());
-    let out = df
-        .lazy()
-        .with_column(pre_reason.alias(REASON))
-        .with_column(key.alias(KEY))
-        .with_column(
-            when(is_dup)
-                .then(lit(Reason::Duplicate.name()))
-                .otherwise(col(REASON))
-                .alias(REASON),
-        )
-        .drop([KEY])
-        .collect()?;
+    let mut out = df.lazy().with_column(pre_reason.alias(REASON)).collect()?;
+    // Duplicates among the rows no other rule rejected: the first is kept.
+    let repeated = repeated_keys(&out)?;
+    if repeated.any() {
+        let reason = out.column(REASON)?.str()?.zip_with(
+            &!&repeated,
+            &StringChunked::full(REASON.into(), Reason::Duplicate.name(), out.height()),
+        )?;
+        out.with_column(reason.into_column())?;
+    }
     let is_clean = out.column(REASON)?.is_null();
     let clean = out.filter(&is_clean)?.drop(REASON)?;
     let rejected = out.filter(&!is_clean)?;
@@ -300,6 +278,62 @@ pub fn split(
         .with_column(coalesce(&details).alias(DETAIL))
         .collect()?;
     Ok((clean, rejected))
+}
+
+/// True on each row whose key (source_table, source_id) an earlier row with
+/// no other reason already had. Each key is hashed once, on every core; the
+/// rows are then split by hash into partitions that are searched in parallel,
+/// each in row order, so "earlier" means what it says. (Polars'
+/// `is_first_distinct` grows one set on one core as it goes: rehashing 2M
+/// string keys was a sixth of validate.)
+fn repeated_keys(df: &DataFrame) -> Result<BooleanChunked> {
+    use rayon::prelude::*;
+    const PARTITIONS: usize = 64;
+
+    let tables: Vec<Option<&str>> = df.column(SOURCE_TABLE)?.str()?.iter().collect();
+    let ids: Vec<Option<&str>> = df.column(SOURCE_ID)?.str()?.iter().collect();
+    let eligible: Vec<bool> = df
+        .column(REASON)?
+        .is_null()
+        .iter()
+        .map(|e| e == Some(true))
+        .collect();
+    let state = PlRandomState::default();
+    let key = |row: usize| (tables[row], ids[row]);
+    let hashes: Vec<u64> = (0..df.height())
+        .into_par_iter()
+        .map(|row| state.hash_one(key(row)))
+        .collect();
+    let mut partitions: Vec<Vec<u32>> = vec![Vec::new(); PARTITIONS];
+    for (row, hash) in hashes.iter().enumerate() {
+        if eligible[row] && ids[row].is_some() {
+            // Middle bits: hashbrown places a key by its low bits and
+            // tells keys apart by its top seven.
+            partitions[(hash >> 32) as usize % PARTITIONS].push(row as u32);
+        }
+    }
+    let repeated: Vec<u32> = partitions
+        .par_iter()
+        .flat_map_iter(|rows| {
+            let mut seen = hashbrown::HashTable::<u32>::with_capacity(rows.len());
+            let mut repeated = Vec::new();
+            for &row in rows {
+                let hash = hashes[row as usize];
+                let first = seen.find(hash, |&other| key(other as usize) == key(row as usize));
+                if first.is_some() {
+                    repeated.push(row);
+                } else {
+                    seen.insert_unique(hash, row, |&r| hashes[r as usize]);
+                }
+            }
+            repeated
+        })
+        .collect();
+    let mut mask = vec![false; df.height()];
+    for row in repeated {
+        mask[row as usize] = true;
+    }
+    Ok(BooleanChunked::from_slice(REASON.into(), &mask))
 }
 
 /// Counts, ranges, null counts and warnings for the report.
