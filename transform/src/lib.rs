@@ -3,7 +3,7 @@
 //! lazy expressions, no row loops.
 
 use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -36,27 +36,35 @@ pub fn run(args: &Args) -> Result<()> {
         raw.push(io::read_raw_columns(&layout, table, used_columns(table))?);
     }
     check_sources(&layout, &raw, args.allow_mixed)?;
-    let [fb, ab] = [raw[1].clone().lazy(), raw[2].clone().lazy()];
-    let plans = [
-        (Dataset::Quality, quality(&raw[0], fb.clone())?),
-        (Dataset::Csat, csat(fb, ab.clone())?),
-        (Dataset::Performance, performance(ab)),
-    ];
-    drop(raw);
-    // Each dataset is staged as soon as it is built (so only one is in memory);
-    // none replaces the old ones until all three are there.
-    let mut lines = Vec::new();
-    for (dataset, plan) in plans {
-        let mut df = conform(plan, dataset)
+    let staged = Dataset::ALL
+        .iter()
+        .map(|&d| Ok(commit.file(&layout.training(d))?))
+        .collect::<Result<Vec<PathBuf>>>()?;
+    let [explanations, feedback, ab_testing]: [DataFrame; 3] = raw
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("three raw tables"))?;
+    let [fb, ab] = [feedback.lazy(), ab_testing.lazy()];
+    // quality (parsing the metadata JSON, its own join) is built beside csat
+    // and performance: each leaves the other's idle moments to the other.
+    // Each dataset is staged as soon as it is built; none replaces the old
+    // ones until all three are there.
+    let build = |dataset: Dataset, plan: PolarsResult<LazyFrame>, staged: &Path| -> Result<usize> {
+        let mut df = conform(plan?, dataset)
             .collect()
             .with_context(|| format!("building the {dataset} dataset"))?;
-        let path = layout.training(dataset);
-        io::write_parquet_fast(&mut df, &commit.file(&path)?)?;
+        io::write_parquet_fast(&mut df, staged)?;
+        Ok(df.height())
+    };
+    let quality_rows = build(Dataset::Quality, quality(explanations, fb.clone()), &staged[0]);
+    let csat_rows = build(Dataset::Csat, csat(fb.clone(), ab.clone()), &staged[1]);
+    let performance_rows = build(Dataset::Performance, Ok(performance(ab.clone())), &staged[2]);
+    let mut lines = Vec::new();
+    for (dataset, rows) in Dataset::ALL.into_iter().zip([quality_rows?, csat_rows?, performance_rows?]) {
         lines.push(format!(
             "transform: {:<12} {:>9} rows -> {}",
             dataset.name(),
-            df.height(),
-            path.display()
+            rows,
+            layout.training(dataset).display()
         ));
     }
     commit.finish()?;
@@ -312,7 +320,7 @@ const RESPONSE_KEY: &str = "__response";
 
 /// One row per explanation: metrics from metadata (null when absent), the
 /// score on 0-100, and csat = mean of the valid (0-1) ratings of the response.
-pub fn quality(explanations: &DataFrame, feedback: LazyFrame) -> PolarsResult<LazyFrame> {
+pub fn quality(explanations: DataFrame, feedback: LazyFrame) -> PolarsResult<LazyFrame> {
     let ratings = feedback
         .filter(
             col(RESPONSE_ID).is_not_null().and(
@@ -344,6 +352,8 @@ pub fn quality(explanations: &DataFrame, feedback: LazyFrame) -> PolarsResult<La
     ];
     columns.extend(METRICS.iter().map(|(_, name)| col(*name)));
     let parsed = metadata_columns(explanations.column(METADATA)?)?;
+    // The metadata text is not needed past this point: its memory goes now.
+    let explanations = explanations.drop(METADATA)?;
     Ok(explanations.hstack(&parsed)?.lazy().select(columns).join(
         ratings,
         [col(RESPONSE_KEY)],
