@@ -3,7 +3,7 @@
 //! lazy expressions, no row loops.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
@@ -44,26 +44,28 @@ pub fn run(args: &Args) -> Result<()> {
         .try_into()
         .map_err(|_| anyhow::anyhow!("three raw tables"))?;
     let [fb, ab] = [feedback.lazy(), ab_testing.lazy()];
-    // quality (parsing the metadata JSON, its own join) is built beside csat
-    // and performance: each leaves the other's idle moments to the other.
-    // Each dataset is staged as soon as it is built; none replaces the old
-    // ones until all three are there.
-    let build = |dataset: Dataset, plan: PolarsResult<LazyFrame>, staged: &Path| -> Result<usize> {
-        let mut df = conform(plan?, dataset)
+    let mut explanations = Some(explanations);
+    // Each dataset is staged as soon as it is built (writing one beside
+    // building the next measured no faster: the joins keep both cores busy);
+    // none replaces the old ones until all three are there.
+    let mut lines = Vec::new();
+    for (dataset, staged) in Dataset::ALL.into_iter().zip(&staged) {
+        let plan = match dataset {
+            Dataset::Quality => quality(
+                explanations.take().context("explanations are read once")?,
+                fb.clone(),
+            )?,
+            Dataset::Csat => csat(fb.clone(), ab.clone())?,
+            Dataset::Performance => performance(ab.clone()),
+        };
+        let mut df = conform(plan, dataset)
             .collect()
             .with_context(|| format!("building the {dataset} dataset"))?;
         io::write_parquet_fast(&mut df, staged)?;
-        Ok(df.height())
-    };
-    let quality_rows = build(Dataset::Quality, quality(explanations, fb.clone()), &staged[0]);
-    let csat_rows = build(Dataset::Csat, csat(fb.clone(), ab.clone()), &staged[1]);
-    let performance_rows = build(Dataset::Performance, Ok(performance(ab.clone())), &staged[2]);
-    let mut lines = Vec::new();
-    for (dataset, rows) in Dataset::ALL.into_iter().zip([quality_rows?, csat_rows?, performance_rows?]) {
         lines.push(format!(
             "transform: {:<12} {:>9} rows -> {}",
             dataset.name(),
-            rows,
+            df.height(),
             layout.training(dataset).display()
         ));
     }
@@ -152,115 +154,125 @@ fn conform(plan: LazyFrame, dataset: Dataset) -> LazyFrame {
 
 /// The six metrics and the response id out of the metadata JSON, parsing each
 /// document once into just those keys (every other key is skipped without
-/// being kept), on every core. A key that is absent, null or not
-/// a number gives null, never 0.
+/// being kept, a response id is borrowed from the text), on every core; the
+/// seven columns are then built in parallel too. A key that is absent, null
+/// or not a number gives null, never 0.
 fn metadata_columns(metadata: &Column) -> PolarsResult<Vec<Column>> {
     let texts: Vec<Option<&str>> = metadata.str()?.iter().collect();
-    let parsed: Vec<Metadata> = texts
+    let rows: Vec<MetadataRow> = texts
         .par_iter()
         .map(|t| {
-            t.and_then(|t| serde_json::from_str::<Metadata>(t).ok())
-                .unwrap_or_default()
+            let m = t
+                .and_then(|t| serde_json::from_str::<Metadata>(t).ok())
+                .unwrap_or_default();
+            let value = |n: &Option<Number>| n.as_ref().and_then(Number::value);
+            MetadataRow {
+                metrics: [
+                    value(&m.code_quality),
+                    value(&m.test_coverage),
+                    value(&m.security),
+                    value(&m.performance),
+                    value(&m.maintainability),
+                    value(&m.complexity),
+                ],
+                response: m.response_id.and_then(Number::into_text),
+            }
         })
         .collect();
-    let metric = |get: fn(&Metadata) -> &Option<Number>| -> Vec<Option<f64>> {
-        parsed
-            .iter()
-            .map(|m| get(m).as_ref().and_then(Number::value))
-            .collect()
-    };
-    let values: [Vec<Option<f64>>; 6] = [
-        metric(|m| &m.code_quality),
-        metric(|m| &m.test_coverage),
-        metric(|m| &m.security),
-        metric(|m| &m.performance),
-        metric(|m| &m.maintainability),
-        metric(|m| &m.complexity),
-    ];
-    let mut columns: Vec<Column> = METRICS
-        .iter()
-        .zip(values)
-        .map(|((_, name), values)| Column::new((*name).into(), values))
+    let columns = (0..=METRICS.len())
+        .into_par_iter()
+        .map(|k| match METRICS.get(k) {
+            Some((_, name)) => {
+                Float64Chunked::from_iter_options((*name).into(), rows.iter().map(|r| r.metrics[k]))
+                    .into_column()
+            }
+            None => StringChunked::from_iter_options(
+                METADATA_RESPONSE.into(),
+                rows.iter().map(|r| r.response.as_deref()),
+            )
+            .into_column(),
+        })
         .collect();
-    let response: Vec<Option<String>> = parsed
-        .into_iter()
-        .map(|m| m.response_id.and_then(Number::into_text))
-        .collect();
-    columns.push(Column::new(METADATA_RESPONSE.into(), response));
     Ok(columns)
+}
+
+/// One document's values, in the order of contract::columns::METRICS.
+struct MetadataRow<'a> {
+    metrics: [Option<f64>; 6],
+    response: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// The keys of `metadata` the datasets use (names in contract::columns::METRICS).
 #[derive(Default, serde::Deserialize)]
-struct Metadata {
+struct Metadata<'a> {
     #[serde(rename = "codeQuality", default)]
-    code_quality: Option<Number>,
+    code_quality: Option<Number<'a>>,
     #[serde(rename = "testCoverage", default)]
-    test_coverage: Option<Number>,
+    test_coverage: Option<Number<'a>>,
     #[serde(default)]
-    security: Option<Number>,
+    security: Option<Number<'a>>,
     #[serde(default)]
-    performance: Option<Number>,
+    performance: Option<Number<'a>>,
     #[serde(default)]
-    maintainability: Option<Number>,
+    maintainability: Option<Number<'a>>,
     #[serde(default)]
-    complexity: Option<Number>,
-    #[serde(rename = "responseId", default)]
-    response_id: Option<Number>,
+    complexity: Option<Number<'a>>,
+    #[serde(rename = "responseId", default, borrow)]
+    response_id: Option<Number<'a>>,
 }
 
 /// A metadata value: a number, text holding one, or anything else (ignored).
-enum Number {
+enum Number<'a> {
     Int(i64),
     Unsigned(u64),
     Float(f64),
-    Text(String),
+    Text(std::borrow::Cow<'a, str>),
     Other,
 }
 
 /// Decoded straight from the JSON token: `#[serde(untagged)]` would buffer
 /// each value and build (and format) an error for every variant it rules
 /// out, which cost a quarter of transform's CPU.
-impl<'de> serde::Deserialize<'de> for Number {
+impl<'de: 'a, 'a> serde::Deserialize<'de> for Number<'a> {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visitor;
-        impl<'de> serde::de::Visitor<'de> for Visitor {
-            type Value = Number;
+        struct Visitor<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> serde::de::Visitor<'de> for Visitor<'a> {
+            type Value = Number<'a>;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
                 f.write_str("any JSON value")
             }
-            fn visit_i64<E>(self, x: i64) -> Result<Number, E> {
+            fn visit_i64<E>(self, x: i64) -> Result<Number<'a>, E> {
                 Ok(Number::Int(x))
             }
-            fn visit_u64<E>(self, x: u64) -> Result<Number, E> {
+            fn visit_u64<E>(self, x: u64) -> Result<Number<'a>, E> {
                 Ok(Number::Unsigned(x))
             }
-            fn visit_f64<E>(self, x: f64) -> Result<Number, E> {
+            fn visit_f64<E>(self, x: f64) -> Result<Number<'a>, E> {
                 Ok(Number::Float(x))
             }
-            fn visit_str<E>(self, s: &str) -> Result<Number, E> {
-                Ok(Number::Text(s.to_string()))
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Number<'a>, E> {
+                Ok(Number::Text(std::borrow::Cow::Borrowed(s)))
             }
-            fn visit_string<E>(self, s: String) -> Result<Number, E> {
-                Ok(Number::Text(s))
+            fn visit_str<E>(self, s: &str) -> Result<Number<'a>, E> {
+                Ok(Number::Text(std::borrow::Cow::Owned(s.to_string())))
             }
-            fn visit_bool<E>(self, _: bool) -> Result<Number, E> {
+            fn visit_bool<E>(self, _: bool) -> Result<Number<'a>, E> {
                 Ok(Number::Other)
             }
-            fn visit_unit<E>(self) -> Result<Number, E> {
+            fn visit_unit<E>(self) -> Result<Number<'a>, E> {
                 Ok(Number::Other)
             }
             fn visit_seq<A: serde::de::SeqAccess<'de>>(
                 self,
                 mut seq: A,
-            ) -> Result<Number, A::Error> {
+            ) -> Result<Number<'a>, A::Error> {
                 while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
                 Ok(Number::Other)
             }
             fn visit_map<A: serde::de::MapAccess<'de>>(
                 self,
                 mut map: A,
-            ) -> Result<Number, A::Error> {
+            ) -> Result<Number<'a>, A::Error> {
                 while map
                     .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
                     .is_some()
@@ -268,11 +280,11 @@ impl<'de> serde::Deserialize<'de> for Number {
                 Ok(Number::Other)
             }
         }
-        deserializer.deserialize_any(Visitor)
+        deserializer.deserialize_any(Visitor(std::marker::PhantomData))
     }
 }
 
-impl Number {
+impl<'a> Number<'a> {
     fn value(&self) -> Option<f64> {
         match self {
             Number::Int(x) => Some(*x as f64),
@@ -284,12 +296,12 @@ impl Number {
     }
 
     /// As a response id: text as it is, a number as JSON writes it.
-    fn into_text(self) -> Option<String> {
+    fn into_text(self) -> Option<std::borrow::Cow<'a, str>> {
         match self {
             Number::Text(s) => Some(s),
-            Number::Int(x) => Some(x.to_string()),
-            Number::Unsigned(x) => Some(x.to_string()),
-            Number::Float(x) => Some(serde_json::Number::from_f64(x)?.to_string()),
+            Number::Int(x) => Some(x.to_string().into()),
+            Number::Unsigned(x) => Some(x.to_string().into()),
+            Number::Float(x) => Some(serde_json::Number::from_f64(x)?.to_string().into()),
             Number::Other => None,
         }
     }

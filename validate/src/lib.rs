@@ -90,46 +90,77 @@ pub fn run(args: &Args) -> Result<()> {
         datasets: BTreeMap::new(),
     };
     let mut small = Vec::new();
-    for dataset in Dataset::ALL {
-        let df = io::read_dataset(&layout.training(dataset), dataset)?;
-        let minimum = args.minimum(dataset);
-        let (mut clean, mut rejected) = split(df.clone(), dataset, horizon)
-            .with_context(|| format!("validating {}", layout.training(dataset).display()))?;
-        let mut entry = describe(&df, &clean, &rejected, dataset, minimum)?;
-        drop(df);
-        io::write_parquet_fast(&mut clean, &commit.file(&layout.clean(dataset))?)?;
-        io::write_parquet_fast(&mut rejected, &commit.file(&layout.rejected(dataset))?)?;
-        let by_reason: Vec<String> = Reason::ALL
-            .iter()
-            .map(|r| format!("{r} {}", entry.rejected.get(r).copied().unwrap_or(0)))
-            .collect();
-        println!(
-            "validate: {:<12} {:>9} in {:>9} clean {:>7} rejected ({})",
-            dataset.name(),
-            entry.rows_in,
-            entry.clean,
-            rejected.height(),
-            by_reason.join(", ")
-        );
-        for w in &entry.warnings {
-            println!("validate: {:<12} warning: {w}", dataset.name());
-        }
-        if entry.clean < minimum {
-            small.push(format!(
-                "{}: {} clean rows, below the minimum of {minimum}",
+    let staged = Dataset::ALL
+        .iter()
+        .map(|&d| {
+            Ok((
+                commit.file(&layout.clean(d))?,
+                commit.file(&layout.rejected(d))?,
+            ))
+        })
+        .collect::<Result<Vec<(PathBuf, PathBuf)>>>()?;
+    // Each dataset's files are written on a thread of their own while the next
+    // dataset is read and split (at most one dataset waits to be written).
+    std::thread::scope(|scope| -> Result<()> {
+        let mut writing: Option<std::thread::ScopedJoinHandle<Result<()>>> = None;
+        for (dataset, (clean_path, rejected_path)) in Dataset::ALL.into_iter().zip(&staged) {
+            let df = io::read_dataset(&layout.training(dataset), dataset)?;
+            let minimum = args.minimum(dataset);
+            let (mut clean, mut rejected) = split(df.clone(), dataset, horizon)
+                .with_context(|| format!("validating {}", layout.training(dataset).display()))?;
+            let mut entry = describe(&df, &clean, &rejected, dataset, minimum)?;
+            drop(df);
+            if let Some(previous) = writing.take() {
+                join(previous)?;
+            }
+            writing = Some(scope.spawn(move || {
+                io::write_parquet_fast(&mut clean, clean_path)?;
+                io::write_parquet_fast(&mut rejected, rejected_path)?;
+                Ok(())
+            }));
+            let by_reason: Vec<String> = Reason::ALL
+                .iter()
+                .map(|r| format!("{r} {}", entry.rejected.get(r).copied().unwrap_or(0)))
+                .collect();
+            println!(
+                "validate: {:<12} {:>9} in {:>9} clean {:>7} rejected ({})",
                 dataset.name(),
-                entry.clean
-            ));
+                entry.rows_in,
+                entry.clean,
+                entry.rows_in - entry.clean,
+                by_reason.join(", ")
+            );
+            for w in &entry.warnings {
+                println!("validate: {:<12} warning: {w}", dataset.name());
+            }
+            if entry.clean < minimum {
+                small.push(format!(
+                    "{}: {} clean rows, below the minimum of {minimum}",
+                    dataset.name(),
+                    entry.clean
+                ));
+            }
+            entry.min_rows = minimum;
+            report.datasets.insert(dataset.name().to_string(), entry);
         }
-        entry.min_rows = minimum;
-        report.datasets.insert(dataset.name().to_string(), entry);
-    }
+        match writing {
+            Some(last) => join(last),
+            None => Ok(()),
+        }
+    })?;
     io::write_json(&report, &commit.file(&layout.validation_report())?)?;
     commit.finish()?;
     if !small.is_empty() && !args.allow_small {
         return Err(BelowMinimum(small).into());
     }
     Ok(())
+}
+
+/// A writer thread's result; its panic goes on in this thread.
+fn join(handle: std::thread::ScopedJoinHandle<'_, Result<()>>) -> Result<()> {
+    handle
+        .join()
+        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
 }
 
 fn null_text() -> Expr {
