@@ -422,17 +422,14 @@ fn describe(
             }
         }
         for feature in dataset.categorical_features() {
-            // At most one level when the smallest value is the largest (a scan,
-            // no hashing of every value).
-            let values = clean.column(feature)?.drop_nulls();
-            let levels = if values.is_empty() {
-                0
-            } else if values.as_materialized_series().min_reduce()?.value()
-                == values.as_materialized_series().max_reduce()?.value()
-            {
-                1
-            } else {
-                2
+            // At most one level when no value differs from the first: stops
+            // at the second level, so only a constant column is read through.
+            let column = clean.column(feature)?.cast(&DataType::String)?;
+            let mut values = column.str()?.into_iter().flatten();
+            let levels = match values.next() {
+                None => 0,
+                Some(first) if values.any(|v| v != first) => 2,
+                Some(_) => 1,
             };
             if levels <= 1 {
                 report.warnings.push(format!(
@@ -562,5 +559,44 @@ mod properties {
             let want_rejected: Vec<Reason> = want.into_iter().flatten().collect();
             prop_assert_eq!(got, want_rejected);
         }
+    }
+}
+
+#[cfg(test)]
+mod describe_tests {
+    use super::*;
+
+    /// The report's warnings: a constant numeric feature, categoricals with
+    /// zero, one and several levels (a constant one after many rows, and one
+    /// whose second level comes last), nulls counted, and the minimum.
+    #[test]
+    fn warnings_for_constant_features_and_levels() {
+        let n = 1000;
+        let mut variant = vec![Some("a"); n];
+        variant[n - 1] = Some("b");
+        let clean = df!(
+            SOURCE_TABLE => vec!["ai_gm_ab_testing"; n],
+            SOURCE_ID => (0..n).map(|i| format!("id-{i}")).collect::<Vec<_>>(),
+            MODEL_NAME => vec![None::<&str>; n],
+            VARIANT => variant,
+            PROVIDER => vec![Some("openai"); n],
+            MODEL => (0..n).map(|i| Some(["m1", "m2"][i % 2])).collect::<Vec<_>>(),
+            PREDICTION => vec![0.5; n],
+            ACTUAL => (0..n).map(|i| i as f64 / n as f64).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let rejected = clean.clear();
+        let report = describe(&clean, &clean, &rejected, Dataset::Performance, 2000).unwrap();
+        assert_eq!(
+            report.warnings,
+            [
+                "1000 clean rows, below the minimum of 2000 to train",
+                "feature `prediction` has no variance in the clean rows",
+                "categorical `model_name` has 0 level(s) in the clean rows",
+                "categorical `provider` has 1 level(s) in the clean rows",
+            ]
+        );
+        assert_eq!(report.null_counts[MODEL_NAME], n);
+        assert_eq!(report.null_counts[VARIANT], 0);
     }
 }
