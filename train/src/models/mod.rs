@@ -66,6 +66,9 @@ pub struct Fitted {
     /// LightGBM's model text, for Lightgbm.
     pub model_text: Option<String>,
     booster: Option<lightgbm3::Booster>,
+    /// Threads LightGBM predicts on: the fit's own when just trained (train
+    /// runs models side by side), every core when loaded to predict.
+    predict_threads: usize,
 }
 
 /// Positions of categorical features by name.
@@ -145,6 +148,7 @@ impl Fitted {
                     },
                     model_text: Some(text),
                     booster: Some(booster),
+                    predict_threads: settings.threads.max(1),
                 });
             }
         };
@@ -153,6 +157,7 @@ impl Fitted {
             params,
             model_text: None,
             booster: None,
+            predict_threads: 1,
         })
     }
 
@@ -167,6 +172,7 @@ impl Fitted {
             params,
             model_text,
             booster,
+            predict_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         })
     }
 
@@ -196,22 +202,16 @@ impl Fitted {
             } => ridge::predict(rows, *intercept, coefficients, |r, out| {
                 encoded.ridge_row(r, out)
             }),
-            Params::Lightgbm {
-                feature_names,
-                settings,
-            } => {
+            Params::Lightgbm { feature_names, .. } => {
                 let booster = self
                     .booster
                     .as_ref()
                     .context("LightGBM model text missing")?;
-                let threads = std::thread::available_parallelism()
-                    .map_or(1, |n| n.get())
-                    .min(settings.threads.max(1));
                 lightgbm::predict(
                     booster,
                     &encoded.gbm_matrix(rows),
                     feature_names.len(),
-                    threads,
+                    self.predict_threads,
                 )?
             }
         })
