@@ -323,14 +323,30 @@ pub fn read_dataset(path: &Path, dataset: Dataset) -> Result<DataFrame, Contract
 /// has the contract's columns with compatible types. Returns its row count.
 /// Lets a stage check every input before it reads one in full.
 pub fn check_dataset(path: &Path, dataset: Dataset) -> Result<usize, ContractError> {
+    let names: Vec<&str> = dataset.columns().iter().map(|(n, _)| *n).collect();
+    check_dataset_columns(path, dataset, &names)
+}
+
+/// [`check_dataset`] for only `columns` of the dataset (what a stage reads).
+pub fn check_dataset_columns(
+    path: &Path,
+    dataset: Dataset,
+    columns: &[&str],
+) -> Result<usize, ContractError> {
     let invalid = |source| ContractError::Parquet {
         path: path.to_path_buf(),
         source,
     };
+    let expected: Vec<(&str, Kind)> = dataset
+        .columns()
+        .iter()
+        .filter(|(n, _)| columns.contains(n))
+        .copied()
+        .collect();
     let mut reader = ParquetReader::new(open_input(path)?);
     let rows = reader.num_rows().map_err(invalid)?;
     let empty = reader.with_slice(Some((0, 0))).finish().map_err(invalid)?;
-    conform(empty, dataset.columns(), path)?;
+    conform(empty, &expected, path)?;
     Ok(rows)
 }
 

@@ -107,14 +107,14 @@ pub fn run(args: &Args) -> Result<()> {
     let layout = Layout::new(&args.data);
     // Models, insights and reports change together; a failing run changes nothing.
     let mut commit = Commit::begin(&layout, "train")?;
-    // Every input readable before any model is fitted.
+    // Every input checked (its footer and columns) before any model is fitted;
+    // each is read in full when its model's turn comes, so only the models
+    // being trained hold their data.
     let mut inputs = Vec::new();
     for dataset in datasets {
         let path = layout.clean(dataset);
-        inputs.push((
-            dataset,
-            io::read_dataset_columns(&path, dataset, &train_columns(dataset))?,
-        ));
+        let rows = io::check_dataset_columns(&path, dataset, &train_columns(dataset))?;
+        inputs.push((dataset, rows));
     }
     let mut report = TrainingReport {
         trained_at: Utc::now(),
@@ -124,11 +124,10 @@ pub fn run(args: &Args) -> Result<()> {
     let mut importance_rows: Vec<(String, String, f64)> = Vec::new();
     let mut calibration: Option<DataFrame> = None;
     let mut jobs = Vec::new();
-    for (dataset, df) in inputs {
-        if df.height() < dataset.min_rows() {
+    for (dataset, rows) in inputs {
+        if rows < dataset.min_rows() {
             let line = format!(
-                "{} clean rows, below the minimum of {}; not trained",
-                df.height(),
+                "{rows} clean rows, below the minimum of {}; not trained",
                 dataset.min_rows()
             );
             // A model of older data would contradict this report.
@@ -136,22 +135,16 @@ pub fn run(args: &Args) -> Result<()> {
                 commit.remove(&layout.model_dir(dataset));
             }
             println!("train: {:<12} skipped: {line}", dataset.name());
-            report.models.insert(
-                dataset.name().into(),
-                ModelReport::skipped(df.height(), line),
-            );
+            report
+                .models
+                .insert(dataset.name().into(), ModelReport::skipped(rows, line));
             continue;
         }
         let model_dir = commit.dir(&layout.model_dir(dataset))?;
-        jobs.push((dataset, df, model_dir));
+        jobs.push((dataset, rows, model_dir));
     }
     for (dataset, outcome) in train_side_by_side(args, &layout, &jobs) {
-        let outcome = outcome.with_context(|| {
-            format!(
-                "training the {dataset} model on {}",
-                layout.clean(dataset).display()
-            )
-        })?;
+        let outcome = outcome?;
         if let Some(imp) = &outcome.importance {
             for (feature, gain) in imp {
                 importance_rows.push((dataset.name().into(), feature.clone(), *gain));
@@ -191,7 +184,7 @@ pub fn run(args: &Args) -> Result<()> {
 fn train_side_by_side(
     args: &Args,
     layout: &Layout,
-    jobs: &[(Dataset, DataFrame, PathBuf)],
+    jobs: &[(Dataset, usize, PathBuf)],
 ) -> Vec<(Dataset, Result<Outcome>)> {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
@@ -200,7 +193,7 @@ fn train_side_by_side(
     let workers = threads.clamp(1, Dataset::ALL.len());
     let share = (threads / workers).max(1);
     let mut order: Vec<usize> = (0..jobs.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(jobs[i].1.height()));
+    order.sort_by_key(|&i| std::cmp::Reverse(jobs[i].1));
     let next = AtomicUsize::new(0);
     let outcomes: Vec<Mutex<Option<Result<Outcome>>>> =
         jobs.iter().map(|_| Mutex::new(None)).collect();
@@ -208,8 +201,20 @@ fn train_side_by_side(
         for _ in 0..workers {
             scope.spawn(|| {
                 while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let (dataset, df, model_dir) = &jobs[i];
-                    let outcome = train_one(args, share, layout, *dataset, df, model_dir);
+                    let (dataset, _, model_dir) = &jobs[i];
+                    let path = layout.clean(*dataset);
+                    let outcome =
+                        io::read_dataset_columns(&path, *dataset, &train_columns(*dataset))
+                            .map_err(anyhow::Error::from)
+                            .and_then(|df| {
+                                train_one(args, share, layout, *dataset, &df, model_dir)
+                                    .with_context(|| {
+                                        format!(
+                                            "training the {dataset} model on {}",
+                                            path.display()
+                                        )
+                                    })
+                            });
                     *outcomes[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
                 }
             });
