@@ -29,11 +29,16 @@ timed() {
     echo "$name $secs $((kib / 1024))" | tee -a "$WORK/times" >&2
 }
 
-# The whole pipeline on CSV exports of N rows per table, into folder D.
+# The whole pipeline on CSV exports of N rows per table, in folder D (synth
+# writes the exports the first time; later runs start from them again).
 ours() {
     local n=$1 d=$2 tag=$3
-    rm -rf "$d"; mkdir -p "$d"
-    "$BIN/synth" --rows "$n" --seed 42 --messy 0.02 --format csv --out "$d/exports" > /dev/null
+    if [[ -d "$d/exports" ]]; then
+        find "$d" -mindepth 1 -maxdepth 1 ! -name exports -exec rm -rf {} +
+    else
+        rm -rf "$d"; mkdir -p "$d"
+        "$BIN/synth" --rows "$n" --seed 42 --messy 0.02 --format csv --out "$d/exports" > /dev/null
+    fi
     timed "$tag.extract" "$d/extract.log" "$BIN/extract" --data "$d" --source csv --input "$d/exports"
     timed "$tag.transform" "$d/transform.log" "$BIN/transform" --data "$d"
     timed "$tag.validate" "$d/validate.log" "$BIN/validate" --data "$d" --allow-small
@@ -43,13 +48,20 @@ ours() {
 
 : > "$WORK/times"
 echo "bench: $ROWS rows per table in $WORK" >&2
-ours "$ROWS" "$WORK/main" main
-# The script's wall time swings by a fifth on this shared machine: below 2M
-# rows it runs three times and its fastest run counts (the ratio errs against us).
-for i in 1 2 3; do
+# Wall times swing by a fifth on this shared machine: below 2M rows our
+# pipeline and the polars script each run three times, alternating, and each
+# side's fastest run counts (our stages are reported from our fastest run).
+RUNS=3
+((ROWS <= 2000000)) || RUNS=1
+rm -rf "$WORK/main"
+for i in $(seq "$RUNS"); do
+    ours "$ROWS" "$WORK/main" "run$i"
     timed "polars.$i" "$WORK/polars.$i.log" python3 bench/reference_polars.py "$WORK/main/exports"
-    ((ROWS <= 2000000)) || break
 done
+fastest=$(for i in $(seq "$RUNS"); do
+    awk -v run="run$i" '$1 ~ "^" run "\\." { s += $2 } END { print s, run }' "$WORK/times"
+done | sort -n | head -1 | cut -d' ' -f2)
+sed -n "s/^$fastest\./main./p" "$WORK/times" >> "$WORK/times"
 best=$(grep '^polars\.' "$WORK/times" | sort -k2 -n | head -1)
 cp "$WORK/$(cut -d' ' -f1 <<< "$best").log" "$WORK/polars.log"
 echo "polars $(cut -d' ' -f2- <<< "$best")" >> "$WORK/times"
@@ -100,7 +112,11 @@ print(f"`make bench` (bench/run.sh), {rows:,} rows per table, Supabase-style CSV
 print("## Whole pipeline against the scripts a user would write\n")
 print("| | seconds | peak MiB | ours / this |")
 print("|---|---|---|---|")
-print(f"| **ours**: extract + transform + validate + train + report (every file written) | {whole:.1f} | {peak} | |")
+def run_sums(stages):
+    return sorted(sum(t[f"run{i}.{s}"][0] for s in stages) for i in range(1, 4) if f"run{i}.extract" in t)
+our_runs = run_sums(["extract", "transform", "validate", "train", "report"])
+data_runs = run_sums(["extract", "transform", "validate"])
+print(f"| **ours**: extract + transform + validate + train + report (every file written; fastest of {', '.join(f'{r:.1f}' for r in our_runs)} s) | {whole:.1f} | {peak} | |")
 runs = sorted(v[0] for k, v in t.items() if k.startswith("polars."))
 print(f"| polars + LightGBM script (`bench/reference_polars.py`, wall incl. Python start; fastest of {', '.join(f'{r:.1f}' for r in runs)} s) | {pol_total:.1f} | {pol_peak} | {whole / pol_total:.2f}x time, {peak / pol_peak:.2f}x memory |")
 if pd_total is not None:
@@ -110,7 +126,7 @@ else:
 print()
 print("| part | ours s | polars script s | ratio |")
 print("|---|---|---|---|")
-print(f"| data (extract + transform + validate; the script keeps it in memory) | {data:.1f} | {pol_data:.1f} | {data / pol_data:.2f}x |")
+print(f"| data (extract + transform + validate, every file written; in our {len(data_runs)} runs {', '.join(f'{r:.1f}' for r in data_runs)} s; the script keeps it in memory) | {data:.1f} | {pol_data:.1f} | {data / pol_data:.2f}x |")
 print(f"| train (ours: baselines, ridge, LightGBM, model selection, all artifacts; script: 3 LightGBM fits) | {stage('main', 'train')[0]:.1f} | {pol_train:.1f} | {stage('main', 'train')[0] / pol_train:.2f}x |")
 print(f"| report (insight tables, insights.json, report.html; the script has none) | {stage('main', 'report')[0]:.1f} | | |")
 print()
@@ -158,13 +174,18 @@ for name, m in r["models"].items():
 print("""
 ## What stands between us and parity
 
-Profiles (`perf record -g`) of the data stages at 1M rows per table: zstd compression and
-Parquet encoding (dictionary building, cardinality estimates) take about a quarter of
-their CPU, polars' CSV parsing a fifth of extract's, and hashing 2M string keys for the
-duplicate rule an eighth of validate's. The script does none of that: it never writes or
-reads an intermediate file, while each of our stages writes its outputs for a person (or
-another program) to inspect and reads the previous stage's back. Train is at its
-LightGBM floor plus model selection (3 folds on a sample of at most 50 000 rows),
+Profiles (`perf record -g`) of the data stages at 1M rows per table: every stage now
+encodes and compresses Parquet on both cores (polars' encoder, our row-group
+scheduler), yet writing and reading the files is still a third of their CPU: zstd
+for the raw archive a fifth of extract's, dictionary encoding (cardinality estimates,
+hashing every text value) about a tenth of each stage, page faults and file IO in the
+kernel a fifth. polars' CSV reader takes a quarter of extract; transform's string joins
+and group-bys on response ids (polars) about 0.5 s. The script does none of the file
+work: it never writes or reads an intermediate file, while each of our stages writes
+its outputs for a person (or another program) to inspect and reads the previous
+stage's back. Train: LightGBM's boosting is four fifths of it; the three models run
+side by side, one core each (a second core sped a LightGBM fit up only 1.2-1.4x on these
+few features), beside model selection (3 folds on a sample of at most 50 000 rows),
 ridge and the baselines, which the script does not fit.
 """)
 print("\nThe scripts (their own 80/20 split):\n")
