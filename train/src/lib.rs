@@ -197,28 +197,26 @@ fn train_side_by_side(
     let next = AtomicUsize::new(0);
     let outcomes: Vec<Mutex<Option<Result<Outcome>>>> =
         jobs.iter().map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|scope| {
-        for _ in 0..workers {
-            scope.spawn(|| {
-                while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let (dataset, _, model_dir) = &jobs[i];
-                    let path = layout.clean(*dataset);
-                    let outcome =
-                        io::read_dataset_columns(&path, *dataset, &train_columns(*dataset))
-                            .map_err(anyhow::Error::from)
-                            .and_then(|df| {
-                                train_one(args, share, layout, *dataset, &df, model_dir)
-                                    .with_context(|| {
-                                        format!(
-                                            "training the {dataset} model on {}",
-                                            path.display()
-                                        )
-                                    })
-                            });
-                    *outcomes[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
-                }
-            });
+    let work = || {
+        while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+            let (dataset, _, model_dir) = &jobs[i];
+            let path = layout.clean(*dataset);
+            let outcome = io::read_dataset_columns(&path, *dataset, &train_columns(*dataset))
+                .map_err(anyhow::Error::from)
+                .and_then(|df| {
+                    train_one(args, share, layout, *dataset, &df, model_dir).with_context(|| {
+                        format!("training the {dataset} model on {}", path.display())
+                    })
+                });
+            *outcomes[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
         }
+    };
+    std::thread::scope(|scope| {
+        for _ in 1..workers {
+            scope.spawn(work);
+        }
+        // One worker is this thread.
+        work();
     });
     jobs.iter()
         .zip(outcomes)
