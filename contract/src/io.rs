@@ -323,8 +323,7 @@ pub fn read_dataset(path: &Path, dataset: Dataset) -> Result<DataFrame, Contract
 /// has the contract's columns with compatible types. Returns its row count.
 /// Lets a stage check every input before it reads one in full.
 pub fn check_dataset(path: &Path, dataset: Dataset) -> Result<usize, ContractError> {
-    let names: Vec<&str> = dataset.columns().iter().map(|(n, _)| *n).collect();
-    check_dataset_columns(path, dataset, &names)
+    check_footer(path, dataset.columns())
 }
 
 /// [`check_dataset`] for only `columns` of the dataset (what a stage reads).
@@ -333,21 +332,31 @@ pub fn check_dataset_columns(
     dataset: Dataset,
     columns: &[&str],
 ) -> Result<usize, ContractError> {
+    check_footer(path, &dataset_kinds(dataset, columns))
+}
+
+/// Opens a Parquet file, conforms its (empty) schema to `expected` and
+/// returns its row count from the footer.
+fn check_footer(path: &Path, expected: &[(&str, Kind)]) -> Result<usize, ContractError> {
     let invalid = |source| ContractError::Parquet {
         path: path.to_path_buf(),
         source,
     };
-    let expected: Vec<(&str, Kind)> = dataset
+    let mut reader = ParquetReader::new(open_input(path)?);
+    let rows = reader.num_rows().map_err(invalid)?;
+    let empty = reader.with_slice(Some((0, 0))).finish().map_err(invalid)?;
+    conform(empty, expected, path)?;
+    Ok(rows)
+}
+
+/// The contract's name and kind of each of `columns` in the dataset.
+fn dataset_kinds(dataset: Dataset, columns: &[&str]) -> Vec<(&'static str, Kind)> {
+    dataset
         .columns()
         .iter()
         .filter(|(n, _)| columns.contains(n))
         .copied()
-        .collect();
-    let mut reader = ParquetReader::new(open_input(path)?);
-    let rows = reader.num_rows().map_err(invalid)?;
-    let empty = reader.with_slice(Some((0, 0))).finish().map_err(invalid)?;
-    conform(empty, &expected, path)?;
-    Ok(rows)
+        .collect()
 }
 
 /// Reads only `columns` of a dataset file (Parquet reads just those column
@@ -357,14 +366,8 @@ pub fn read_dataset_columns(
     dataset: Dataset,
     columns: &[&str],
 ) -> Result<DataFrame, ContractError> {
-    let expected: Vec<(&str, Kind)> = dataset
-        .columns()
-        .iter()
-        .filter(|(n, _)| columns.contains(n))
-        .copied()
-        .collect();
     let df = read_parquet_columns(path, columns)?;
-    conform(df, &expected, path)
+    conform(df, &dataset_kinds(dataset, columns), path)
 }
 
 /// Reads the columns of `names` a Parquet file has (a missing one is named

@@ -63,8 +63,8 @@ pub fn read(
     let n = raw.height();
 
     // Per known column, in header order: its typed values and, per row, the
-    // first column that failed (as the row-by-row path reports it).
-    // The columns are cast on every core, then merged in header order.
+    // first column that failed (as the row-by-row path reports it). The
+    // columns are cast on every core, then merged in header order.
     let known: Vec<(usize, &contract::tables::RawColumn)> = header
         .iter()
         .enumerate()

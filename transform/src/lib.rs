@@ -36,37 +36,30 @@ pub fn run(args: &Args) -> Result<()> {
         raw.push(io::read_raw_columns(&layout, table, used_columns(table))?);
     }
     check_sources(&layout, &raw, args.allow_mixed)?;
-    let staged = Dataset::ALL
-        .iter()
-        .map(|&d| Ok(commit.file(&layout.training(d))?))
-        .collect::<Result<Vec<PathBuf>>>()?;
     let [explanations, feedback, ab_testing]: [DataFrame; 3] = raw
         .try_into()
         .map_err(|_| anyhow::anyhow!("three raw tables"))?;
     let [fb, ab] = [feedback.lazy(), ab_testing.lazy()];
-    let mut explanations = Some(explanations);
+    let plans = [
+        (Dataset::Quality, quality(explanations, fb.clone())?),
+        (Dataset::Csat, csat(fb, ab.clone())?),
+        (Dataset::Performance, performance(ab)),
+    ];
     // Each dataset is staged as soon as it is built (writing one beside
     // building the next measured no faster: the joins keep both cores busy);
     // none replaces the old ones until all three are there.
     let mut lines = Vec::new();
-    for (dataset, staged) in Dataset::ALL.into_iter().zip(&staged) {
-        let plan = match dataset {
-            Dataset::Quality => quality(
-                explanations.take().context("explanations are read once")?,
-                fb.clone(),
-            )?,
-            Dataset::Csat => csat(fb.clone(), ab.clone())?,
-            Dataset::Performance => performance(ab.clone()),
-        };
+    for (dataset, plan) in plans {
         let mut df = conform(plan, dataset)
             .collect()
             .with_context(|| format!("building the {dataset} dataset"))?;
-        io::write_parquet_fast(&mut df, staged)?;
+        let path = layout.training(dataset);
+        io::write_parquet_fast(&mut df, &commit.file(&path)?)?;
         lines.push(format!(
             "transform: {:<12} {:>9} rows -> {}",
             dataset.name(),
             df.height(),
-            layout.training(dataset).display()
+            path.display()
         ));
     }
     commit.finish()?;

@@ -143,10 +143,7 @@ pub fn run(args: &Args) -> Result<()> {
             entry.min_rows = minimum;
             report.datasets.insert(dataset.name().to_string(), entry);
         }
-        match writing {
-            Some(last) => join(last),
-            None => Ok(()),
-        }
+        writing.map_or(Ok(()), join)
     })?;
     io::write_json(&report, &commit.file(&layout.validation_report())?)?;
     commit.finish()?;
