@@ -3,6 +3,9 @@
 #   make pipeline [DAYS=30] [SOURCE=supabase|postgres|csv|synth] [CSV_DIR=dir]
 #                 [ROWS=5000] [SEED=42] [DATA=data]
 #   make extract | transform | validate | train | report | status | collect | predict
+#   make models                                # every kept model version
+#   make rollback MODEL=csat VERSION=v0003     # make a kept version champion again
+#   make train PROMOTE=always|never            # force or refuse promotion
 #   TRANSFORM=/path/to/program make pipeline   # swap a stage (likewise EXTRACT,
 #                                              # SYNTH, VALIDATE, TRAIN, REPORT, PREDICT)
 
@@ -12,6 +15,10 @@ ROWS ?= 5000
 SEED ?= 42
 CSV_DIR ?=
 EVERY ?= 1h
+RETRAIN_EVERY ?= 24h
+RETRAIN_ROWS ?=
+MAX_PARTS ?= 24
+RETAIN_DAYS ?=
 # The source: a database when one is configured, else synthetic data.
 SOURCE ?= $(if $(SUPABASE_URL),supabase,$(if $(DATABASE_URL),postgres,synth))
 
@@ -26,6 +33,7 @@ TRANSFORM ?= $(BIN)/transform
 VALIDATE ?= $(BIN)/validate
 TRAIN ?= $(BIN)/train
 PREDICT ?= $(BIN)/predict
+MODELS ?= $(BIN)/models
 REPORT ?= $(BIN)/report
 STATUS ?= $(BIN)/status
 
@@ -49,7 +57,7 @@ else
 EXTRACT_DEPS := $(PARAMS_FILE) $(wildcard $(SYNTH))
 endif
 
-.PHONY: pipeline stages build extract transform validate train report status collect predict clean-data FORCE
+.PHONY: pipeline stages build extract transform validate train report status collect retrain predict models rollback clean-data FORCE
 
 ## pipeline: build the binaries, then extract (or synth), transform, validate, train, report
 pipeline: build
@@ -86,8 +94,11 @@ $(TRAINING) &: $(RAW_DONE) $(wildcard $(TRANSFORM))
 $(VALIDATED): $(TRAINING) $(wildcard $(VALIDATE))
 	$(VALIDATE) --data $(DATA)
 
+# --promote better|always|never (default better: the gate decides).
+TRAIN_FLAGS = --data $(DATA) --seed $(SEED) $(if $(PROMOTE),--promote $(PROMOTE))
+
 $(TRAINED): $(VALIDATED) $(wildcard $(TRAIN))
-	$(TRAIN) --data $(DATA) --seed $(SEED)
+	$(TRAIN) $(TRAIN_FLAGS)
 
 # Train rewrites training.json on every run, and validate the clean files and
 # validation.json, so these stand for every input of the report.
@@ -112,7 +123,16 @@ validate: build
 	$(VALIDATE) --data $(DATA)
 
 train: build
-	$(TRAIN) --data $(DATA) --seed $(SEED)
+	$(TRAIN) $(TRAIN_FLAGS)
+
+## models: every kept version of each model, its metrics, and the champions
+models: build
+	@$(MODELS) --data $(DATA) list
+
+## rollback: MODEL=quality|csat|performance VERSION=v0003 makes a kept version champion again
+rollback: build
+	@test -n "$(MODEL)" -a -n "$(VERSION)" || { echo "rollback: give MODEL=quality|csat|performance VERSION=vNNNN (see make models)" >&2; exit 2; }
+	$(MODELS) --data $(DATA) promote --model $(MODEL) --version $(VERSION)
 
 ## report: CSAT insights and reports/report.html from what the stages left
 report: build
@@ -122,10 +142,23 @@ report: build
 status: build
 	@$(STATUS) --data $(DATA)
 
-## collect: incremental extraction every EVERY (default 1h) until Ctrl-C
+## collect: incremental extraction every EVERY (default 1h) until Ctrl-C, retraining
+## (make retrain) when the last training is older than RETRAIN_EVERY (default 24h) or
+## RETRAIN_ROWS new rows came in; parts compacted past MAX_PARTS, RETAIN_DAYS kept
 collect: build
 	@test "$(SOURCE)" != synth || { echo "collect: no database configured; set SUPABASE_URL or DATABASE_URL (or SOURCE=csv CSV_DIR=dir)" >&2; exit 2; }
-	$(EXTRACT) --data $(DATA) --source $(SOURCE) $(if $(filter csv,$(SOURCE)),--input $(CSV_DIR)) --incremental --every $(EVERY)
+	$(EXTRACT) --data $(DATA) --source $(SOURCE) $(if $(filter csv,$(SOURCE)),--input $(CSV_DIR)) \
+	    --incremental --every $(EVERY) --retrain-every $(RETRAIN_EVERY) \
+	    $(if $(RETRAIN_ROWS),--retrain-rows $(RETRAIN_ROWS)) --max-parts $(MAX_PARTS) \
+	    $(if $(RETAIN_DAYS),--retain-days $(RETAIN_DAYS)) \
+	    --retrain-command '$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) retrain DATA=$(DATA) SEED=$(SEED) $(if $(PROMOTE),PROMOTE=$(PROMOTE))'
+
+## retrain: transform, validate, train (gated) and report on the raw data there is, now
+retrain: build
+	$(TRANSFORM) --data $(DATA)
+	$(VALIDATE) --data $(DATA)
+	$(TRAIN) $(TRAIN_FLAGS)
+	$(REPORT) --data $(DATA)
 
 ## predict: MODEL=quality INPUT=rows.parquet OUTPUT=out.parquet
 predict: build

@@ -118,8 +118,19 @@ fn sync_dir(dir: &Path) -> Result<(), ContractError> {
         .map_err(io_err(dir))
 }
 
+/// True when anything, a dangling symbolic link included, is at `path`.
+fn present(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok()
+}
+
 fn sync_tree(path: &Path) -> Result<(), ContractError> {
-    if path.is_dir() {
+    let kind = fs::symlink_metadata(path)
+        .map_err(io_err(path))?
+        .file_type();
+    if kind.is_symlink() {
+        // A champion link: synced with the folder that holds it.
+        Ok(())
+    } else if kind.is_dir() {
         for entry in fs::read_dir(path).map_err(io_err(path))? {
             sync_tree(&entry.map_err(io_err(path))?.path())?;
         }
@@ -132,7 +143,8 @@ fn sync_tree(path: &Path) -> Result<(), ContractError> {
 }
 
 fn remove_any(path: &Path) -> Result<(), ContractError> {
-    let result = if path.is_dir() {
+    let is_dir = fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+    let result = if is_dir {
         fs::remove_dir_all(path)
     } else {
         fs::remove_file(path)
@@ -148,12 +160,12 @@ fn apply(root: &Path, moves: &[Move]) -> Result<(), ContractError> {
     for m in moves {
         let target = root.join(&m.target);
         let staged = m.staged.as_ref().map(|s| root.join(s));
-        if staged.as_ref().is_some_and(|s| !s.exists()) {
+        if staged.as_ref().is_some_and(|s| !present(s)) {
             continue; // already moved in
         }
         if let Some(aside) = m.aside.as_ref().map(|a| root.join(a))
-            && target.exists()
-            && !aside.exists()
+            && present(&target)
+            && !present(&aside)
         {
             if let Some(parent) = aside.parent() {
                 fs::create_dir_all(parent).map_err(io_err(parent))?;
@@ -197,7 +209,7 @@ pub fn recover(layout: &Layout) -> Result<(), ContractError> {
         sync_dir(root)?;
     }
     let staging = root.join(STAGING);
-    if staging.exists() {
+    if present(&staging) {
         remove_any(&staging)?;
     }
     // Temporary files of interrupted atomic writes (`.name.XXXX.tmp`).
@@ -212,7 +224,8 @@ fn remove_temporaries(dir: &Path) -> Result<(), ContractError> {
     for entry in entries.flatten() {
         let path = entry.path();
         let name = entry.file_name().to_string_lossy().into_owned();
-        if path.is_dir() {
+        // Not through links: a champion link leads into a folder walked anyway.
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
             // Staging and swapped-out folders of earlier versions of the pipeline.
             if name.starts_with('.') && (name.contains(".staging-") || name.contains(".old-")) {
                 remove_any(&path)?;

@@ -8,9 +8,12 @@
 pub mod columns;
 pub mod commit;
 pub mod datasets;
+pub mod drift;
 pub mod error;
+pub mod history;
 pub mod io;
 pub mod layout;
+pub mod registry;
 pub mod reports;
 pub mod secrets;
 pub mod tables;

@@ -34,9 +34,19 @@ pub struct TableCounts {
     #[serde(default)]
     pub already_collected: usize,
     pub parts_written: Vec<String>,
+    /// Incremental runs: small parts merged into one, and old parts dropped
+    /// by retention (see extract's `compact`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub parts_merged: usize,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub parts_dropped: usize,
     /// Defects synth injected on purpose (`--messy`), by kind.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub injected: BTreeMap<String, usize>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Why validate rejected a row: the first of these that applies.
@@ -186,6 +196,45 @@ pub struct ModelReport {
     pub candidates: BTreeMap<Algorithm, Candidate>,
     pub train_seconds: f64,
     pub fit_seconds: BTreeMap<String, f64>,
+    /// The version this run made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<crate::registry::Version>,
+    /// The promotion gate's decision about it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub promotion: Option<Promotion>,
+}
+
+/// How `train` chooses whether a new version replaces the champion.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PromotePolicy {
+    /// When it beats its baselines and is no worse than the champion.
+    #[default]
+    Better,
+    /// Always (a forced promotion).
+    Always,
+    /// Never: the version is kept, the champion stays.
+    Never,
+}
+
+/// The promotion gate's decision about a new version.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Promotion {
+    pub promoted: bool,
+    /// One line: why.
+    pub reason: String,
+    pub policy: PromotePolicy,
+    /// Held-out rows both versions were scored on (rows neither trained on).
+    pub gate_rows: usize,
+    /// The new version's RMSE on them.
+    pub rmse: f64,
+    /// The best baseline's RMSE on the new version's held-out rows.
+    pub baseline_rmse: f64,
+    /// The champion it was compared with, and its RMSE on the gate rows.
+    pub champion: Option<crate::registry::Version>,
+    pub champion_rmse: Option<f64>,
+    /// The relative tolerance: promoted when rmse <= champion_rmse * (1 + tolerance).
+    pub tolerance: f64,
 }
 
 impl ModelReport {
@@ -200,6 +249,8 @@ impl ModelReport {
             candidates: BTreeMap::new(),
             train_seconds: 0.0,
             fit_seconds: BTreeMap::new(),
+            version: None,
+            promotion: None,
         }
     }
 

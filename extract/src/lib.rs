@@ -6,6 +6,7 @@
 //! remembers how far it got in `data/state/extract.json`.
 
 mod collected;
+mod compact;
 mod csv_columnar;
 mod csv_source;
 mod pg_conn;
@@ -14,7 +15,6 @@ mod progress;
 mod schedule;
 pub mod sink;
 pub mod state;
-pub mod status;
 pub mod supabase;
 mod values;
 
@@ -92,6 +92,24 @@ pub struct Args {
     /// time, until Ctrl-C.
     #[arg(long, value_parser = schedule::parse_every, requires = "incremental")]
     pub every: Option<std::time::Duration>,
+    /// With --every: retrain (run --retrain-command) when the last training
+    /// is older than this (e.g. 24h).
+    #[arg(long, value_parser = schedule::parse_every, requires = "every")]
+    pub retrain_every: Option<std::time::Duration>,
+    /// With --every: retrain after this many new rows were collected.
+    #[arg(long, requires = "every")]
+    pub retrain_rows: Option<usize>,
+    /// What a retrain runs (`make collect` sets `make retrain`).
+    #[arg(long, default_value = "make retrain")]
+    pub retrain_command: String,
+    /// With --incremental: when a table holds more than this many part files,
+    /// its trailing small parts are merged into one (row order kept).
+    #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(2..))]
+    pub max_parts: u32,
+    /// With --incremental: drop whole part files whose newest row is older
+    /// than this many days (a part is never cut; the newest part stays).
+    #[arg(long)]
+    pub retain_days: Option<u32>,
     /// Attempts per request to Supabase before giving up on 429, 5xx or
     /// connection errors.
     #[arg(long, default_value_t = 6)]
@@ -128,6 +146,9 @@ pub struct Options {
     pub lookback: Duration,
     pub retry: supabase::Retry,
     pub timeouts: postgres_source::Timeouts,
+    /// Compaction and retention of incremental runs (see `compact`).
+    pub max_parts: usize,
+    pub retain_before: Option<DateTime<Utc>>,
 }
 
 impl Options {
@@ -158,16 +179,32 @@ impl Options {
                 connect: std::time::Duration::from_secs(args.connect_timeout.max(1)),
                 statement: std::time::Duration::from_secs(args.statement_timeout.max(1)),
             },
+            max_parts: args.max_parts as usize,
+            retain_before: args.retain_days.map(days_ago).transpose()?,
         })
     }
 }
 
 pub fn run(args: &Args) -> Result<()> {
     let layout = Layout::new(&args.data);
+    let mut retrain =
+        (args.retrain_every.is_some() || args.retrain_rows.is_some()).then(|| schedule::Retrain {
+            every: args.retrain_every,
+            rows: args.retrain_rows,
+            command: args.retrain_command.clone(),
+            rows_since: 0,
+        });
     match args.every {
         Some(every) => schedule::every(every, || {
             let options = Options::from_args(args)?;
-            extract(&layout, &options).map(|r| summary_line(&r))
+            let report = extract(&layout, &options)?;
+            let mut line = summary_line(&report);
+            if let Some(r) = retrain.as_mut() {
+                let new_rows = report.tables.values().map(|c| c.rows_written).sum();
+                line.push_str("; ");
+                line.push_str(&r.after_cycle(&layout.training_report(), new_rows));
+            }
+            Ok(line)
         }),
         None => {
             let report = extract(&layout, &Options::from_args(args)?)?;
@@ -192,8 +229,15 @@ fn summary_line(report: &ExtractReport) -> String {
         .tables
         .iter()
         .map(|(t, c)| {
+            let mut tidy = String::new();
+            if c.parts_merged > 0 {
+                tidy.push_str(&format!(", {} parts merged", c.parts_merged));
+            }
+            if c.parts_dropped > 0 {
+                tidy.push_str(&format!(", {} old parts dropped", c.parts_dropped));
+            }
             format!(
-                "{t} +{} ({} rejected, {} already collected)",
+                "{t} +{} ({} rejected, {} already collected{tidy})",
                 c.rows_written, c.rows_rejected, c.already_collected
             )
         })
@@ -355,6 +399,19 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
             done.rejects,
             options.incremental,
         )?;
+        let mut counts = done.counts;
+        if options.incremental {
+            // The parts already there; this run's new ones are merged in a later run.
+            let tidied = compact::tidy(
+                &mut commit,
+                layout,
+                table,
+                options.max_parts,
+                options.retain_before,
+            )?;
+            counts.parts_merged = tidied.merged;
+            counts.parts_dropped = tidied.dropped;
+        }
         if let Some((t, id)) = done.max_key {
             // Never past the start of this run: a row dated in the future (a client
             // clock off by a month) must not make later runs skip real rows.
@@ -365,7 +422,7 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
             };
             state.advance(options.source.name(), table, t, id);
         }
-        report.tables.insert(table.name().to_string(), done.counts);
+        report.tables.insert(table.name().to_string(), counts);
     }
     if options.incremental {
         state::save(&state, &commit.file(&layout.extract_state())?)?;

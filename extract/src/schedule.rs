@@ -1,6 +1,10 @@
 //! `--every`: one incremental run per period until Ctrl-C; a failed run is
-//! logged and retried at the next tick.
+//! logged and retried at the next tick. With a retrain rule, a cycle that
+//! finds it due runs the retrain command (`make retrain`: transform,
+//! validate, the gated train, report) and logs how it went; a failed
+//! retrain is logged and the next cycle goes on.
 
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -24,6 +28,63 @@ pub fn parse_every(s: &str) -> Result<Duration, String> {
         return Err("the period must be longer than zero".into());
     }
     Ok(Duration::from_secs(secs))
+}
+
+/// When to retrain: after `every` since the last training, or after `rows`
+/// rows collected since this process last retrained, whichever comes first.
+pub struct Retrain {
+    pub every: Option<Duration>,
+    pub rows: Option<usize>,
+    pub command: String,
+    /// Rows collected since the last retrain this process ran.
+    pub rows_since: usize,
+}
+
+impl Retrain {
+    /// Why a retrain is due now, or None.
+    fn due(&self, last_trained: Option<chrono::DateTime<chrono::Utc>>) -> Option<String> {
+        let Some(last) = last_trained else {
+            return Some("no model trained yet".into());
+        };
+        let since = (chrono::Utc::now() - last).to_std().unwrap_or_default();
+        if let Some(every) = self.every.filter(|e| since >= *e) {
+            return Some(format!(
+                "{}h since the last training (every {}h)",
+                since.as_secs() / 3600,
+                every.as_secs() / 3600
+            ));
+        }
+        if let Some(rows) = self.rows.filter(|r| self.rows_since >= *r) {
+            return Some(format!("{} rows collected (every {rows})", self.rows_since));
+        }
+        None
+    }
+
+    /// After a collection that wrote `new_rows`: retrains when due; one
+    /// phrase for the cycle's log line.
+    pub fn after_cycle(&mut self, training_report: &Path, new_rows: usize) -> String {
+        self.rows_since += new_rows;
+        let last = contract::io::read_json::<contract::reports::TrainingReport>(training_report)
+            .ok()
+            .map(|r| r.trained_at);
+        let Some(why) = self.due(last) else {
+            return format!("retrain not due ({} rows since the last)", self.rows_since);
+        };
+        let started = Instant::now();
+        let status = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&self.command)
+            .status();
+        let took = started.elapsed().as_secs_f64();
+        match status {
+            Ok(s) if s.success() => {
+                self.rows_since = 0;
+                format!("retrained ({why}) in {took:.1}s")
+            }
+            Ok(s) => format!("retrain ({why}) FAILED after {took:.1}s ({s}); next cycle goes on"),
+            Err(e) => format!("retrain ({why}) could not start `{}`: {e}", self.command),
+        }
+    }
 }
 
 pub fn every(period: Duration, mut run_once: impl FnMut() -> Result<String>) -> Result<()> {

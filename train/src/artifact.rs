@@ -1,7 +1,11 @@
-//! What `train` leaves in `data/models/<model>/`: model.json (features and
-//! their encoding, the chosen algorithm and its parameters, every candidate's
-//! metrics, seed, row counts, data hash, versions, time) and, for LightGBM,
-//! its own text model file, which LightGBM in Python or any runtime can load.
+//! What `train` leaves in a model version folder
+//! (`data/models/versions/<model>/<version>/`, see `contract::registry`):
+//! model.json (features and their encoding, the chosen algorithm and its
+//! parameters, every candidate's metrics, lineage: run, data window, row
+//! counts, data hash, seed, program versions, time), the held-out rows with
+//! their predictions, the training data's profile for drift and, for
+//! LightGBM, its own text model file, which LightGBM in Python or any runtime
+//! can load.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -9,6 +13,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
+use contract::drift::Profile;
+use contract::registry::{self, Version, files};
+pub use contract::registry::{CrossValidation, Lineage};
 use contract::{ContractError, Dataset, io};
 use serde::{Deserialize, Serialize};
 
@@ -16,21 +23,12 @@ use crate::features::Encoding;
 use crate::models::{Algorithm, Fitted, Params};
 pub use contract::reports::Candidate;
 
-pub const FORMAT: &str = "gm-training-pipeline/model-v1";
-pub const MODEL_JSON: &str = "model.json";
-pub const LIGHTGBM_FILE: &str = "lightgbm.txt";
-pub const HOLDOUT_FILE: &str = "holdout.parquet";
-/// holdout.parquet's columns beside source_table and source_id.
-pub const ACTUAL: &str = "actual";
-pub const PREDICTED: &str = "predicted";
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct CrossValidation {
-    pub folds: usize,
-    pub rows: usize,
-    /// True when CV ran on a seeded sample of the training rows.
-    pub sampled: bool,
-}
+pub use contract::registry::MODEL_FORMAT as FORMAT;
+/// Cards of the layout before versions: the same fields, no lineage.
+const FORMAT_V1: &str = "gm-training-pipeline/model-v1";
+pub use files::{
+    ACTUAL, HOLDOUT as HOLDOUT_FILE, LIGHTGBM as LIGHTGBM_FILE, MODEL_JSON, PREDICTED,
+};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct ModelCard {
@@ -57,6 +55,11 @@ pub struct ModelCard {
     /// Wall time of the whole model, and of the fits (CV folds included) per candidate.
     pub train_seconds: f64,
     pub fit_seconds: BTreeMap<String, f64>,
+    /// None for a model of the layout before versions.
+    #[serde(default)]
+    pub version: Option<Version>,
+    #[serde(default)]
+    pub lineage: Lineage,
 }
 
 impl ModelCard {
@@ -83,6 +86,7 @@ pub fn save(
     card: &ModelCard,
     fitted: &Fitted,
     holdout: &mut polars::prelude::DataFrame,
+    profile: &Profile,
 ) -> Result<()> {
     if let Some(text) = &fitted.model_text {
         let path = dir.join(LIGHTGBM_FILE);
@@ -93,12 +97,19 @@ pub fn save(
         })?;
     }
     io::write_parquet(holdout, &dir.join(HOLDOUT_FILE))?;
+    io::write_json(profile, &dir.join(files::PROFILE))?;
     io::write_json(card, &dir.join(MODEL_JSON))?;
     Ok(())
 }
 
-/// Loads a model folder written by `train`.
+/// Loads a model written by `train`: a champion (`data/models/<model>`,
+/// resolved once to its version folder, so every file comes from one
+/// version) or a version folder.
 pub fn load(dir: &Path) -> Result<(ModelCard, Fitted)> {
+    if !dir.exists() {
+        bail!("{}: no model folder here; run `train` first", dir.display());
+    }
+    let dir = &registry::resolve(dir)?;
     let json = dir.join(MODEL_JSON);
     if !dir.is_dir() {
         bail!("{}: no model folder here; run `train` first", dir.display());
@@ -110,7 +121,7 @@ pub fn load(dir: &Path) -> Result<(ModelCard, Fitted)> {
         );
     }
     let card: ModelCard = io::read_json(&json)?;
-    if card.format != FORMAT {
+    if card.format != FORMAT && card.format != FORMAT_V1 {
         bail!(
             "{}: model format `{}`, this predict reads `{FORMAT}`",
             json.display(),

@@ -1,37 +1,69 @@
-//! `train`: the three models on `data/clean/`, evaluated honestly (seeded
-//! shuffled split, K-fold CV on the training part, held-out metrics, every
-//! model beside its baselines), saved for `predict`.
+//! `train`: the three models on `data/clean/`, evaluated honestly (held-out
+//! rows by a stable hash of their key, seeded K-fold CV on the training part,
+//! held-out metrics, every model beside its baselines), each saved as a new
+//! version that replaces the champion only when the promotion gate says so
+//! (`gate`), with the data's drift against the champion (`drift`) and a line
+//! of run history.
 
 pub mod artifact;
+mod drift;
 pub mod features;
-pub mod insights;
+mod gate;
 pub mod metrics;
 pub mod models;
 mod omp;
-pub mod page;
 pub mod predict;
+mod retention;
 pub mod split;
 mod summary;
+pub mod versions;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use chrono::Utc;
-use clap::Parser;
-use contract::columns::{SOURCE_ID, SOURCE_TABLE};
+use chrono::{DateTime, Utc};
+use clap::{Parser, ValueEnum};
+use contract::columns::{SOURCE_ID, SOURCE_TABLE, TIMESTAMP};
 use contract::commit::Commit;
-use contract::{Dataset, Layout, io};
+use contract::drift::{DatasetDrift, DriftReport};
+use contract::history::{RunEvent, RunModel, RunRecord, RunRows};
+use contract::registry::{self, Version};
+use contract::reports::{ExtractReport, PromotePolicy, ValidationReport};
+use contract::{Dataset, Layout, history, io};
 use polars::prelude::*;
 use sha2::{Digest, Sha256};
 
-use crate::artifact::{Candidate, CrossValidation, ModelCard};
+use crate::artifact::{Candidate, CrossValidation, Lineage, ModelCard};
 use crate::features::{Data, Encoding};
+use crate::gate::{Challenger, Champion};
 use crate::metrics::evaluate;
 use crate::models::{Algorithm, Fitted, GbmSettings};
 pub use crate::omp::respawn_with_passive_openmp;
 use contract::reports::{ModelReport, ModelStatus, TrainingReport};
+
+/// `--promote`: when a new version becomes the champion.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Promote {
+    /// When it beats its baselines and is no worse than the champion
+    /// (within --tolerance) on held-out rows neither trained on.
+    Better,
+    /// Always: force the new versions live.
+    Always,
+    /// Never: keep the new versions, leave the champions as they are.
+    Never,
+}
+
+impl From<Promote> for PromotePolicy {
+    fn from(p: Promote) -> Self {
+        match p {
+            Promote::Better => PromotePolicy::Better,
+            Promote::Always => PromotePolicy::Always,
+            Promote::Never => PromotePolicy::Never,
+        }
+    }
+}
 
 /// Trains the quality, csat and performance models on DATA/clean.
 #[derive(Debug, Parser)]
@@ -46,9 +78,22 @@ pub struct Args {
     /// Model-selection folds, on a seeded sample of the training rows.
     #[arg(long, default_value_t = 3)]
     pub folds: usize,
-    /// Share of rows held out for the final metrics.
+    /// Share of rows held out for the final metrics and the promotion gate,
+    /// chosen by a stable hash of (source_table, source_id): a row held out
+    /// once is held out in every run.
     #[arg(long, default_value_t = 0.2)]
     pub test_fraction: f64,
+    /// When a new version replaces the champion.
+    #[arg(long, value_enum, default_value_t = Promote::Better)]
+    pub promote: Promote,
+    /// With --promote better: a new version may be this much worse than the
+    /// champion (relative RMSE; 0.01 = 1%) and still be promoted, so noise
+    /// does not freeze the champion.
+    #[arg(long, default_value_t = 0.01)]
+    pub tolerance: f64,
+    /// Model versions kept per model (the champion is always kept besides).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep: u32,
     /// Model selection runs on a seeded sample of at most this many training
     /// rows (a tenth of them, at least 10 000); the chosen model is then fitted
     /// on all training rows.
@@ -82,7 +127,47 @@ impl Args {
     }
 }
 
+/// What every model of one run shares: its id and the data's lineage.
+struct RunContext {
+    run_id: String,
+    extract: Option<ExtractReport>,
+    validation: Option<ValidationReport>,
+}
+
+impl RunContext {
+    /// validate's (rows in, rejected) of a dataset, when validate ran.
+    fn counts(&self, dataset: Dataset) -> Option<(usize, usize)> {
+        let d = self.validation.as_ref()?.datasets.get(dataset.name())?;
+        Some((d.rows_in, d.rejected.values().sum()))
+    }
+
+    fn reject_rate(&self, dataset: Dataset) -> Option<f64> {
+        self.counts(dataset)
+            .map(|(rows_in, rejected)| rejected as f64 / rows_in.max(1) as f64)
+    }
+}
+
+/// One model to train: its dataset, clean rows, and the version it becomes.
+struct Job {
+    dataset: Dataset,
+    rows: usize,
+    version: Version,
+    dir: PathBuf,
+    champion: Option<Version>,
+}
+
+/// A report of the layout that may be absent (a stage run by hand on files
+/// made elsewhere); one that is there but unreadable is an error.
+fn read_optional<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<Option<T>> {
+    if path.exists() {
+        Ok(Some(io::read_json(path)?))
+    } else {
+        Ok(None)
+    }
+}
+
 pub fn run(args: &Args) -> Result<()> {
+    let started_at = Utc::now();
     if !(0.05..=0.5).contains(&args.test_fraction) {
         bail!(
             "--test-fraction must be between 0.05 and 0.5, got {}",
@@ -91,6 +176,12 @@ pub fn run(args: &Args) -> Result<()> {
     }
     if args.folds < 2 {
         bail!("--folds must be at least 2, got {}", args.folds);
+    }
+    if !(0.0..=1.0).contains(&args.tolerance) {
+        bail!(
+            "--tolerance must be between 0 and 1, got {}",
+            args.tolerance
+        );
     }
     let datasets: Vec<Dataset> = if args.only.is_empty() {
         Dataset::ALL.to_vec()
@@ -105,8 +196,13 @@ pub fn run(args: &Args) -> Result<()> {
             .collect::<Result<_>>()?
     };
     let layout = Layout::new(&args.data);
-    // Models, insights and reports change together; a failing run changes nothing.
+    // Models, champions, insights and reports change together; a failing run changes nothing.
     let mut commit = Commit::begin(&layout, "train")?;
+    let context = RunContext {
+        run_id: RunRecord::id_at(started_at),
+        extract: read_optional(&layout.extract_report())?,
+        validation: read_optional(&layout.validation_report())?,
+    };
     // Every input checked (its footer and columns) before any model is fitted;
     // each is read in full when its model's turn comes, so only the models
     // being trained hold their data.
@@ -121,30 +217,54 @@ pub fn run(args: &Args) -> Result<()> {
         seed: args.seed,
         models: BTreeMap::new(),
     };
+    let mut drift = DriftReport {
+        computed_at: Some(Utc::now()),
+        datasets: BTreeMap::new(),
+    };
     let mut importance_rows: Vec<(String, String, f64)> = Vec::new();
     let mut calibration: Option<DataFrame> = None;
     let mut jobs = Vec::new();
     for (dataset, rows) in inputs {
+        let champion = registry::champion(&layout, dataset)?;
         if rows < dataset.min_rows() {
             let line = format!(
                 "{rows} clean rows, below the minimum of {}; not trained",
                 dataset.min_rows()
             );
-            // A model of older data would contradict this report.
-            if layout.model_dir(dataset).exists() {
-                commit.remove(&layout.model_dir(dataset));
-            }
+            // The champion stays: too little data is no reason to change models.
             println!("train: {:<12} skipped: {line}", dataset.name());
-            report
-                .models
-                .insert(dataset.name().into(), ModelReport::skipped(rows, line));
+            report.models.insert(
+                dataset.name().into(),
+                ModelReport::skipped(rows, line.clone()),
+            );
+            drift.datasets.insert(
+                dataset.name().into(),
+                DatasetDrift {
+                    champion,
+                    rows,
+                    note: Some(line),
+                    ..DatasetDrift::default()
+                },
+            );
             continue;
         }
-        let model_dir = commit.dir(&layout.model_dir(dataset))?;
-        jobs.push((dataset, rows, model_dir));
+        let version = registry::next_version(&layout, dataset)?;
+        let dir = commit.dir(&layout.version_dir(dataset, version))?;
+        jobs.push(Job {
+            dataset,
+            rows,
+            version,
+            dir,
+            champion,
+        });
     }
-    for (dataset, outcome) in train_side_by_side(args, &layout, &jobs) {
+    let mut promoted = Vec::new();
+    for (job, outcome) in jobs
+        .iter()
+        .zip(train_side_by_side(args, &layout, &context, &jobs))
+    {
         let outcome = outcome?;
+        let dataset = job.dataset;
         if let Some(imp) = &outcome.importance {
             for (feature, gain) in imp {
                 importance_rows.push((dataset.name().into(), feature.clone(), *gain));
@@ -153,6 +273,29 @@ pub fn run(args: &Args) -> Result<()> {
         if let Some(c) = outcome.calibration {
             calibration = Some(c);
         }
+        if outcome
+            .report
+            .promotion
+            .as_ref()
+            .is_some_and(|p| p.promoted)
+        {
+            registry::stage_champion(&mut commit, &layout, dataset, job.version)?;
+            promoted.push(dataset);
+        }
+        let champion = if promoted.contains(&dataset) {
+            Some(job.version)
+        } else {
+            job.champion
+        };
+        retention::prune(
+            &mut commit,
+            &layout,
+            dataset,
+            job.version,
+            champion,
+            args.keep,
+        )?;
+        drift.datasets.insert(dataset.name().into(), outcome.drift);
         report.models.insert(dataset.name().into(), outcome.report);
     }
     if report
@@ -164,6 +307,9 @@ pub fn run(args: &Args) -> Result<()> {
     }
     write_insights(&mut commit, &layout, importance_rows, calibration)?;
     io::write_json(&report, &commit.file(&layout.training_report())?)?;
+    io::write_json(&drift, &commit.file(&layout.drift_report())?)?;
+    let record = run_record(&context, started_at, &report, &drift);
+    history::append(&mut commit, &layout, &record)?;
     // report.html (the `report` stage) replaced the old tables-only page.
     let stale_html = layout.reports_dir().join("training.html");
     if stale_html.exists() {
@@ -171,7 +317,65 @@ pub fn run(args: &Args) -> Result<()> {
     }
     commit.finish()?;
     summary::print_summary(&report);
+    summary::print_promotions(&report);
+    summary::print_drift(&drift);
     Ok(())
+}
+
+/// The run's line of reports/history.jsonl.
+fn run_record(
+    context: &RunContext,
+    started_at: DateTime<Utc>,
+    report: &TrainingReport,
+    drift: &DriftReport,
+) -> RunRecord {
+    let extract = context.extract.as_ref();
+    RunRecord {
+        run_id: context.run_id.clone(),
+        event: RunEvent::Train,
+        started_at,
+        finished_at: Utc::now(),
+        source: extract.map(|e| e.source.clone()),
+        since: extract.and_then(|e| e.since),
+        until: extract.and_then(|e| e.until),
+        datasets: context
+            .validation
+            .iter()
+            .flat_map(|v| &v.datasets)
+            .map(|(name, d)| {
+                let rows = RunRows {
+                    rows_in: d.rows_in,
+                    clean: d.clean,
+                    rejected: d.rejected.values().sum(),
+                };
+                (name.clone(), rows)
+            })
+            .collect(),
+        models: report
+            .models
+            .iter()
+            .map(|(name, m)| {
+                let p = m.promotion.as_ref();
+                let model = RunModel {
+                    version: m.version,
+                    promoted: p.is_some_and(|p| p.promoted),
+                    reason: p
+                        .map(|p| p.reason.clone())
+                        .or_else(|| m.message.clone())
+                        .unwrap_or_default(),
+                    rmse: p.map(|p| p.rmse),
+                    champion: p.and_then(|p| p.champion),
+                    champion_rmse: p.and_then(|p| p.champion_rmse),
+                };
+                (name.clone(), model)
+            })
+            .collect(),
+        drift: drift
+            .datasets
+            .iter()
+            .map(|(name, d)| (name.clone(), d.summary()))
+            .collect(),
+    }
 }
 
 /// Trains the models side by side: LightGBM uses a second core poorly on
@@ -184,8 +388,9 @@ pub fn run(args: &Args) -> Result<()> {
 fn train_side_by_side(
     args: &Args,
     layout: &Layout,
-    jobs: &[(Dataset, usize, PathBuf)],
-) -> Vec<(Dataset, Result<Outcome>)> {
+    context: &RunContext,
+    jobs: &[Job],
+) -> Vec<Result<Outcome>> {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -193,18 +398,19 @@ fn train_side_by_side(
     let workers = threads.clamp(1, Dataset::ALL.len());
     let share = (threads / workers).max(1);
     let mut order: Vec<usize> = (0..jobs.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(jobs[i].1));
+    order.sort_by_key(|&i| std::cmp::Reverse(jobs[i].rows));
     let next = AtomicUsize::new(0);
     let outcomes: Vec<Mutex<Option<Result<Outcome>>>> =
         jobs.iter().map(|_| Mutex::new(None)).collect();
     let work = || {
         while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
-            let (dataset, _, model_dir) = &jobs[i];
-            let path = layout.clean(*dataset);
-            let outcome = io::read_dataset_columns(&path, *dataset, &train_columns(*dataset))
+            let job = &jobs[i];
+            let dataset = job.dataset;
+            let path = layout.clean(dataset);
+            let outcome = io::read_dataset_columns(&path, dataset, &train_columns(dataset))
                 .map_err(anyhow::Error::from)
                 .and_then(|df| {
-                    train_one(args, share, layout, *dataset, &df, model_dir).with_context(|| {
+                    train_one(args, share, layout, context, job, &df).with_context(|| {
                         format!("training the {dataset} model on {}", path.display())
                     })
                 });
@@ -218,20 +424,20 @@ fn train_side_by_side(
         // One worker is this thread.
         work();
     });
-    jobs.iter()
-        .zip(outcomes)
-        .map(|((dataset, _, _), outcome)| {
-            let outcome = outcome
+    outcomes
+        .into_iter()
+        .map(|outcome| {
+            outcome
                 .into_inner()
                 .unwrap_or_else(|e| e.into_inner())
-                .unwrap_or_else(|| Err(anyhow::anyhow!("not trained")));
-            (*dataset, outcome)
+                .unwrap_or_else(|| Err(anyhow::anyhow!("not trained")))
         })
         .collect()
 }
 
 struct Outcome {
     report: ModelReport,
+    drift: DatasetDrift,
     importance: Option<Vec<(String, f64)>>,
     calibration: Option<DataFrame>,
 }
@@ -241,9 +447,10 @@ fn file_sha256(path: &std::path::Path) -> Result<String> {
     Ok(hex::encode(Sha256::digest(&bytes)))
 }
 
-/// The columns train reads: features, target, and the keys of the held-out rows.
+/// The columns train reads: features, target, the keys of the held-out rows
+/// and the timestamp (the lineage's time range).
 fn train_columns(dataset: Dataset) -> Vec<&'static str> {
-    let mut columns = vec![SOURCE_TABLE, SOURCE_ID, dataset.target()];
+    let mut columns = vec![SOURCE_TABLE, SOURCE_ID, TIMESTAMP, dataset.target()];
     columns.extend(dataset.numeric_features());
     columns.extend(dataset.categorical_features());
     columns
@@ -253,11 +460,12 @@ fn train_one(
     args: &Args,
     threads: usize,
     layout: &Layout,
-    dataset: Dataset,
+    context: &RunContext,
+    job: &Job,
     df: &DataFrame,
-    model_dir: &std::path::Path,
 ) -> Result<Outcome> {
     let started = Instant::now();
+    let dataset = job.dataset;
     let path = layout.clean(dataset);
     let data = Data::from_frame(df, dataset, true, &path)?;
     let bad = data.target.iter().filter(|t| !t.is_finite()).count();
@@ -267,7 +475,8 @@ fn train_one(
             path.display()
         );
     }
-    let (train_rows, test_rows) = split::train_test(data.rows, args.test_fraction, args.seed);
+    let buckets = row_buckets(df)?;
+    let (train_rows, test_rows) = split::train_test(&buckets, args.test_fraction);
     let selection_rows = split::sample(
         &train_rows,
         args.selection_size(train_rows.len()),
@@ -348,6 +557,55 @@ fn train_one(
         None
     };
 
+    let best_baseline = results
+        .iter()
+        .filter(|(a, _)| a.is_baseline())
+        .map(|(_, c)| c.test.rmse)
+        .fold(f64::INFINITY, f64::min);
+    let champion = Champion::load(job.champion, &layout.model_dir(dataset));
+    let challenger = Challenger {
+        rows: &test_rows,
+        predicted: &chosen_pred,
+        buckets: &buckets,
+        rmse: results[&chosen].test.rmse,
+        baseline_rmse: best_baseline,
+    };
+    let promotion = gate::decide(
+        dataset,
+        &data,
+        &challenger,
+        &champion,
+        args.promote.into(),
+        args.tolerance,
+    )?;
+    let reject_rate = context.reject_rate(dataset);
+    let drift = match &champion {
+        Champion::Loaded { version, .. } => {
+            let profile_path = layout
+                .version_dir(dataset, *version)
+                .join(registry::files::PROFILE);
+            match read_optional::<contract::drift::Profile>(&profile_path)? {
+                Some(reference) => {
+                    drift::compare(*version, &reference, &data, dataset, reject_rate)
+                }
+                None => DatasetDrift {
+                    champion: Some(*version),
+                    rows: data.rows,
+                    note: Some(format!("{} has no profile", profile_path.display())),
+                    ..DatasetDrift::default()
+                },
+            }
+        }
+        other => DatasetDrift {
+            champion: other.version(),
+            rows: data.rows,
+            note: Some("no champion to compare with yet".into()),
+            ..DatasetDrift::default()
+        },
+    };
+    let profile = drift::profile(&data, dataset, &train_rows, reject_rate);
+    drop(champion);
+
     let idx = IdxCa::from_vec(
         "idx".into(),
         test_rows.iter().map(|&r| r as IdxSize).collect(),
@@ -396,12 +654,46 @@ fn train_one(
             .into_iter()
             .map(|(a, s)| (a.name().to_string(), s))
             .collect(),
+        version: Some(job.version),
+        lineage: lineage(context, dataset, df, promotion)?,
     };
-    artifact::save(model_dir, &card, &fitted, &mut holdout)?;
+    artifact::save(&job.dir, &card, &fitted, &mut holdout, &profile)?;
     Ok(Outcome {
         report: summary::trained(&card, df.height()),
+        drift,
         importance,
         calibration,
+    })
+}
+
+/// Every row's place in [0, 1) by its lineage key (see `split`).
+fn row_buckets(df: &DataFrame) -> Result<Vec<f64>> {
+    let tables = df.column(SOURCE_TABLE)?.str()?;
+    let ids = df.column(SOURCE_ID)?.str()?;
+    Ok(split::buckets(tables.into_iter().zip(ids)))
+}
+
+fn lineage(
+    context: &RunContext,
+    dataset: Dataset,
+    df: &DataFrame,
+    promotion: contract::reports::Promotion,
+) -> Result<Lineage> {
+    let times = df.column(TIMESTAMP)?.cast(&DataType::Int64)?;
+    let times = times.i64()?;
+    let extract = context.extract.as_ref();
+    let counts = context.counts(dataset);
+    Ok(Lineage {
+        run_id: context.run_id.clone(),
+        source: extract.map(|e| e.source.clone()),
+        since: extract.and_then(|e| e.since),
+        until: extract.and_then(|e| e.until),
+        timestamp_min: times.min().and_then(DateTime::from_timestamp_micros),
+        timestamp_max: times.max().and_then(DateTime::from_timestamp_micros),
+        rows_in: counts.map(|c| c.0),
+        clean_rows: df.height(),
+        rejected_rows: counts.map(|c| c.1),
+        promotion: Some(promotion),
     })
 }
 

@@ -4,6 +4,7 @@
 use anyhow::Result;
 use contract::Dataset;
 use contract::columns::PROVIDER;
+use contract::drift::{DriftLevel, DriftReport};
 use contract::reports::{Algorithm, ModelReport, ModelStatus, TrainingReport};
 use polars::prelude::*;
 
@@ -22,6 +23,60 @@ pub fn trained(card: &ModelCard, rows: usize) -> ModelReport {
         candidates: card.candidates.clone(),
         train_seconds: card.train_seconds,
         fit_seconds: card.fit_seconds.clone(),
+        version: card.version,
+        promotion: card.lineage.promotion.clone(),
+    }
+}
+
+/// One line per new version: promoted or not, and why.
+pub fn print_promotions(report: &TrainingReport) {
+    for (name, m) in &report.models {
+        if let (Some(v), Some(p)) = (m.version, &m.promotion) {
+            let verdict = if p.promoted {
+                "promoted to champion"
+            } else {
+                "kept, not promoted"
+            };
+            println!("train: {name} {v} {verdict}: {}", p.reason);
+        }
+    }
+}
+
+/// One line per dataset whose data moved away from its champion's.
+pub fn print_drift(report: &DriftReport) {
+    for (name, d) in &report.datasets {
+        if !d.flagged() {
+            continue;
+        }
+        let mut parts = Vec::new();
+        if d.level != DriftLevel::None {
+            let top: Vec<String> = d
+                .features
+                .iter()
+                .filter(|f| f.level != DriftLevel::None)
+                .map(|f| format!("{} PSI {:.2}", f.feature, f.psi))
+                .collect();
+            parts.push(format!(
+                "{} shift (max PSI {:.2}) {}",
+                d.level.name(),
+                d.max_psi,
+                top.join(", ")
+            ));
+        }
+        for (feature, levels) in &d.unseen_levels {
+            parts.push(format!(
+                "{feature} levels never seen by the champion: {}",
+                levels.join(", ")
+            ));
+        }
+        if let Some(r) = d.reject_rate.as_ref().filter(|r| r.jumped) {
+            parts.push(format!(
+                "reject rate jumped from {:.1}% to {:.1}%",
+                r.champion * 100.0,
+                r.current * 100.0
+            ));
+        }
+        println!("train: drift in {name}: {}", parts.join("; "));
     }
 }
 

@@ -15,3 +15,4 @@ mod synth;
 mod train;
 mod transform;
 mod validate;
+mod versions;

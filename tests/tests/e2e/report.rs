@@ -293,8 +293,8 @@ fn report_on_bad_input_names_the_file_and_keeps_the_previous_report() {
     let cases = [
         ("insights/calibration.parquet", Damage::Garbage),
         ("insights/feature_importance.parquet", Damage::Remove),
-        ("models/csat/holdout.parquet", Damage::Remove),
-        ("models/quality/model.json", Damage::Garbage),
+        ("models/versions/csat/v0001/holdout.parquet", Damage::Remove),
+        ("models/versions/quality/v0001/model.json", Damage::Garbage),
         ("clean/csat.parquet", Damage::Truncate),
         ("reports/training.json", Damage::Remove),
     ];

@@ -3,12 +3,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let args = extract::status::StatusArgs::parse();
-    match extract::status::run(&args) {
+    let args = report::Args::parse();
+    match report::run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!(
-                "status: error: {}",
+                "report: error: {}",
                 contract::secrets::redact(&format!("{e:#}"))
             );
             ExitCode::FAILURE

@@ -1,5 +1,6 @@
-//! `status`: what data is there, where it came from, how fresh it is, and how
-//! the models did, on one screen. Reports are read through the contract's
+//! `status`: what data is there, where it came from, how fresh it is, which
+//! model versions are champions and how they did, how the data drifted and
+//! what the last runs decided, on one screen. Reports are read through the contract's
 //! types; a file that is there but cannot be read is an error naming it, never
 //! shown as "none".
 
@@ -10,14 +11,17 @@ use anyhow::{Result, bail};
 use chrono::{DateTime, Utc};
 use clap::Parser;
 use contract::columns::{CREATED_AT, SOURCE, TIMESTAMP};
-use contract::reports::{ExtractReport, ModelStatus, TrainingReport, ValidationReport};
-use contract::{ContractError, Dataset, Layout, RawTable, commit, io};
+use contract::drift::{DriftLevel, DriftReport};
+use contract::history::RunEvent;
+use contract::registry::{self, CardSummary};
+use contract::reports::{ExtractReport, TrainingReport, ValidationReport};
+use contract::{ContractError, Dataset, Layout, RawTable, commit, history, io};
 use polars::prelude::*;
 
 /// Shows rows, sources, time ranges, rejects and model metrics under DATA.
 #[derive(Debug, Parser)]
 #[command(name = "status", version, about, long_about = None)]
-pub struct StatusArgs {
+pub struct Args {
     /// Root of the data layout.
     #[arg(long, default_value = "data")]
     pub data: PathBuf,
@@ -128,7 +132,7 @@ fn rows_of(path: &Path, errors: &mut Vec<String>) -> Option<usize> {
     }
 }
 
-pub fn run(args: &StatusArgs) -> Result<()> {
+pub fn run(args: &Args) -> Result<()> {
     let layout = Layout::new(&args.data);
     // Finish or undo a run a crash interrupted, unless a stage is at work now.
     if layout.root().is_dir() {
@@ -228,40 +232,9 @@ pub fn run(args: &StatusArgs) -> Result<()> {
         );
     }
 
-    println!("models");
-    let training = report::<TrainingReport>(&layout.training_report(), &mut errors);
-    for dataset in Dataset::ALL {
-        let model = training.as_ref().and_then(|t| t.models.get(dataset.name()));
-        match (model, &training) {
-            (Some(m), Some(t)) if m.status == ModelStatus::Trained => {
-                let (name, metrics) = match (m.algorithm, m.chosen()) {
-                    (Some(a), Some(c)) => (a.name(), c.test),
-                    _ => {
-                        errors.push(format!(
-                            "{}: the {dataset} model is trained but has no chosen candidate",
-                            layout.training_report().display()
-                        ));
-                        continue;
-                    }
-                };
-                println!(
-                    "  {:<12} {:<8} R2 {:.3}  MAE {:.3}  RMSE {:.3}  trained {}",
-                    dataset.name(),
-                    name,
-                    metrics.r2,
-                    metrics.mae,
-                    metrics.rmse,
-                    age(t.trained_at)
-                );
-            }
-            (Some(m), _) => println!(
-                "  {:<12} skipped: {}",
-                dataset.name(),
-                m.message.as_deref().unwrap_or("not trained")
-            ),
-            (None, _) => println!("  {:<12} none", dataset.name()),
-        }
-    }
+    models(&layout, &mut errors);
+    drift(&layout, &mut errors);
+    runs(&layout, &mut errors);
     let html = layout.report_html();
     let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     match modified(&html) {
@@ -290,4 +263,154 @@ pub fn run(args: &StatusArgs) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// Each model's champion with its age and metrics, and what the last train
+/// run decided about its new version.
+fn models(layout: &Layout, errors: &mut Vec<String>) {
+    println!("models (champions in {})", layout.models_dir().display());
+    let training = report::<TrainingReport>(&layout.training_report(), errors);
+    for dataset in Dataset::ALL {
+        let name = dataset.name();
+        let kept = registry::versions(layout, dataset).map_or(0, |v| v.len());
+        let dir = layout.model_dir(dataset);
+        match registry::champion(layout, dataset) {
+            Ok(Some(version)) => match CardSummary::read(&dir) {
+                Ok(card) => {
+                    let line = match card.chosen() {
+                        Some(c) => format!(
+                            "{:<8} R2 {:.3}  MAE {:.3}  RMSE {:.3}",
+                            card.algorithm.name(),
+                            c.test.r2,
+                            c.test.mae,
+                            c.test.rmse
+                        ),
+                        None => card.algorithm.name().to_string(),
+                    };
+                    println!(
+                        "  {name:<12} {version}  {line}  trained {}  ({kept} versions kept)",
+                        age(card.trained_at)
+                    );
+                }
+                Err(e) => errors.push(e.to_string()),
+            },
+            Ok(None) if dir.is_dir() => {
+                println!("  {name:<12} a model from before versions (retrain)")
+            }
+            Ok(None) => println!("  {name:<12} no champion"),
+            Err(e) => errors.push(e.to_string()),
+        }
+        if let Some(m) = training.as_ref().and_then(|t| t.models.get(name)) {
+            match (m.version, &m.promotion) {
+                (Some(v), Some(p)) => println!(
+                    "  {:<12} last run: {v} {}: {}",
+                    "",
+                    if p.promoted {
+                        "promoted"
+                    } else {
+                        "not promoted"
+                    },
+                    p.reason
+                ),
+                _ => println!(
+                    "  {:<12} last run: {}",
+                    "",
+                    m.message.as_deref().unwrap_or("not trained")
+                ),
+            }
+        }
+    }
+}
+
+/// The last drift check, one line per dataset.
+fn drift(layout: &Layout, errors: &mut Vec<String>) {
+    let Some(report) = report::<DriftReport>(&layout.drift_report(), errors) else {
+        return;
+    };
+    println!(
+        "drift against the champions ({})",
+        layout.drift_report().display()
+    );
+    for (name, d) in &report.datasets {
+        if let Some(note) = &d.note {
+            println!("  {name:<12} {note}");
+            continue;
+        }
+        let champion = d.champion.map_or("-".into(), |v| v.to_string());
+        let mut line = format!(
+            "{} (max PSI {:.2}) vs {champion}",
+            d.level.name(),
+            d.max_psi
+        );
+        let moved: Vec<String> = d
+            .features
+            .iter()
+            .filter(|f| f.level != DriftLevel::None)
+            .map(|f| format!("{} {:.2}", f.feature, f.psi))
+            .collect();
+        if !moved.is_empty() {
+            line.push_str(&format!("; PSI {}", moved.join(", ")));
+        }
+        for (feature, levels) in &d.unseen_levels {
+            line.push_str(&format!("; new {feature}: {}", levels.join(", ")));
+        }
+        if let Some(t) = d.target.as_ref().and_then(|t| t.shift_std) {
+            line.push_str(&format!("; target mean {t:+.2} sd"));
+        }
+        if let Some(r) = d.reject_rate.as_ref().filter(|r| r.jumped) {
+            line.push_str(&format!(
+                "; REJECT RATE JUMPED {:.1}% -> {:.1}%",
+                r.champion * 100.0,
+                r.current * 100.0
+            ));
+        }
+        println!("  {name:<12} {line}");
+    }
+}
+
+/// The last few lines of the run history.
+fn runs(layout: &Layout, errors: &mut Vec<String>) {
+    const SHOWN: usize = 5;
+    let records = match history::read(&layout.history()) {
+        Ok(r) => r,
+        Err(e) => {
+            errors.push(e.to_string());
+            return;
+        }
+    };
+    if records.is_empty() {
+        return;
+    }
+    println!(
+        "last runs ({} in {})",
+        records.len(),
+        layout.history().display()
+    );
+    for r in records.iter().rev().take(SHOWN) {
+        let models: Vec<String> = r
+            .models
+            .iter()
+            .map(|(name, m)| {
+                let v = m.version.map_or("-".into(), |v| v.to_string());
+                let verdict = match (r.event, m.version, m.promoted) {
+                    (RunEvent::Rollback, ..) => "rolled back to",
+                    (_, None, _) => "skipped",
+                    (_, Some(_), true) => "promoted",
+                    (_, Some(_), false) => "kept",
+                };
+                format!("{name} {verdict} {v}")
+            })
+            .collect();
+        let rows: usize = r.datasets.values().map(|d| d.clean).sum();
+        println!(
+            "  {}  {:<9} {}  clean rows {rows}  {}",
+            r.run_id,
+            match r.event {
+                RunEvent::Train => "train",
+                RunEvent::Rollback => "rollback",
+            },
+            r.source.as_deref().unwrap_or("-"),
+            models.join(", ")
+        );
+    }
 }

@@ -3,12 +3,12 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let args = train::page::ReportArgs::parse();
-    match train::page::run(&args) {
+    let args = status::Args::parse();
+    match status::run(&args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!(
-                "report: error: {}",
+                "status: error: {}",
                 contract::secrets::redact(&format!("{e:#}"))
             );
             ExitCode::FAILURE

@@ -6,6 +6,8 @@
 
 mod charts;
 mod html;
+pub mod insights;
+mod over_time;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -24,8 +26,9 @@ use contract::reports::{
 use contract::{ContractError, Dataset, Layout, RawTable, io};
 use polars::prelude::*;
 
-use crate::artifact::{self, ModelCard};
-use crate::insights::{self, Insights};
+use contract::registry::{CardSummary, MODEL_FORMAT, files};
+
+use crate::insights::Insights;
 
 /// Most points a scatter plot draws (an even stride through the held-out rows).
 const SCATTER_POINTS: usize = 2_000;
@@ -36,7 +39,7 @@ const EXAMPLES: usize = 3;
 /// stages left under DATA.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
-pub struct ReportArgs {
+pub struct Args {
     /// Root of the data layout.
     #[arg(long, default_value = "data")]
     pub data: PathBuf,
@@ -56,7 +59,7 @@ pub struct RejectExamples {
 pub struct ModelView {
     pub name: String,
     pub report: ModelReport,
-    pub card: Option<ModelCard>,
+    pub card: Option<CardSummary>,
     /// (actual, predicted), an even sample of the held-out rows.
     pub points: Vec<(f64, f64)>,
     /// predicted - actual on every held-out row.
@@ -98,9 +101,12 @@ pub struct Inputs {
     pub models: Vec<ModelView>,
     pub calibration: Option<Vec<CalibrationBin>>,
     pub insights: Insights,
+    /// Every run so far, and the last drift check.
+    pub history: Vec<contract::history::RunRecord>,
+    pub drift: Option<contract::drift::DriftReport>,
 }
 
-pub fn run(args: &ReportArgs) -> Result<()> {
+pub fn run(args: &Args) -> Result<()> {
     let started = Instant::now();
     let layout = Layout::new(&args.data);
     let mut commit = Commit::begin(&layout, "report")?;
@@ -257,6 +263,13 @@ fn read_inputs(layout: &Layout) -> Result<Inputs> {
         }
         _ => None,
     };
+    let history = contract::history::read(&layout.history())?;
+    let drift_path = layout.drift_report();
+    let drift = if drift_path.exists() {
+        Some(io::read_json(&drift_path)?)
+    } else {
+        None
+    };
     Ok(Inputs {
         now,
         extract,
@@ -267,6 +280,8 @@ fn read_inputs(layout: &Layout) -> Result<Inputs> {
         models,
         calibration,
         insights,
+        history,
+        drift,
     })
 }
 
@@ -368,18 +383,22 @@ fn model_view(layout: &Layout, name: &str, report: &ModelReport) -> Result<Model
             layout.training_report().display()
         )
     })?;
-    let dir = layout.model_dir(dataset);
-    let json = dir.join(artifact::MODEL_JSON);
-    let card: ModelCard = io::read_json(&json)?;
-    if card.format != artifact::FORMAT {
+    // The version this run made, promoted or not (its metrics are the
+    // report's); a model of the layout before versions is its folder.
+    let dir = match report.version {
+        Some(v) => layout.version_dir(dataset, v),
+        None => layout.model_dir(dataset),
+    };
+    let json = dir.join(files::MODEL_JSON);
+    let card = CardSummary::read(&dir)?;
+    if card.format != MODEL_FORMAT {
         bail!(
-            "{}: model format `{}`, this report reads `{}`",
+            "{}: model format `{}`, this report reads `{MODEL_FORMAT}`",
             json.display(),
             card.format,
-            artifact::FORMAT
         );
     }
-    let holdout_path = dir.join(artifact::HOLDOUT_FILE);
+    let holdout_path = dir.join(files::HOLDOUT);
     let holdout = io::read_parquet(&holdout_path)?;
     let column = |name: &str| -> Result<Vec<f64>> {
         let c = holdout
@@ -394,8 +413,8 @@ fn model_view(layout: &Layout, name: &str, report: &ModelReport) -> Result<Model
             .map(|v| v.unwrap_or(f64::NAN))
             .collect())
     };
-    let actual = column(artifact::ACTUAL)?;
-    let predicted = column(artifact::PREDICTED)?;
+    let actual = column(files::ACTUAL)?;
+    let predicted = column(files::PREDICTED)?;
     let stride = actual.len().div_ceil(SCATTER_POINTS).max(1);
     view.points = actual
         .iter()

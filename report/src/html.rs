@@ -73,6 +73,7 @@ pub fn render(inputs: &Inputs, layout: &Layout) -> Result<String> {
                         a href="#data" { "Data" }
                         a href="#csat" { "CSAT" }
                         a href="#models" { "Models" }
+                        a href="#history" { "Over time" }
                         a href="#calibration" { "Calibration" }
                     }
                 }
@@ -80,6 +81,7 @@ pub fn render(inputs: &Inputs, layout: &Layout) -> Result<String> {
                     (data_section(inputs))
                     (csat_section(inputs)?)
                     (models_section(inputs)?)
+                    (crate::over_time::section(&inputs.training, inputs.drift.as_ref(), &inputs.history)?)
                     (calibration_section(inputs)?)
                 }
                 footer.muted {
@@ -96,7 +98,7 @@ pub fn render(inputs: &Inputs, layout: &Layout) -> Result<String> {
     Ok(page.into_string())
 }
 
-fn stamp(t: DateTime<Utc>) -> String {
+pub(crate) fn stamp(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
@@ -110,7 +112,7 @@ fn age(now: DateTime<Utc>, then: DateTime<Utc>) -> String {
     }
 }
 
-fn count(n: usize) -> String {
+pub(crate) fn count(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {
@@ -122,14 +124,14 @@ fn count(n: usize) -> String {
     out
 }
 
-fn num(v: Option<f64>, digits: usize) -> String {
+pub(crate) fn num(v: Option<f64>, digits: usize) -> String {
     match v {
         Some(v) if v.is_finite() => format!("{v:.digits$}"),
         _ => "–".into(),
     }
 }
 
-fn figure(id: &str, svg: String, caption: &str) -> Markup {
+pub(crate) fn figure(id: &str, svg: String, caption: &str) -> Markup {
     html! {
         figure.chart data-chart=(id) {
             (PreEscaped(svg))
@@ -429,7 +431,7 @@ fn models_section(inputs: &Inputs) -> Result<Markup> {
             h2 { "Models" }
             p.muted {
                 "Trained " (stamp(inputs.training.trained_at)) ", seed " (inputs.training.seed)
-                ". Every candidate and baseline is scored on the same held-out rows (a seeded, shuffled split); lower RMSE is better."
+                ". Every candidate and baseline is scored on the same held-out rows (chosen by a stable hash of each row's key, so the same rows stay held out run after run); lower RMSE is better."
             }
             @for b in blocks { (b) }
         }

@@ -1,0 +1,392 @@
+//! Models over time: every train run makes a version; the gate promotes only
+//! a better one; rollback restores a kept version bit for bit; held-out rows
+//! stay held out; every run is a line of history; drift is flagged.
+
+use std::collections::HashSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use contract::columns::{SOURCE_ID, SOURCE_TABLE};
+use contract::drift::{DriftLevel, DriftReport};
+use contract::history::{self, RunEvent};
+use contract::reports::TrainingReport;
+use tempfile::tempdir;
+
+use crate::common::*;
+
+const MODELS: [&str; 3] = ["quality", "csat", "performance"];
+
+/// CSV exports of `rows` synthetic rows per table over 30 days before NOW.
+fn exports(dir: &Path, rows: usize, messy: f64) -> PathBuf {
+    let out = dir.join(format!("exports-{rows}-{messy}"));
+    ok(bin("synth").args([
+        "--rows",
+        &rows.to_string(),
+        "--seed",
+        "7",
+        "--now",
+        NOW,
+        "--messy",
+        &messy.to_string(),
+        "--format",
+        "csv",
+        "--out",
+        out.to_str().unwrap(),
+    ]));
+    out
+}
+
+/// extract (the last `days` days of the exports), transform, validate, train;
+/// returns train's stdout.
+fn run(data: &Path, exports: &Path, days: &str, train: &[&str]) -> String {
+    extract_csv(data, exports, &["--days", days, "--now", NOW]);
+    stage("transform", data, &[]);
+    stage("validate", data, &["--now", NOW]);
+    let mut args = vec!["--seed", "3"];
+    args.extend(train);
+    stdout(&stage("train", data, &args))
+}
+
+fn training(data: &Path) -> TrainingReport {
+    serde_json::from_str(&fs::read_to_string(data.join("reports/training.json")).unwrap()).unwrap()
+}
+
+fn promoted(data: &Path, model: &str) -> bool {
+    training(data).models[model]
+        .promotion
+        .as_ref()
+        .unwrap()
+        .promoted
+}
+
+fn champion(data: &Path, model: &str) -> String {
+    fs::read_link(data.join("models").join(model))
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// predict with the champion of `model` on a fixed input; the output's bytes.
+fn predict(data: &Path, model: &str, input: &Path) -> Vec<u8> {
+    let out = data.join(format!("predicted-{model}.csv"));
+    ok(bin("predict").args([
+        "--model",
+        data.join("models").join(model).to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ]));
+    fs::read(&out).unwrap()
+}
+
+fn keys(path: &Path) -> HashSet<(String, String)> {
+    let df = read(path);
+    strs(&df, SOURCE_TABLE)
+        .into_iter()
+        .zip(strs(&df, SOURCE_ID))
+        .map(|(t, i)| (t.unwrap(), i.unwrap()))
+        .collect()
+}
+
+fn version_dir(data: &Path, model: &str, version: &str) -> PathBuf {
+    data.join("models/versions").join(model).join(version)
+}
+
+#[test]
+fn only_a_better_version_is_promoted_and_a_rollback_restores_the_old_predictions() {
+    let work = tempdir().unwrap();
+    let exports = exports(work.path(), 9000, 0.0);
+    let data = work.path().join("data");
+    // Fixed inputs for predict: the 30-day clean datasets.
+    let inputs = work.path().join("inputs");
+    fs::create_dir_all(&inputs).unwrap();
+
+    // Run 1: two days of data. The first version is promoted when it beats its baselines.
+    let first = run(&data, &exports, "2", &[]);
+    for m in MODELS {
+        assert!(promoted(&data, m), "{m}: first version\n{first}");
+        assert_eq!(champion(&data, m), "v0001");
+    }
+    assert!(
+        first.contains("v0001 promoted to champion: first version"),
+        "{first}"
+    );
+
+    // Run 2: thirty days. Clearly better on rows neither trained on: promoted.
+    let second = run(&data, &exports, "30", &[]);
+    for m in MODELS {
+        fs::copy(
+            data.join("clean").join(format!("{m}.parquet")),
+            inputs.join(format!("{m}.parquet")),
+        )
+        .unwrap();
+    }
+    let mut before = Vec::new();
+    for m in MODELS {
+        let p = training(&data).models[m].promotion.clone().unwrap();
+        assert!(p.promoted, "{m}: {}\n{second}", p.reason);
+        assert!(p.reason.contains("vs champion v0001's"), "{}", p.reason);
+        assert!(p.rmse < p.champion_rmse.unwrap(), "{m}: {p:?}");
+        assert_eq!(champion(&data, m), "v0002");
+        before.push(predict(&data, m, &inputs.join(format!("{m}.parquet"))));
+    }
+    let v1_predictions = {
+        // The same rows through v0001, for the rollback below.
+        let out = work.path().join("v1.csv");
+        ok(bin("predict").args([
+            "--model",
+            version_dir(&data, "csat", "v0001").to_str().unwrap(),
+            "--input",
+            inputs.join("csat.parquet").to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ]));
+        fs::read(out).unwrap()
+    };
+    // A row held out in run 1 is held out in run 2, never trained on.
+    for m in MODELS {
+        let held1 = keys(&version_dir(&data, m, "v0001").join("holdout.parquet"));
+        let held2 = keys(&version_dir(&data, m, "v0002").join("holdout.parquet"));
+        let all2 = keys(&data.join("clean").join(format!("{m}.parquet")));
+        let trained2: HashSet<_> = all2.difference(&held2).collect();
+        assert!(!held1.is_empty());
+        for k in &held1 {
+            assert!(all2.contains(k), "{m}: {k:?} is in the 30 days");
+            assert!(
+                !trained2.contains(k),
+                "{m}: {k:?} held out in run 1, trained on in run 2"
+            );
+        }
+    }
+
+    // Run 3: two days again, a weak challenger. Not promoted, exit 0, the
+    // champion and its predictions unchanged.
+    let third = run(&data, &exports, "2", &[]);
+    for (i, m) in MODELS.iter().enumerate() {
+        let p = training(&data).models[*m].promotion.clone().unwrap();
+        assert!(!p.promoted, "{m}: {}\n{third}", p.reason);
+        assert!(
+            p.reason.contains("is worse than champion v0002's"),
+            "{}",
+            p.reason
+        );
+        assert_eq!(champion(&data, m), "v0002");
+        assert!(
+            version_dir(&data, m, "v0003").join("model.json").exists(),
+            "kept"
+        );
+        assert_eq!(
+            predict(&data, m, &inputs.join(format!("{m}.parquet"))),
+            before[i],
+            "{m}: predictions changed with a refused promotion"
+        );
+    }
+    assert!(
+        third.contains("csat v0003 kept, not promoted: RMSE"),
+        "{third}"
+    );
+
+    // --promote never keeps the champion even for a better version; always forces.
+    let never = run(&data, &exports, "30", &["--promote", "never"]);
+    assert!(never.contains("refused (--promote never)"), "{never}");
+    assert_eq!(champion(&data, "csat"), "v0002");
+
+    // Rollback: v0001 again, bit for bit; then back to v0002.
+    let make = |model: &str, version: &str| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+        let mut cmd = std::process::Command::new("make");
+        cmd.current_dir(root)
+            .args(["--no-print-directory", "rollback"])
+            .arg(format!("DATA={}", data.display()))
+            .arg(format!("BIN={}", bin_dir().display()))
+            .arg(format!("MODEL={model}"))
+            .arg(format!("VERSION={version}"))
+            .env_remove("MAKEFLAGS");
+        ok(&mut cmd)
+    };
+    let said = stdout(&make("csat", "v0001"));
+    assert!(said.contains("csat champion is now v0001"), "{said}");
+    assert_eq!(champion(&data, "csat"), "v0001");
+    assert_eq!(
+        predict(&data, "csat", &inputs.join("csat.parquet")),
+        v1_predictions
+    );
+    make("csat", "v0002");
+    assert_eq!(
+        predict(&data, "csat", &inputs.join("csat.parquet")),
+        before[1]
+    );
+    // A version that is not kept is refused, naming the kept ones.
+    let (code, err) = fails(bin("models").args([
+        "--data",
+        data.to_str().unwrap(),
+        "promote",
+        "--model",
+        "csat",
+        "--version",
+        "v0042",
+    ]));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("no such version of the csat model (kept: v0001, v0002, v0003, v0004)"),
+        "{err}"
+    );
+
+    // One history line per run and per rollback, in order.
+    let lines = history::read(&data.join("reports/history.jsonl")).unwrap();
+    let events: Vec<RunEvent> = lines.iter().map(|r| r.event).collect();
+    use RunEvent::{Rollback, Train};
+    assert_eq!(events, [Train, Train, Train, Train, Rollback, Rollback]);
+    assert_eq!(
+        lines[1].models["csat"]
+            .champion
+            .map(|v| v.to_string())
+            .as_deref(),
+        Some("v0001")
+    );
+    assert!(lines[1].models["csat"].promoted && !lines[2].models["csat"].promoted);
+    assert!(lines[2].models["csat"].rmse.unwrap() > lines[2].models["csat"].champion_rmse.unwrap());
+    assert!(lines.iter().all(|l| !l.run_id.is_empty()));
+    assert_eq!(lines[0].source.as_deref(), Some("csv"));
+    assert!(lines[1].datasets["csat"].clean > lines[0].datasets["csat"].clean);
+
+    // status shows the champions, the last runs.
+    let status = stdout(&stage("status", &data, &[]));
+    assert!(status.contains("csat         v0002"), "{status}");
+    assert!(status.contains("last runs (6 in"), "{status}");
+    // The report shows the gate's decisions and the history.
+    stage("report", &data, &[]);
+    let html = fs::read_to_string(data.join("reports/report.html")).unwrap();
+    assert!(html.contains("id=\"promotions\"") && html.contains("id=\"runs\""));
+    assert!(html.contains("data-chart=\"history-rmse\""));
+}
+
+#[test]
+fn retention_keeps_the_newest_versions_and_always_the_champion() {
+    let work = tempdir().unwrap();
+    let exports = exports(work.path(), 3000, 0.0);
+    let data = work.path().join("data");
+    run(&data, &exports, "30", &["--only", "csat"]);
+    for _ in 0..3 {
+        run(
+            &data,
+            &exports,
+            "30",
+            &["--only", "csat", "--promote", "never", "--keep", "2"],
+        );
+    }
+    let kept: Vec<String> = files(&data.join("models/versions/csat"))
+        .into_iter()
+        .filter(|f| f.ends_with("model.json"))
+        .collect();
+    assert_eq!(
+        kept,
+        ["v0001/model.json", "v0003/model.json", "v0004/model.json"],
+        "the two newest and the champion"
+    );
+    assert_eq!(champion(&data, "csat"), "v0001");
+}
+
+/// Rewrites a column of a simple CSV export (no quoted fields) row by row.
+fn edit_csv(path: &Path, edit: impl Fn(usize, &mut Vec<String>, &[&str])) {
+    let text = fs::read_to_string(path).unwrap();
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap().split(',').collect();
+    let mut out = vec![header.join(",")];
+    for (i, line) in lines.enumerate() {
+        assert!(!line.contains('"'), "a quoted field: {line}");
+        let mut cells: Vec<String> = line.split(',').map(String::from).collect();
+        edit(i, &mut cells, &header);
+        out.push(cells.join(","));
+    }
+    fs::write(path, out.join("\n") + "\n").unwrap();
+}
+
+#[test]
+fn an_unseen_provider_a_shifted_feature_and_a_reject_jump_are_flagged() {
+    let work = tempdir().unwrap();
+    let data = work.path().join("data");
+    run(&data, &exports(work.path(), 3000, 0.0), "30", &[]);
+    let drift: DriftReport =
+        serde_json::from_str(&fs::read_to_string(data.join("reports/drift.json")).unwrap())
+            .unwrap();
+    assert!(
+        drift.datasets["csat"]
+            .note
+            .as_deref()
+            .unwrap()
+            .contains("no champion")
+    );
+
+    // The same game a month on: a third of the A/B rows from a new provider,
+    // the A/B predictions 0.3 higher, and a broken widget (40% messy rows).
+    let moved = exports(work.path(), 3000, 0.4);
+    edit_csv(&moved.join("ai_gm_ab_testing.csv"), |i, cells, header| {
+        let at = |name: &str| header.iter().position(|h| *h == name).unwrap();
+        if i % 3 == 0 {
+            cells[at("provider")] = "newcorp".into();
+        }
+        if let Ok(v) = cells[at("predicted_quality")].parse::<f64>() {
+            cells[at("predicted_quality")] = format!("{}", (v + 0.3).min(1.0));
+        }
+    });
+    let out = run(&data, &moved, "30", &[]);
+    let drift: DriftReport =
+        serde_json::from_str(&fs::read_to_string(data.join("reports/drift.json")).unwrap())
+            .unwrap();
+    let perf = &drift.datasets["performance"];
+    assert_eq!(
+        perf.champion.map(|v| v.to_string()).as_deref(),
+        Some("v0001")
+    );
+    assert_eq!(perf.unseen_levels["provider"], ["newcorp"]);
+    let prediction = perf
+        .features
+        .iter()
+        .find(|f| f.feature == "prediction")
+        .unwrap();
+    assert!(
+        prediction.psi > 0.2 && prediction.level == DriftLevel::Major,
+        "{prediction:?}"
+    );
+    let provider = perf
+        .features
+        .iter()
+        .find(|f| f.feature == "provider")
+        .unwrap();
+    assert!(provider.psi > 0.1, "{provider:?}");
+    assert_eq!(perf.level, DriftLevel::Major);
+    assert!(drift.datasets["csat"].unseen_levels["provider"].contains(&"newcorp".to_string()));
+    let rejects = drift.datasets["quality"].reject_rate.clone().unwrap();
+    assert!(rejects.jumped && rejects.current > 0.2, "{rejects:?}");
+    // Unchanged features stay below the moderate line.
+    let quality = &drift.datasets["quality"];
+    assert!(quality.unseen_levels.is_empty(), "{quality:?}");
+    assert!(
+        out.contains("train: drift in performance: major shift")
+            && out.contains("provider levels never seen by the champion: newcorp"),
+        "{out}"
+    );
+    assert!(out.contains("reject rate jumped from"), "{out}");
+    // In status, in the history and in the report.
+    let status = stdout(&stage("status", &data, &[]));
+    assert!(status.contains("new provider: newcorp"), "{status}");
+    assert!(status.contains("REJECT RATE JUMPED"), "{status}");
+    let lines = history::read(&data.join("reports/history.jsonl")).unwrap();
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[1].drift["performance"].level, DriftLevel::Major);
+    assert!(
+        lines[1].drift["performance"]
+            .drifted
+            .contains(&"prediction".to_string())
+    );
+    stage("report", &data, &[]);
+    let html = fs::read_to_string(data.join("reports/report.html")).unwrap();
+    assert!(
+        html.contains("id=\"drift\"") && html.contains("provider: newcorp"),
+        "drift table"
+    );
+}

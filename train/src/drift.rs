@@ -1,0 +1,128 @@
+//! A version's training-data profile, and the new clean data compared with
+//! the champion's (the types and PSI are the contract's, `contract::drift`).
+
+use contract::Dataset;
+use contract::drift::{
+    CategoricalProfile, DatasetDrift, DriftLevel, FeatureDrift, NumericProfile, Profile,
+    RejectDrift, TargetDrift, psi,
+};
+use contract::registry::Version;
+
+use crate::features::Data;
+
+/// Bin edges come from at most this many values (an even stride): deciles of
+/// a large sample are as good as of every row, at a fraction of the sort.
+const EDGE_SAMPLE: usize = 100_000;
+
+fn numeric(values: Vec<f64>) -> NumericProfile {
+    if values.len() <= EDGE_SAMPLE {
+        return NumericProfile::of(&values);
+    }
+    let stride = values.len().div_ceil(EDGE_SAMPLE);
+    let sample: Vec<f64> = values.iter().step_by(stride).copied().collect();
+    let mut p = NumericProfile::of(&sample);
+    p.shares = p.shares_of(&values);
+    let present: Vec<f64> = values.into_iter().filter(|v| v.is_finite()).collect();
+    let n = present.len() as f64;
+    p.mean = (n > 0.0).then(|| present.iter().sum::<f64>() / n);
+    p.std = p
+        .mean
+        .filter(|_| n > 1.0)
+        .map(|m| (present.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
+    p
+}
+
+/// The profile of `rows` of `data` (a version's training rows).
+pub fn profile(data: &Data, dataset: Dataset, rows: &[usize], reject_rate: Option<f64>) -> Profile {
+    let pick = |col: &[f64]| rows.iter().map(|&r| col[r]).collect::<Vec<_>>();
+    Profile {
+        rows: rows.len(),
+        numeric: dataset
+            .numeric_features()
+            .iter()
+            .zip(&data.numeric)
+            .map(|(name, col)| (name.to_string(), numeric(pick(col))))
+            .collect(),
+        categorical: dataset
+            .categorical_features()
+            .iter()
+            .zip(&data.categorical)
+            .map(|(name, cat)| {
+                let p = CategoricalProfile::of(rows.iter().map(|&r| cat.value(r)));
+                (name.to_string(), p)
+            })
+            .collect(),
+        target: numeric(pick(&data.target)),
+        reject_rate,
+    }
+}
+
+/// Every row of `data` against the champion's profile.
+pub fn compare(
+    champion: Version,
+    reference: &Profile,
+    data: &Data,
+    dataset: Dataset,
+    reject_rate: Option<f64>,
+) -> DatasetDrift {
+    let mut features = Vec::new();
+    for (name, col) in dataset.numeric_features().iter().zip(&data.numeric) {
+        if let Some(p) = reference.numeric.get(*name) {
+            let value = psi(&p.shares, &p.shares_of(col));
+            features.push(FeatureDrift {
+                feature: name.to_string(),
+                psi: value,
+                level: DriftLevel::of_psi(value),
+            });
+        }
+    }
+    let mut unseen_levels = std::collections::BTreeMap::new();
+    for (name, cat) in dataset.categorical_features().iter().zip(&data.categorical) {
+        if let Some(p) = reference.categorical.get(*name) {
+            let current = CategoricalProfile::of((0..data.rows).map(|r| cat.value(r)));
+            let value = p.psi(&current);
+            features.push(FeatureDrift {
+                feature: name.to_string(),
+                psi: value,
+                level: DriftLevel::of_psi(value),
+            });
+            let unseen = p.unseen(&current);
+            if !unseen.is_empty() {
+                unseen_levels.insert(name.to_string(), unseen);
+            }
+        }
+    }
+    features.sort_by(|a, b| b.psi.total_cmp(&a.psi));
+    let t = &reference.target;
+    let current_target = numeric(data.target.clone());
+    let target_psi = psi(&t.shares, &t.shares_of(&data.target));
+    let target = TargetDrift {
+        champion_mean: t.mean,
+        mean: current_target.mean,
+        shift_std: match (t.mean, current_target.mean, t.std) {
+            (Some(a), Some(b), Some(s)) if s > 0.0 => Some((b - a) / s),
+            _ => None,
+        },
+        psi: target_psi,
+        level: DriftLevel::of_psi(target_psi),
+    };
+    let max_psi = features
+        .iter()
+        .map(|f| f.psi)
+        .chain([target_psi])
+        .fold(0.0, f64::max);
+    DatasetDrift {
+        champion: Some(champion),
+        rows: data.rows,
+        note: None,
+        level: DriftLevel::of_psi(max_psi),
+        max_psi,
+        features,
+        target: Some(target),
+        unseen_levels,
+        reject_rate: match (reference.reject_rate, reject_rate) {
+            (Some(old), Some(new)) => Some(RejectDrift::new(old, new)),
+            _ => None,
+        },
+    }
+}

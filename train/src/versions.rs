@@ -1,0 +1,143 @@
+//! `models`: the kept versions of each model with their metrics, and
+//! rollback: any kept version made champion again, by the same one-step
+//! switch a promotion uses, recorded in the run history.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use chrono::Utc;
+use clap::{Parser, Subcommand};
+use contract::commit::Commit;
+use contract::history::{RunEvent, RunModel, RunRecord};
+use contract::registry::{self, Version};
+use contract::{Dataset, Layout, history};
+
+use crate::artifact;
+
+/// Lists model versions, or makes a kept version the champion again.
+#[derive(Debug, Parser)]
+#[command(name = "models", version, about, long_about = None)]
+pub struct ModelsArgs {
+    /// Root of the data layout.
+    #[arg(long, default_value = "data")]
+    pub data: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Every kept version of each model, its metrics, and which is champion.
+    List,
+    /// Make a kept version the champion (a rollback, or a roll forward).
+    Promote {
+        /// quality, csat or performance.
+        #[arg(long)]
+        model: String,
+        /// A kept version, like v0003 (see `models list`).
+        #[arg(long)]
+        version: Version,
+    },
+}
+
+pub fn run(args: &ModelsArgs) -> Result<()> {
+    let layout = Layout::new(&args.data);
+    match &args.command {
+        Command::List => list(&layout),
+        Command::Promote { model, version } => {
+            let dataset = Dataset::from_name(model).with_context(|| {
+                format!("--model: unknown model `{model}` (quality, csat, performance)")
+            })?;
+            promote(&layout, dataset, *version)
+        }
+    }
+}
+
+fn list(layout: &Layout) -> Result<()> {
+    for dataset in Dataset::ALL {
+        let champion = registry::champion(layout, dataset)?;
+        let versions = registry::versions(layout, dataset)?;
+        println!("{dataset}: {} kept", versions.len());
+        for v in versions.iter().rev() {
+            let dir = layout.version_dir(dataset, *v);
+            let card: artifact::ModelCard =
+                contract::io::read_json(&dir.join(artifact::MODEL_JSON))?;
+            let test = card.candidates.get(&card.algorithm).map(|c| c.test);
+            let mark = if Some(*v) == champion { "*" } else { " " };
+            println!(
+                "  {mark} {v}  {}  {:<10} rows {:>9}  RMSE {}  R2 {}  {}",
+                card.trained_at.format("%Y-%m-%d %H:%M"),
+                card.algorithm.name(),
+                card.lineage.clean_rows,
+                test.map_or("-".into(), |t| format!("{:.4}", t.rmse)),
+                test.map_or("-".into(), |t| format!("{:.3}", t.r2)),
+                card.lineage
+                    .promotion
+                    .as_ref()
+                    .map_or(String::new(), |p| p.reason.clone()),
+            );
+        }
+    }
+    println!("(* = champion)");
+    Ok(())
+}
+
+fn promote(layout: &Layout, dataset: Dataset, version: Version) -> Result<()> {
+    let started_at = Utc::now();
+    let mut commit = Commit::begin(layout, "models")?;
+    let dir = layout.version_dir(dataset, version);
+    if !dir.is_dir() {
+        let kept: Vec<String> = registry::versions(layout, dataset)?
+            .iter()
+            .map(Version::to_string)
+            .collect();
+        bail!(
+            "{}: no such version of the {dataset} model (kept: {})",
+            dir.display(),
+            if kept.is_empty() {
+                "none".into()
+            } else {
+                kept.join(", ")
+            }
+        );
+    }
+    // Refuse a version that would not load: the champion must always serve.
+    artifact::load(&dir).with_context(|| format!("{version} cannot be made champion"))?;
+    let before = registry::champion(layout, dataset)?;
+    if before == Some(version) {
+        println!("models: {version} is already the {dataset} champion");
+        return Ok(());
+    }
+    registry::stage_champion(&mut commit, layout, dataset, version)?;
+    let reason = format!(
+        "made champion by hand (was {})",
+        before.map_or("none".into(), |v| v.to_string())
+    );
+    let record = RunRecord {
+        run_id: RunRecord::id_at(started_at),
+        event: RunEvent::Rollback,
+        started_at,
+        finished_at: Utc::now(),
+        source: None,
+        since: None,
+        until: None,
+        datasets: Default::default(),
+        models: [(
+            dataset.name().to_string(),
+            RunModel {
+                version: Some(version),
+                promoted: true,
+                reason: reason.clone(),
+                rmse: None,
+                champion: before,
+                champion_rmse: None,
+            },
+        )]
+        .into(),
+        drift: Default::default(),
+    };
+    history::append(&mut commit, layout, &record)?;
+    commit.finish()?;
+    println!("models: {dataset} champion is now {version}: {reason}");
+    Ok(())
+}
