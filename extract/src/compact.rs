@@ -2,8 +2,8 @@
 //! commit as the run's new parts.
 //!
 //! Hourly collection adds a part per table per hour (720 a month), and every
-//! reader opens every part. When a table holds more than `--max-parts`
-//! parts, the trailing run of small parts (fewer than [`SMALL_PART_ROWS`]
+//! reader opens every part. When a table would hold more than `--max-parts`
+//! parts with this run's new ones, the trailing run of small parts already there (fewer than [`SMALL_PART_ROWS`]
 //! rows each, after the last large one) is merged into one part that takes
 //! the name of the last of them: row order, and so "name order is write
 //! order", is kept, and no row is lost or duplicated.
@@ -39,11 +39,13 @@ fn rows_in(part: &PathBuf) -> Result<usize> {
         .with_context(|| format!("{}: not a readable Parquet file", part.display()))
 }
 
-/// Stages retention and compaction of `table`'s existing parts.
+/// Stages retention and compaction of `table`'s existing parts; `new_parts`
+/// is how many this run adds beside them.
 pub fn tidy(
     commit: &mut Commit,
     layout: &Layout,
     table: RawTable,
+    new_parts: usize,
     max_parts: usize,
     retain_before: Option<DateTime<Utc>>,
 ) -> Result<Tidied> {
@@ -69,7 +71,7 @@ pub fn tidy(
         kept.extend(newest);
         parts = kept;
     }
-    if parts.len() <= max_parts {
+    if parts.len() + new_parts <= max_parts {
         return Ok(done);
     }
     let sizes: Vec<usize> = parts.iter().map(rows_in).collect::<Result<_>>()?;

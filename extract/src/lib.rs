@@ -406,6 +406,7 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
                 &mut commit,
                 layout,
                 table,
+                counts.parts_written.len(),
                 options.max_parts,
                 options.retain_before,
             )?;

@@ -346,9 +346,12 @@ fn cannot_mount() -> bool {
     !root
 }
 
+/// Bytes of the files under `dir`, each once: the champion links
+/// (models/<model>) lead into models/versions/, which is counted.
 fn dir_size(dir: &Path) -> u64 {
     files(dir)
         .iter()
+        .filter(|f| !f.starts_with("models/") || f.starts_with("models/versions/"))
         .map(|f| fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0))
         .sum()
 }

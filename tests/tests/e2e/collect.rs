@@ -1,0 +1,253 @@
+//! Collection that runs for months: hourly parts are compacted without
+//! losing or doubling a row, old parts age out by a rule that never cuts into
+//! the window, and the collect loop retrains when its rule says so.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use contract::columns::{CREATED_AT, ID};
+use polars::prelude::*;
+use tempfile::tempdir;
+
+use crate::common::*;
+
+const TABLES: [&str; 3] = [
+    "ai_gm_explanations",
+    "ai_gm_quality_feedback",
+    "ai_gm_ab_testing",
+];
+
+/// Synthetic exports, then `slices` cumulative copies of them: the oldest
+/// 1/n, 2/n, ... of each table's rows by created_at, as hourly exports grow.
+fn growing_exports(dir: &Path, rows: usize, slices: usize) -> Vec<PathBuf> {
+    let full = dir.join("full");
+    ok(bin("synth").args([
+        "--rows",
+        &rows.to_string(),
+        "--seed",
+        "5",
+        "--now",
+        NOW,
+        "--format",
+        "csv",
+        "--out",
+        full.to_str().unwrap(),
+    ]));
+    let mut out = Vec::new();
+    for k in 1..=slices {
+        let slice = dir.join(format!("slice-{k}"));
+        fs::create_dir_all(&slice).unwrap();
+        for table in TABLES {
+            let df = CsvReadOptions::default()
+                .with_has_header(true)
+                .with_infer_schema_length(Some(0))
+                .try_into_reader_with_file_path(Some(full.join(format!("{table}.csv"))))
+                .unwrap()
+                .finish()
+                .unwrap()
+                .sort([CREATED_AT], SortMultipleOptions::default())
+                .unwrap();
+            let mut head = df.head(Some(df.height() * k / slices));
+            let mut f = fs::File::create(slice.join(format!("{table}.csv"))).unwrap();
+            CsvWriter::new(&mut f).finish(&mut head).unwrap();
+        }
+        out.push(slice);
+    }
+    out
+}
+
+fn export_ids(exports: &Path, table: &str) -> Vec<String> {
+    let df = CsvReadOptions::default()
+        .with_infer_schema_length(Some(0))
+        .try_into_reader_with_file_path(Some(exports.join(format!("{table}.csv"))))
+        .unwrap()
+        .finish()
+        .unwrap();
+    let mut ids: Vec<String> = strs(&df, ID).into_iter().map(Option::unwrap).collect();
+    ids.sort();
+    ids
+}
+
+fn parts(data: &Path, table: &str) -> usize {
+    files(&data.join("raw").join(table)).len()
+}
+
+fn report(data: &Path) -> serde_json::Value {
+    serde_json::from_str(&fs::read_to_string(data.join("reports/extract.json")).unwrap()).unwrap()
+}
+
+#[test]
+fn parts_are_compacted_without_losing_or_doubling_a_row() {
+    let work = tempdir().unwrap();
+    let slices = growing_exports(work.path(), 2000, 4);
+    let data = work.path().join("data");
+    for (i, slice) in slices.iter().enumerate() {
+        extract_csv(
+            &data,
+            slice,
+            &["--incremental", "--max-parts", "2", "--now", NOW],
+        );
+        let want = [1, 2, 2, 2][i];
+        for table in TABLES {
+            assert_eq!(parts(&data, table), want, "{table} after run {}", i + 1);
+        }
+    }
+    let last = report(&data);
+    for table in TABLES {
+        assert_eq!(last["tables"][table]["parts_merged"], 2, "{table}");
+        let mut ids = raw_ids(&data, table);
+        ids.sort();
+        assert_eq!(
+            ids,
+            export_ids(slices.last().unwrap(), table),
+            "{table}: every row once"
+        );
+    }
+    // The compacted folder reads on: the whole pipeline after it.
+    stage("transform", &data, &[]);
+}
+
+#[test]
+fn retention_drops_whole_parts_older_than_the_window_and_nothing_inside_it() {
+    let work = tempdir().unwrap();
+    let slices = growing_exports(work.path(), 2000, 4);
+    let data = work.path().join("data");
+    for slice in &slices {
+        extract_csv(&data, slice, &["--incremental", "--now", NOW]);
+    }
+    for table in TABLES {
+        assert_eq!(parts(&data, table), 4);
+    }
+    // Ten days on, keeping 20 days: rows created before NOW - 10 days may go,
+    // but only as whole parts.
+    let later = "2026-01-25T12:00:00Z";
+    let cutoff = chrono::DateTime::parse_from_rfc3339("2026-01-05T12:00:00Z")
+        .unwrap()
+        .timestamp_micros() as f64;
+    let before: Vec<DataFrame> = TABLES
+        .iter()
+        .map(|t| {
+            contract::io::read_raw(
+                &contract::Layout::new(&data),
+                contract::RawTable::from_name(t).unwrap(),
+            )
+            .unwrap()
+        })
+        .collect();
+    extract_csv(
+        &data,
+        slices.last().unwrap(),
+        &["--incremental", "--retain-days", "20", "--now", later],
+    );
+    let said = report(&data);
+    for (table, old) in TABLES.iter().zip(before) {
+        let dropped = said["tables"][table]["parts_dropped"].as_u64().unwrap();
+        assert!(dropped >= 1, "{table}: {said}");
+        assert_eq!(parts(&data, table), 4 - dropped as usize);
+        let now = contract::io::read_raw(
+            &contract::Layout::new(&data),
+            contract::RawTable::from_name(table).unwrap(),
+        )
+        .unwrap();
+        let kept: std::collections::HashSet<String> =
+            strs(&now, ID).into_iter().map(Option::unwrap).collect();
+        // Every row inside the window is still there.
+        let times = nums(&old, CREATED_AT);
+        for (id, t) in strs(&old, ID).into_iter().zip(times) {
+            let (id, t) = (id.unwrap(), t.unwrap());
+            if t >= cutoff {
+                assert!(
+                    kept.contains(&id),
+                    "{table}: {id} at {t} is inside the window"
+                );
+            }
+        }
+        assert!(now.height() < old.height(), "{table}: something aged out");
+    }
+}
+
+/// Starts `extract --every 1s` with a retrain rule; returns its stdout once
+/// `until` appears in it (or after a minute), then stops it with Ctrl-C.
+fn collect_until(data: &Path, exports: &Path, command: &str, until: &str, times: usize) -> String {
+    let log = data.with_extension("log");
+    let mut child = bin("extract")
+        .args([
+            "--data",
+            data.to_str().unwrap(),
+            "--source",
+            "csv",
+            "--input",
+        ])
+        .arg(exports)
+        .args([
+            "--incremental",
+            "--every",
+            "1s",
+            "--retrain-rows",
+            "1",
+            "--now",
+            NOW,
+        ])
+        .args(["--retrain-command", command])
+        .stdout(Stdio::from(fs::File::create(&log).unwrap()))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while fs::read_to_string(&log)
+        .unwrap_or_default()
+        .matches(until)
+        .count()
+        < times
+        && started.elapsed() < Duration::from_secs(60)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "Ctrl-C ends collection cleanly");
+    fs::read_to_string(&log).unwrap()
+}
+
+#[test]
+fn collection_retrains_when_due_and_logs_a_failed_retrain() {
+    let work = tempdir().unwrap();
+    let exports = growing_exports(work.path(), 2000, 1).pop().unwrap();
+    let data = work.path().join("data");
+    let b = bin_dir();
+    let d = data.display();
+    let retrain = format!(
+        "{b}/transform --data {d} && {b}/validate --data {d} --now {NOW} && {b}/train --data {d}",
+        b = b.display()
+    );
+    let log = collect_until(&data, &exports, &retrain, "retrain not due", 1);
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(" ok in ")).collect();
+    assert!(lines.len() >= 2, "{log}");
+    assert!(
+        lines[0].contains("retrained (no model trained yet)"),
+        "{log}"
+    );
+    assert!(
+        lines[1].contains("+0") && lines[1].contains("retrain not due"),
+        "{log}"
+    );
+    assert!(data.join("reports/training.json").exists());
+    assert_eq!(
+        fs::read_link(data.join("models/csat")).unwrap(),
+        Path::new("versions/csat/v0001")
+    );
+
+    // A retrain that fails is logged, and the next cycle runs.
+    let data2 = work.path().join("data2");
+    let log = collect_until(&data2, &exports, "exit 7", "FAILED", 2);
+    assert_eq!(log.matches("FAILED").count(), 2, "{log}");
+    assert!(
+        log.contains("retrain (no model trained yet) FAILED"),
+        "{log}"
+    );
+    assert!(log.contains("exit status: 7"), "{log}");
+}
