@@ -13,6 +13,7 @@ pub mod error;
 pub mod history;
 pub mod io;
 pub mod layout;
+pub mod progress;
 pub mod registry;
 pub mod reports;
 pub mod secrets;

@@ -11,7 +11,6 @@ mod csv_columnar;
 mod csv_source;
 mod pg_conn;
 mod postgres_source;
-mod progress;
 mod schedule;
 pub mod sink;
 pub mod state;
@@ -129,6 +128,9 @@ pub struct Args {
     /// Seconds one PostgreSQL statement may run (enforced by the server).
     #[arg(long, default_value_t = 600)]
     pub statement_timeout: u64,
+    /// No progress bars or progress lines (errors are printed all the same).
+    #[arg(long)]
+    pub quiet: bool,
     /// The time --days counts back from; default: the current time.
     #[arg(long, value_parser = contract::timestamp::parse_arg, hide = true)]
     pub now: Option<DateTime<Utc>>,
@@ -186,6 +188,7 @@ impl Options {
 }
 
 pub fn run(args: &Args) -> Result<()> {
+    contract::progress::set_quiet(args.quiet);
     let layout = Layout::new(&args.data);
     let mut retrain =
         (args.retrain_every.is_some() || args.retrain_rows.is_some()).then(|| schedule::Retrain {

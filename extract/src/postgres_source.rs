@@ -15,8 +15,8 @@ use postgres::{Client, Config, NoTls};
 use serde_json::Value;
 
 use crate::pg_conn;
-use crate::progress::Progress;
 use crate::sink::{TableSink, Target};
+use contract::progress::Progress;
 
 pub struct Db {
     client: Client,
@@ -191,7 +191,7 @@ impl Db {
             .has_headers(false)
             .flexible(true)
             .from_reader(reader);
-        let mut progress = Progress::new(table.name(), u64::try_from(total).ok());
+        let progress = Progress::new("extract", table.name(), "rows", u64::try_from(total).ok());
         let mut record = csv::StringRecord::new();
         let mut values: Vec<Value> = Vec::with_capacity(header.len());
         let mut since_tick = 0u64;
@@ -210,11 +210,11 @@ impl Db {
             sink.push(&values)?;
             since_tick += 1;
             if since_tick == 10_000 {
-                progress.add(since_tick);
+                progress.inc(since_tick);
                 since_tick = 0;
             }
         }
-        progress.add(since_tick);
+        progress.inc(since_tick);
         progress.finish();
         Ok(sink)
     }

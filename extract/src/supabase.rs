@@ -14,8 +14,8 @@ use reqwest::StatusCode;
 use reqwest::blocking::{Client as Http, Response};
 use serde_json::{Map, Value};
 
-use crate::progress::Progress;
 use crate::sink::{TableSink, Target};
+use contract::progress::Progress;
 
 /// Rows asked for per request; PostgREST may cap lower, which paging handles.
 const PAGE: usize = 1000;
@@ -322,7 +322,7 @@ impl Client {
                     .and_then(|v| v.to_str().ok())
                     .and_then(|v| v.rsplit('/').next())
                     .and_then(|t| t.parse::<u64>().ok());
-                progress = Some(Progress::new(table.name(), total));
+                progress = Some(Progress::new("extract", table.name(), "rows", total));
             }
             let rows: Vec<Map<String, Value>> = response.json().with_context(|| {
                 format!("{table}: Supabase sent a body that is not a JSON array of rows")
@@ -350,8 +350,8 @@ impl Client {
                     .collect();
                 sink.push(&values)?;
             }
-            if let Some(p) = progress.as_mut() {
-                p.add(rows.len() as u64);
+            if let Some(p) = progress.as_ref() {
+                p.inc(rows.len() as u64);
             }
             let last = rows.last().map(|r| {
                 (

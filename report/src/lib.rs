@@ -43,6 +43,9 @@ pub struct Args {
     /// Root of the data layout.
     #[arg(long, default_value = "data")]
     pub data: PathBuf,
+    /// No progress bar or progress lines (errors are printed all the same).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 /// Rows rejected for one reason, with a few of them as text.
@@ -110,8 +113,16 @@ pub fn run(args: &Args) -> Result<()> {
     let started = Instant::now();
     let layout = Layout::new(&args.data);
     let mut commit = Commit::begin(&layout, "report")?;
+    contract::progress::set_quiet(args.quiet);
+    let progress =
+        contract::progress::Progress::new("report", "insights and page", "steps", Some(3));
+    progress.set_phase("reading inputs, computing insights");
     let inputs = read_inputs(&layout)?;
+    progress.inc(1);
+    progress.set_phase("drawing the page");
     let page = html::render(&inputs, &layout)?;
+    progress.inc(1);
+    progress.set_phase("writing");
 
     for table in &inputs.insights.tables {
         let mut df = table
@@ -128,6 +139,8 @@ pub fn run(args: &Args) -> Result<()> {
     std::fs::write(&staged, page.as_bytes())
         .with_context(|| format!("writing {}", staged.display()))?;
     commit.finish()?;
+    progress.inc(1);
+    progress.finish();
 
     for (source, s) in &inputs.insights.report.sources {
         match &s.optimal {

@@ -56,6 +56,9 @@ pub struct Args {
     /// that of one chunk. Rows never refer to rows of another chunk.
     #[arg(long, default_value_t = CHUNK_ROWS)]
     pub chunk_rows: usize,
+    /// No progress bar or progress lines (errors are printed all the same).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -89,6 +92,14 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let chunk_rows = args.chunk_rows;
     let chunks = args.rows.div_ceil(chunk_rows);
+    contract::progress::set_quiet(args.quiet);
+    // Rows of the three tables, counted as each chunk is written.
+    let progress = contract::progress::Progress::new(
+        "synth",
+        "generating",
+        "rows",
+        Some(3 * args.rows as u64),
+    );
     let mut injected = messy::Injected::new();
     // Each chunk covers its slice of the time window, so tables stay in time order.
     let span = (now - start).num_microseconds().unwrap_or(0);
@@ -117,9 +128,12 @@ pub fn run(args: &Args) -> Result<()> {
             let (tables, inj) = chunk(k)?;
             merge(inj);
             for (table, frame) in tables.frames(now)? {
+                let rows = frame.height() as u64;
                 export.append(table, frame, k == 0)?;
+                progress.inc(rows);
             }
         }
+        progress.finish();
         for (table, path) in export.commit()? {
             println!(
                 "synth: {:<24} {:>8} rows -> {}",
@@ -155,8 +169,10 @@ pub fn run(args: &Args) -> Result<()> {
             counts.rows_read += frame.height();
             counts.rows_written += frame.height();
             counts.parts_written.push(part);
+            progress.inc(frame.height() as u64);
         }
     }
+    progress.finish();
     for table in RawTable::ALL {
         if let Some(counts) = report.tables.get_mut(table.name()) {
             counts.injected = injected

@@ -105,6 +105,9 @@ pub struct Args {
     /// seed and --threads give the same models.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// No progress bars or progress lines (errors are printed all the same).
+    #[arg(long)]
+    pub quiet: bool,
     /// Train only these models (default: all three).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
@@ -167,6 +170,7 @@ fn read_optional<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Resu
 }
 
 pub fn run(args: &Args) -> Result<()> {
+    contract::progress::set_quiet(args.quiet);
     let started_at = Utc::now();
     if !(0.05..=0.5).contains(&args.test_fraction) {
         bail!(
@@ -485,6 +489,20 @@ fn train_one(
     let folds = split::k_fold(&selection_rows, args.folds, args.seed);
     let candidates = models::candidates(dataset);
     let settings = GbmSettings::new(args.seed, threads);
+    // Progress in LightGBM's boosting rounds (one per C API call), over every
+    // fold's fit and the final one: most of the time goes there.
+    let gbm_fits = if candidates.contains(&Algorithm::Lightgbm) {
+        folds.len() as u64 + 1
+    } else {
+        0
+    };
+    let progress = contract::progress::Progress::new(
+        "train",
+        &format!("{dataset} ({} rows)", data.rows),
+        "rounds",
+        Some(gbm_fits * settings.iterations as u64),
+    );
+    let round = || progress.inc(1);
 
     // Model selection: every candidate on every fold of the sample, encodings
     // fitted on the fold's training rows.
@@ -493,11 +511,12 @@ fn train_one(
     let mut timed_fit =
         |algorithm: Algorithm, encoded: &features::Encoded, rows: &[usize]| -> Result<Fitted> {
             let t = Instant::now();
-            let fitted = Fitted::fit(algorithm, dataset, encoded, rows, &settings)?;
+            let fitted = Fitted::fit(algorithm, dataset, encoded, rows, &settings, &round)?;
             *fit_seconds.entry(algorithm).or_default() += t.elapsed().as_secs_f64();
             Ok(fitted)
         };
-    for (fit_rows, held_rows) in &folds {
+    for (i, (fit_rows, held_rows)) in folds.iter().enumerate() {
+        progress.set_phase(&format!("model selection, fold {}/{}", i + 1, folds.len()));
         let encoding = Encoding::fit(&data, dataset, fit_rows);
         let encoded = encoding.encode(&data);
         let truth = data.target_of(held_rows);
@@ -518,6 +537,7 @@ fn train_one(
 
     // Final fits on all training rows; metrics on the held-out rows. Every
     // candidate is refitted so each is reported beside the chosen one.
+    progress.set_phase("final fit on all training rows");
     let encoding = Encoding::fit(&data, dataset, &train_rows);
     let encoded = encoding.encode(&data);
     let truth = data.target_of(&test_rows);
@@ -557,6 +577,7 @@ fn train_one(
         None
     };
 
+    progress.set_phase("promotion gate and drift");
     let best_baseline = results
         .iter()
         .filter(|(a, _)| a.is_baseline())
@@ -658,6 +679,7 @@ fn train_one(
         lineage: lineage(context, dataset, df, promotion)?,
     };
     artifact::save(&job.dir, &card, &fitted, &mut holdout, &profile)?;
+    progress.finish();
     Ok(Outcome {
         report: summary::trained(&card, df.height()),
         drift,

@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use contract::columns::*;
 use contract::commit::Commit;
+use contract::progress::Progress;
 use contract::{Dataset, Layout, RawTable, SYNTH_SOURCE, io};
 use polars::prelude::*;
 use rayon::prelude::*;
@@ -23,17 +24,25 @@ pub struct Args {
     /// Allow synthetic rows (_source = synth) beside real ones.
     #[arg(long)]
     pub allow_mixed: bool,
+    /// No progress bar or progress lines (errors are printed all the same).
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 pub fn run(args: &Args) -> Result<()> {
+    contract::progress::set_quiet(args.quiet);
     let layout = Layout::new(&args.data);
     // Holds the data folder while reading raw/ and until the three datasets
     // replace the old ones together.
     let mut commit = Commit::begin(&layout, "transform")?;
     // Only the columns the datasets use: Parquet reads just those.
+    // Steps: three raw tables read, three datasets built and written.
+    let progress = Progress::new("transform", "raw tables -> datasets", "steps", Some(6));
     let mut raw = Vec::new();
     for table in RawTable::ALL {
+        progress.set_phase(&format!("reading {}", table.name()));
         raw.push(io::read_raw_columns(&layout, table, used_columns(table))?);
+        progress.inc(1);
     }
     check_sources(&layout, &raw, args.allow_mixed)?;
     let [explanations, feedback, ab_testing]: [DataFrame; 3] = raw
@@ -50,6 +59,7 @@ pub fn run(args: &Args) -> Result<()> {
     // none replaces the old ones until all three are there.
     let mut lines = Vec::new();
     for (dataset, plan) in plans {
+        progress.set_phase(&format!("building {dataset}"));
         let mut df = conform(plan, dataset)
             .collect()
             .with_context(|| format!("building the {dataset} dataset"))?;
@@ -61,7 +71,9 @@ pub fn run(args: &Args) -> Result<()> {
             df.height(),
             path.display()
         ));
+        progress.inc(1);
     }
+    progress.finish();
     commit.finish()?;
     for line in lines {
         println!("{line}");

@@ -32,6 +32,9 @@ pub struct Args {
     /// Timestamps later than this (plus --skew-minutes) are rejected; default: now.
     #[arg(long, value_parser = contract::timestamp::parse_arg)]
     pub now: Option<DateTime<Utc>>,
+    /// No progress bar or progress lines (errors are printed all the same).
+    #[arg(long)]
+    pub quiet: bool,
     /// Clock skew tolerated for timestamps in the future, in minutes.
     #[arg(long, default_value_t = 5)]
     pub skew_minutes: u32,
@@ -66,6 +69,7 @@ impl Args {
 pub struct BelowMinimum(pub Vec<String>);
 
 pub fn run(args: &Args) -> Result<()> {
+    contract::progress::set_quiet(args.quiet);
     let layout = Layout::new(&args.data);
     // clean/, rejected/ and the report change together, or not at all.
     let mut commit = Commit::begin(&layout, "validate")?;
@@ -74,9 +78,12 @@ pub fn run(args: &Args) -> Result<()> {
 
     // Check every input before reading any in full; then one dataset at a
     // time, so memory is that of the largest (csat), not of all three.
+    let mut total_rows = 0;
     for dataset in Dataset::ALL {
         let path = layout.training(dataset);
-        if io::check_dataset(&path, dataset)? == 0 {
+        let rows = io::check_dataset(&path, dataset)?;
+        total_rows += rows as u64;
+        if rows == 0 {
             anyhow::bail!(
                 "{}: empty dataset (0 rows); nothing to validate",
                 path.display()
@@ -101,10 +108,14 @@ pub fn run(args: &Args) -> Result<()> {
         .collect::<Result<Vec<(PathBuf, PathBuf)>>>()?;
     // Each dataset's files are written on a thread of their own while the next
     // dataset is read and split (at most one dataset waits to be written).
+    let progress =
+        contract::progress::Progress::new("validate", "datasets", "rows", Some(total_rows));
     std::thread::scope(|scope| -> Result<()> {
         let mut writing: Option<std::thread::ScopedJoinHandle<Result<()>>> = None;
         for (dataset, (clean_path, rejected_path)) in Dataset::ALL.into_iter().zip(&staged) {
+            progress.set_phase(&format!("reading and checking {dataset}"));
             let df = io::read_dataset(&layout.training(dataset), dataset)?;
+            progress.inc(df.height() as u64);
             let minimum = args.minimum(dataset);
             let (mut clean, mut rejected) = split(df.clone(), dataset, horizon)
                 .with_context(|| format!("validating {}", layout.training(dataset).display()))?;
@@ -122,17 +133,19 @@ pub fn run(args: &Args) -> Result<()> {
                 .iter()
                 .map(|r| format!("{r} {}", entry.rejected.get(r).copied().unwrap_or(0)))
                 .collect();
-            println!(
-                "validate: {:<12} {:>9} in {:>9} clean {:>7} rejected ({})",
-                dataset.name(),
-                entry.rows_in,
-                entry.clean,
-                entry.rows_in - entry.clean,
-                by_reason.join(", ")
-            );
-            for w in &entry.warnings {
-                println!("validate: {:<12} warning: {w}", dataset.name());
-            }
+            progress.suspend(|| {
+                println!(
+                    "validate: {:<12} {:>9} in {:>9} clean {:>7} rejected ({})",
+                    dataset.name(),
+                    entry.rows_in,
+                    entry.clean,
+                    entry.rows_in - entry.clean,
+                    by_reason.join(", ")
+                );
+                for w in &entry.warnings {
+                    println!("validate: {:<12} warning: {w}", dataset.name());
+                }
+            });
             if entry.clean < minimum {
                 small.push(format!(
                     "{}: {} clean rows, below the minimum of {minimum}",
@@ -145,6 +158,7 @@ pub fn run(args: &Args) -> Result<()> {
         }
         writing.map_or(Ok(()), join)
     })?;
+    progress.finish();
     io::write_json(&report, &commit.file(&layout.validation_report())?)?;
     commit.finish()?;
     if !small.is_empty() && !args.allow_small {

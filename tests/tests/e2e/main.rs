@@ -9,6 +9,7 @@ mod fake_postgrest;
 mod faults;
 mod pipeline;
 mod postgres;
+mod progress;
 mod report;
 mod status;
 mod supabase;

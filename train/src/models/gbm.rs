@@ -62,6 +62,7 @@ pub fn train(
     dataset_params: &str,
     booster_params: &str,
     iterations: usize,
+    on_round: &dyn Fn(),
 ) -> Result<String, GbmError> {
     let rows = y.len();
     if rows == 0 || n_features == 0 || x.len() != rows * n_features {
@@ -111,6 +112,7 @@ pub fn train(
         let mut finished = 0;
         // SAFETY: a valid booster handle and an out pointer.
         check(unsafe { sys::LGBM_BoosterUpdateOneIter(booster.0, &mut finished) })?;
+        on_round();
         if finished == 1 {
             break;
         }

@@ -68,6 +68,7 @@ pub fn fit(
     width: usize,
     categorical: &[usize],
     settings: &Settings,
+    on_round: &dyn Fn(),
 ) -> Result<String> {
     let threads = settings.threads_for(y.len());
     Ok(gbm::train(
@@ -77,6 +78,7 @@ pub fn fit(
         &settings.dataset_params(categorical, threads),
         &settings.booster_params(threads),
         settings.iterations,
+        on_round,
     )?)
 }
 
@@ -122,7 +124,7 @@ mod tests {
             x.extend([(i % 7) as f64, cat]);
             y.push([1.0, 5.0, 3.0][i % 3]);
         }
-        let text = fit(&x, &y, 2, &[1], &Settings::new(1, 1)).unwrap();
+        let text = fit(&x, &y, 2, &[1], &Settings::new(1, 1), &|| {}).unwrap();
         assert!(
             text.contains("cat_boundaries="),
             "categorical splits in the model"

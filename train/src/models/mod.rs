@@ -99,6 +99,7 @@ impl Fitted {
         encoded: &Encoded,
         rows: &[usize],
         settings: &GbmSettings,
+        on_round: &dyn Fn(),
     ) -> Result<Self> {
         let y = encoded.data.target_of(rows);
         let mean = baseline::mean(&y);
@@ -138,6 +139,7 @@ impl Fitted {
                     names.len(),
                     &encoding.gbm_categorical_indices(),
                     settings,
+                    on_round,
                 )?;
                 let booster = lightgbm::load(&text)?;
                 return Ok(Self {
