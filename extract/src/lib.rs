@@ -324,6 +324,8 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
                 let target = prepare(&mut commit, table)?;
                 let origin = csv.path.display().to_string();
                 sink::check_header(table, &origin, &csv.header)?;
+                let progress =
+                    contract::progress::Progress::new("extract", table.name(), "rows", None);
                 let fast = csv_columnar::read(
                     &csv.path,
                     table,
@@ -347,6 +349,8 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
                         sink.finish(write_empty)?
                     }
                 };
+                progress.inc(done.counts.rows_read as u64);
+                progress.finish();
                 finished.push((table, done, target.out_dir));
             }
         }

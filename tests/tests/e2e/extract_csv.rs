@@ -173,7 +173,7 @@ fn assert_fails_cleanly(input: &Path, expected: &str) {
         input.to_str().unwrap(),
     ]));
     assert_eq!(code, 1);
-    assert_eq!(err.lines().count(), 1, "one line: {err}");
+    assert_eq!(error_lines(&err).len(), 1, "one line: {err}");
     assert!(err.contains(expected), "expected {expected:?} in {err}");
     let left: Vec<String> = files(data.path())
         .into_iter()

@@ -168,7 +168,7 @@ fn missing_or_corrupt_raw_data_is_one_clear_error() {
     fs::write(&part, b"PAR1 this is not parquet").unwrap();
     let (code, err) = fails(bin("transform").args(["--data", data.path().to_str().unwrap()]));
     assert_eq!(code, 1);
-    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(error_lines(&err).len(), 1, "{err}");
     assert!(
         err.contains("part-000000.parquet: not a readable Parquet file"),
         "{err}"

@@ -356,7 +356,7 @@ fn fresh_inputs() -> tempfile::TempDir {
 fn fails_without_output(data: &Path, expected: &str) {
     let (code, err) = fails(bin("validate").args(["--data", data.to_str().unwrap(), "--now", NOW]));
     assert_eq!(code, 1);
-    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(error_lines(&err).len(), 1, "{err}");
     assert!(err.contains(expected), "expected {expected:?} in {err}");
     assert!(
         !data.join("clean").exists() && !data.join("reports/validation.json").exists(),
