@@ -44,7 +44,21 @@ pub fn section(
     let mut names: Vec<String> = runs.iter().flat_map(|r| r.models.keys().cloned()).collect();
     names.sort();
     names.dedup();
-    let rmse = series(&|r, n| r.models.get(n).and_then(|m| m.rmse), &names);
+    // Each model's RMSE relative to its first recorded one: the three models'
+    // scales differ a hundredfold (quality is 0-100), so raw RMSEs would
+    // flatten two of them against the axis.
+    let first_rmse = |n: &str| {
+        runs.iter()
+            .find_map(|r| r.models.get(n).and_then(|m| m.rmse))
+            .filter(|v| *v > 0.0)
+    };
+    let rmse = series(
+        &|r, n| {
+            let base = first_rmse(n)?;
+            r.models.get(n).and_then(|m| m.rmse).map(|v| v / base)
+        },
+        &names,
+    );
     let clean = series(&|r, n| r.datasets.get(n).map(|d| d.clean as f64), &names);
     let rejects = series(
         &|r, n| {
@@ -134,7 +148,7 @@ pub fn section(
             h3 { "Run history" }
             @if let Some((a, b, c)) = charts {
                 div.grid {
-                    (figure("history-rmse", a, "Each run's new version, scored on its held-out rows."))
+                    (figure("history-rmse", a, "Each run's new version, scored on its held-out rows, relative to the model's first run: below 1 is better."))
                     (figure("history-rows", b, "Clean rows each run trained on."))
                     (figure("history-rejects", c, "Share of rows validate rejected."))
                 }
