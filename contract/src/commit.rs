@@ -58,6 +58,9 @@ struct Journal {
 /// The data folder's writer lock, held until dropped.
 pub struct Lock {
     _file: File,
+    /// The outermost folder taking the lock created (the data folder did not
+    /// exist): a run that then fails removes it, so it leaves no trace.
+    created: Option<PathBuf>,
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ContractError + '_ {
@@ -68,6 +71,11 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> ContractError + '_ {
 /// another stage holds it, at most `wait`.
 pub fn lock(layout: &Layout, stage: &str, wait: Duration) -> Result<Lock, ContractError> {
     let root = layout.root();
+    let created = root
+        .ancestors()
+        .take_while(|p| !p.as_os_str().is_empty() && !p.exists())
+        .last()
+        .map(Path::to_path_buf);
     fs::create_dir_all(root).map_err(io_err(root))?;
     let path = root.join(LOCK);
     let mut file = fs::OpenOptions::new()
@@ -109,7 +117,10 @@ pub fn lock(layout: &Layout, stage: &str, wait: Duration) -> Result<Lock, Contra
     // Who holds it, for the message a waiting stage prints.
     let _ = file.set_len(0);
     let _ = writeln!(file, "{stage}, pid {}", std::process::id());
-    Ok(Lock { _file: file })
+    Ok(Lock {
+        _file: file,
+        created,
+    })
 }
 
 fn sync_dir(dir: &Path) -> Result<(), ContractError> {
@@ -350,6 +361,18 @@ impl Drop for Commit {
     fn drop(&mut self) {
         if !self.done {
             let _ = remove_any(&self.staging);
+            // A failed run into a data folder it created leaves nothing: the
+            // lock file, the empty staging folder, the folders made for them
+            // (each removed only when empty).
+            if let Some(created) = self._lock.created.clone() {
+                let _ = fs::remove_dir(self.root.join(STAGING));
+                let _ = fs::remove_file(self.root.join(LOCK));
+                for dir in self.root.ancestors() {
+                    if fs::remove_dir(dir).is_err() || dir == created {
+                        break;
+                    }
+                }
+            }
         }
     }
 }

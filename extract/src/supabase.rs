@@ -198,17 +198,21 @@ impl Client {
                             .get("retry-after")
                             .and_then(|v| v.to_str().ok())
                             .and_then(|v| v.trim().parse::<u64>().ok())
-                            .map(Duration::from_secs)
-                            .map(|w| {
-                                if w > self.retry.max_wait {
-                                    eprintln!(
-                                        "extract: {table}: Supabase asked to wait {} s; waiting {} s (--max-retry-wait)",
-                                        w.as_secs(),
-                                        self.retry.max_wait.as_secs()
-                                    );
-                                }
-                                w.min(self.retry.max_wait)
-                            });
+                            .map(Duration::from_secs);
+                        // A server that asks for more than we will wait is not
+                        // retried early against its word: stop now and say when.
+                        if let Some(w) = wait.filter(|w| *w > self.retry.max_wait) {
+                            let at = chrono::Utc::now()
+                                + chrono::Duration::seconds(
+                                    i64::try_from(w.as_secs()).unwrap_or(i64::MAX / 2_000_000),
+                                );
+                            bail!(
+                                "{table}: Supabase answered {status} and asked to wait {} s (Retry-After), more than --max-retry-wait {} s; run again after {} or raise --max-retry-wait",
+                                w.as_secs(),
+                                self.retry.max_wait.as_secs(),
+                                at.format("%Y-%m-%d %H:%M:%SZ")
+                            );
+                        }
                         let attempts = self.retry.attempts;
                         if attempt >= attempts {
                             bail!(

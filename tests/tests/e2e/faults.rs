@@ -750,3 +750,23 @@ fn two_full_extracts_at_once_both_succeed_one_after_the_other() {
         ids.len()
     );
 }
+
+#[test]
+fn a_failed_run_into_a_fresh_path_leaves_nothing() {
+    let dir = tempdir().unwrap();
+    let fresh = dir.path().join("not/there/yet");
+    for stage_name in ["transform", "validate", "train", "report"] {
+        let (code, err) = fails(bin(stage_name).args(["--data", fresh.to_str().unwrap()]));
+        assert_eq!(code, 1, "{stage_name}: {err}");
+        assert_eq!(error_lines(&err).len(), 1, "{stage_name}: {err}");
+        assert!(
+            !dir.path().join("not").exists(),
+            "{stage_name} left {:?}",
+            files(dir.path())
+        );
+    }
+    // An existing folder is left as it was, lock file and all.
+    fs::create_dir_all(&fresh).unwrap();
+    fails(bin("train").args(["--data", fresh.to_str().unwrap()]));
+    assert!(fresh.is_dir());
+}
