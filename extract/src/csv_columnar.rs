@@ -100,6 +100,7 @@ pub fn read(
     let window = target.window;
     let since = window.since.map(|t| t.timestamp_micros());
     let until = window.until.map(|t| t.timestamp_micros());
+    let now = target.extracted_at.timestamp_micros();
 
     // Classify every row in order, as the row-by-row path would.
     let mut counts = TableCounts {
@@ -137,7 +138,11 @@ pub fn read(
             keep.push(false);
             continue;
         }
+        // The cursor is the newest row the source really holds: a row dated
+        // past this run's start is collected, but never moves the cursor
+        // (it would make later runs skip rows not yet committed).
         if let (Some(t), Some(id)) = (t, id)
+            && t <= now
             && max_key
                 .as_ref()
                 .is_none_or(|(mt, mid)| (t, id) > (*mt, mid.as_str()))

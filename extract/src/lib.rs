@@ -421,8 +421,8 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
             counts.parts_dropped = tidied.dropped;
         }
         if let Some((t, id)) = done.max_key {
-            // Never past the start of this run: a row dated in the future (a client
-            // clock off by a month) must not make later runs skip real rows.
+            // The sinks leave rows dated past this run's start out of max_key;
+            // this guard keeps the promise should a source's clock disagree.
             let (t, id) = if t > extracted_at.timestamp_micros() {
                 (extracted_at.timestamp_micros(), String::new())
             } else {

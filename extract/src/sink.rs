@@ -266,7 +266,10 @@ impl TableSink {
         } else {
             None
         });
-        if let (Some(t), Some(id)) = (created_at, id) {
+        // Rows dated past this run's start never move the cursor (see csv_columnar).
+        if let (Some(t), Some(id)) = (created_at, id)
+            && t <= self.extracted_at
+        {
             let key = (t, id);
             if self.max_key.as_ref().is_none_or(|m| key > *m) {
                 self.max_key = Some(key);

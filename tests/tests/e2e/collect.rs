@@ -251,3 +251,52 @@ fn collection_retrains_when_due_and_logs_a_failed_retrain() {
     );
     assert!(log.contains("exit status: 7"), "{log}");
 }
+
+/// The exports with one row of each table dated years ahead (a client clock
+/// gone wrong), cut to the oldest `share` of rows (by their true dates).
+fn with_a_future_row(full: &Path, out: &Path, share: f64) {
+    fs::create_dir_all(out).unwrap();
+    for table in TABLES {
+        let mut df = CsvReadOptions::default()
+            .with_infer_schema_length(Some(0))
+            .try_into_reader_with_file_path(Some(full.join(format!("{table}.csv"))))
+            .unwrap()
+            .finish()
+            .unwrap()
+            .sort([CREATED_AT], SortMultipleOptions::default())
+            .unwrap();
+        let dates: Vec<Option<String>> = strs(&df, CREATED_AT)
+            .into_iter()
+            .enumerate()
+            .map(|(i, d)| if i == 10 { Some("2030-01-01T00:00:00Z".into()) } else { d })
+            .collect();
+        df.with_column(Column::new(CREATED_AT.into(), dates)).unwrap();
+        let mut head = df.head(Some((df.height() as f64 * share) as usize));
+        let mut f = fs::File::create(out.join(format!("{table}.csv"))).unwrap();
+        CsvWriter::new(&mut f).finish(&mut head).unwrap();
+    }
+}
+
+#[test]
+fn the_cursor_follows_the_data_not_our_clock_and_a_future_row_is_collected_once() {
+    let work = tempdir().unwrap();
+    let full = growing_exports(work.path(), 3000, 1).pop().unwrap();
+    let (first, all) = (work.path().join("first"), work.path().join("all"));
+    with_a_future_row(&full, &first, 0.6);
+    with_a_future_row(&full, &all, 1.0);
+    let data = work.path().join("data");
+    extract_csv(&data, &first, &["--incremental"]);
+    extract_csv(&data, &all, &["--incremental"]);
+    for table in TABLES {
+        let mut ids = raw_ids(&data, table);
+        ids.sort();
+        assert_eq!(ids, export_ids(&all, table), "{table}: every row exactly once");
+    }
+    // The future row is there once, for validate to reject.
+    stage("transform", &data, &[]);
+    stage("validate", &data, &["--allow-small"]);
+    let report: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(data.join("reports/validation.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["datasets"]["performance"]["rejected"]["bad_timestamp"], 1);
+}
