@@ -268,9 +268,16 @@ fn with_a_future_row(full: &Path, out: &Path, share: f64) {
         let dates: Vec<Option<String>> = strs(&df, CREATED_AT)
             .into_iter()
             .enumerate()
-            .map(|(i, d)| if i == 10 { Some("2030-01-01T00:00:00Z".into()) } else { d })
+            .map(|(i, d)| {
+                if i == 10 {
+                    Some("2030-01-01T00:00:00Z".into())
+                } else {
+                    d
+                }
+            })
             .collect();
-        df.with_column(Column::new(CREATED_AT.into(), dates)).unwrap();
+        df.with_column(Column::new(CREATED_AT.into(), dates))
+            .unwrap();
         let mut head = df.head(Some((df.height() as f64 * share) as usize));
         let mut f = fs::File::create(out.join(format!("{table}.csv"))).unwrap();
         CsvWriter::new(&mut f).finish(&mut head).unwrap();
@@ -290,7 +297,11 @@ fn the_cursor_follows_the_data_not_our_clock_and_a_future_row_is_collected_once(
     for table in TABLES {
         let mut ids = raw_ids(&data, table);
         ids.sort();
-        assert_eq!(ids, export_ids(&all, table), "{table}: every row exactly once");
+        assert_eq!(
+            ids,
+            export_ids(&all, table),
+            "{table}: every row exactly once"
+        );
     }
     // The future row is there once, for validate to reject.
     stage("transform", &data, &[]);
@@ -298,5 +309,8 @@ fn the_cursor_follows_the_data_not_our_clock_and_a_future_row_is_collected_once(
     let report: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(data.join("reports/validation.json")).unwrap())
             .unwrap();
-    assert_eq!(report["datasets"]["performance"]["rejected"]["bad_timestamp"], 1);
+    assert_eq!(
+        report["datasets"]["performance"]["rejected"]["bad_timestamp"],
+        1
+    );
 }
