@@ -260,7 +260,7 @@ pub struct Commit {
     staging_rel: PathBuf,
     moves: Vec<Move>,
     done: bool,
-    _lock: Lock,
+    lock: Lock,
 }
 
 impl Commit {
@@ -279,7 +279,7 @@ impl Commit {
             staging_rel,
             moves: Vec::new(),
             done: false,
-            _lock: lock,
+            lock,
         })
     }
 
@@ -364,7 +364,7 @@ impl Drop for Commit {
             // A failed run into a data folder it created leaves nothing: the
             // lock file, the empty staging folder, the folders made for them
             // (each removed only when empty).
-            if let Some(created) = self._lock.created.clone() {
+            if let Some(created) = self.lock.created.clone() {
                 let _ = fs::remove_dir(self.root.join(STAGING));
                 let _ = fs::remove_file(self.root.join(LOCK));
                 for dir in self.root.ancestors() {

@@ -337,6 +337,28 @@ pub fn check_dataset_columns(
 
 /// Opens a Parquet file, conforms its (empty) schema to `expected` and
 /// returns its row count from the footer.
+/// Rows of a Parquet file, from its footer alone.
+pub fn parquet_rows(path: &Path) -> Result<usize, ContractError> {
+    ParquetReader::new(open_input(path)?)
+        .num_rows()
+        .map_err(|source| ContractError::Parquet {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// A JSON report that may be absent (a stage run by hand on files made
+/// elsewhere): None then; one that is there but unreadable is an error.
+pub fn read_json_if_present<T: serde::de::DeserializeOwned>(
+    path: &Path,
+) -> Result<Option<T>, ContractError> {
+    if path.exists() {
+        read_json(path).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 fn check_footer(path: &Path, expected: &[(&str, Kind)]) -> Result<usize, ContractError> {
     let invalid = |source| ContractError::Parquet {
         path: path.to_path_buf(),

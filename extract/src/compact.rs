@@ -32,13 +32,6 @@ pub struct Tidied {
     pub dropped: usize,
 }
 
-fn rows_in(part: &PathBuf) -> Result<usize> {
-    let file = std::fs::File::open(part).with_context(|| format!("opening {}", part.display()))?;
-    ParquetReader::new(file)
-        .num_rows()
-        .with_context(|| format!("{}: not a readable Parquet file", part.display()))
-}
-
 /// Stages retention and compaction of `table`'s existing parts; `new_parts`
 /// is how many this run adds beside them.
 pub fn tidy(
@@ -74,7 +67,10 @@ pub fn tidy(
     if parts.len() + new_parts <= max_parts {
         return Ok(done);
     }
-    let sizes: Vec<usize> = parts.iter().map(rows_in).collect::<Result<_>>()?;
+    let sizes: Vec<usize> = parts
+        .iter()
+        .map(|p| io::parquet_rows(p))
+        .collect::<Result<_, _>>()?;
     let first_small = sizes
         .iter()
         .rposition(|&n| n >= SMALL_PART_ROWS)

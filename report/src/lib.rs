@@ -237,7 +237,7 @@ fn read_inputs(layout: &Layout) -> Result<Inputs> {
         if !path.exists() {
             continue;
         }
-        let rows = parquet_rows(&path)?;
+        let rows = io::parquet_rows(&path)?;
         if rows > 0 {
             let (columns, examples) = examples(&path, None)?;
             rejects.push(RejectExamples {
@@ -277,12 +277,7 @@ fn read_inputs(layout: &Layout) -> Result<Inputs> {
         _ => None,
     };
     let history = contract::history::read(&layout.history())?;
-    let drift_path = layout.drift_report();
-    let drift = if drift_path.exists() {
-        Some(io::read_json(&drift_path)?)
-    } else {
-        None
-    };
+    let drift = io::read_json_if_present(&layout.drift_report())?;
     Ok(Inputs {
         now,
         extract,
@@ -321,13 +316,6 @@ fn unreadable(path: &Path) -> impl Fn(PolarsError) -> ContractError + '_ {
         path: path.to_path_buf(),
         source,
     }
-}
-
-fn parquet_rows(path: &Path) -> Result<usize> {
-    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    Ok(ParquetReader::new(file)
-        .num_rows()
-        .map_err(unreadable(path))?)
 }
 
 /// The columns and first rows (as text) of a reject file, for one reason.

@@ -92,16 +92,10 @@ fn summarise(paths: &[PathBuf], time_column: &str) -> Result<Summary, ContractEr
 
 /// A JSON report: `None` when absent, an error naming it when unreadable.
 fn report<T: serde::de::DeserializeOwned>(path: &Path, errors: &mut Vec<String>) -> Option<T> {
-    if !path.exists() {
-        return None;
-    }
-    match io::read_json::<T>(path) {
-        Ok(r) => Some(r),
-        Err(e) => {
-            errors.push(e.to_string());
-            None
-        }
-    }
+    io::read_json_if_present(path).unwrap_or_else(|e| {
+        errors.push(e.to_string());
+        None
+    })
 }
 
 /// Rows of a Parquet file from its footer: `None` when absent, an error
@@ -110,26 +104,9 @@ fn rows_of(path: &Path, errors: &mut Vec<String>) -> Option<usize> {
     if !path.exists() {
         return None;
     }
-    let file = match std::fs::File::open(path) {
-        Ok(file) => file,
-        Err(e) => {
-            errors.push(ContractError::io(path, e).to_string());
-            return None;
-        }
-    };
-    match ParquetReader::new(file).num_rows() {
-        Ok(n) => Some(n),
-        Err(source) => {
-            errors.push(
-                ContractError::Parquet {
-                    path: path.to_path_buf(),
-                    source,
-                }
-                .to_string(),
-            );
-            None
-        }
-    }
+    io::parquet_rows(path)
+        .map_err(|e| errors.push(e.to_string()))
+        .ok()
 }
 
 pub fn run(args: &Args) -> Result<()> {

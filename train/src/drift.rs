@@ -1,36 +1,16 @@
 //! A version's training-data profile, and the new clean data compared with
 //! the champion's (the types and PSI are the contract's, `contract::drift`).
 
-use contract::Dataset;
+use anyhow::Result;
 use contract::drift::{
     CategoricalProfile, DatasetDrift, DriftLevel, FeatureDrift, NumericProfile, Profile,
     RejectDrift, TargetDrift, psi,
 };
-use contract::registry::Version;
+use contract::registry::{Version, files};
+use contract::{Dataset, Layout, io};
 
 use crate::features::Data;
-
-/// Bin edges come from at most this many values (an even stride): deciles of
-/// a large sample are as good as of every row, at a fraction of the sort.
-const EDGE_SAMPLE: usize = 100_000;
-
-fn numeric(values: Vec<f64>) -> NumericProfile {
-    if values.len() <= EDGE_SAMPLE {
-        return NumericProfile::of(&values);
-    }
-    let stride = values.len().div_ceil(EDGE_SAMPLE);
-    let sample: Vec<f64> = values.iter().step_by(stride).copied().collect();
-    let mut p = NumericProfile::of(&sample);
-    p.shares = p.shares_of(&values);
-    let present: Vec<f64> = values.into_iter().filter(|v| v.is_finite()).collect();
-    let n = present.len() as f64;
-    p.mean = (n > 0.0).then(|| present.iter().sum::<f64>() / n);
-    p.std = p
-        .mean
-        .filter(|_| n > 1.0)
-        .map(|m| (present.iter().map(|v| (v - m).powi(2)).sum::<f64>() / (n - 1.0)).sqrt());
-    p
-}
+use crate::gate::Champion;
 
 /// The profile of `rows` of `data` (a version's training rows).
 pub fn profile(data: &Data, dataset: Dataset, rows: &[usize], reject_rate: Option<f64>) -> Profile {
@@ -41,7 +21,7 @@ pub fn profile(data: &Data, dataset: Dataset, rows: &[usize], reject_rate: Optio
             .numeric_features()
             .iter()
             .zip(&data.numeric)
-            .map(|(name, col)| (name.to_string(), numeric(pick(col))))
+            .map(|(name, col)| (name.to_string(), NumericProfile::of(&pick(col))))
             .collect(),
         categorical: dataset
             .categorical_features()
@@ -52,7 +32,7 @@ pub fn profile(data: &Data, dataset: Dataset, rows: &[usize], reject_rate: Optio
                 (name.to_string(), p)
             })
             .collect(),
-        target: numeric(pick(&data.target)),
+        target: NumericProfile::of(&pick(&data.target)),
         reject_rate,
     }
 }
@@ -94,7 +74,7 @@ pub fn compare(
     }
     features.sort_by(|a, b| b.psi.total_cmp(&a.psi));
     let t = &reference.target;
-    let current_target = numeric(data.target.clone());
+    let current_target = NumericProfile::of(&data.target);
     let target_psi = psi(&t.shares, &t.shares_of(&data.target));
     let target = TargetDrift {
         champion_mean: t.mean,
@@ -125,4 +105,32 @@ pub fn compare(
             _ => None,
         },
     }
+}
+
+/// The new clean data against the champion's profile, or a note saying why
+/// there is nothing to compare with.
+pub fn against_champion(
+    layout: &Layout,
+    dataset: Dataset,
+    champion: &Champion,
+    data: &Data,
+    reject_rate: Option<f64>,
+) -> Result<DatasetDrift> {
+    let note = |version: Option<Version>, note: String| DatasetDrift {
+        champion: version,
+        rows: data.rows,
+        note: Some(note),
+        ..DatasetDrift::default()
+    };
+    let Champion::Loaded { version, .. } = champion else {
+        return Ok(note(
+            champion.version(),
+            "no champion to compare with yet".into(),
+        ));
+    };
+    let path = layout.version_dir(dataset, *version).join(files::PROFILE);
+    Ok(match io::read_json_if_present::<Profile>(&path)? {
+        Some(reference) => compare(*version, &reference, data, dataset, reject_rate),
+        None => note(Some(*version), format!("{} has no profile", path.display())),
+    })
 }

@@ -2,12 +2,10 @@
 //! beats its baselines and, on held-out rows neither trained on, its RMSE is
 //! no worse than the champion's by more than the tolerance.
 
-use std::path::Path;
-
 use anyhow::Result;
-use contract::Dataset;
 use contract::registry::Version;
 use contract::reports::{PromotePolicy, Promotion};
+use contract::{Dataset, Layout};
 
 use crate::artifact::{self, ModelCard};
 use crate::features::Data;
@@ -40,10 +38,11 @@ pub enum Champion {
 }
 
 impl Champion {
-    pub fn load(version: Option<Version>, dir: &Path) -> Self {
+    /// The champion `version` of `dataset`, read from its version folder.
+    pub fn load(layout: &Layout, dataset: Dataset, version: Option<Version>) -> Self {
         match version {
             None => Champion::None,
-            Some(version) => match artifact::load(dir) {
+            Some(version) => match artifact::load(&layout.version_dir(dataset, version)) {
                 Ok((card, fitted)) => Champion::Loaded {
                     version,
                     card: Box::new(card),

@@ -159,16 +159,6 @@ struct Job {
     champion: Option<Version>,
 }
 
-/// A report of the layout that may be absent (a stage run by hand on files
-/// made elsewhere); one that is there but unreadable is an error.
-fn read_optional<T: serde::de::DeserializeOwned>(path: &std::path::Path) -> Result<Option<T>> {
-    if path.exists() {
-        Ok(Some(io::read_json(path)?))
-    } else {
-        Ok(None)
-    }
-}
-
 pub fn run(args: &Args) -> Result<()> {
     contract::progress::set_quiet(args.quiet);
     let started_at = Utc::now();
@@ -204,8 +194,8 @@ pub fn run(args: &Args) -> Result<()> {
     let mut commit = Commit::begin(&layout, "train")?;
     let context = RunContext {
         run_id: RunRecord::id_at(started_at),
-        extract: read_optional(&layout.extract_report())?,
-        validation: read_optional(&layout.validation_report())?,
+        extract: io::read_json_if_present(&layout.extract_report())?,
+        validation: io::read_json_if_present(&layout.validation_report())?,
     };
     // Every input checked (its footer and columns) before any model is fitted;
     // each is read in full when its model's turn comes, so only the models
@@ -262,7 +252,6 @@ pub fn run(args: &Args) -> Result<()> {
             champion,
         });
     }
-    let mut promoted = Vec::new();
     for (job, outcome) in jobs
         .iter()
         .zip(train_side_by_side(args, &layout, &context, &jobs))
@@ -277,16 +266,15 @@ pub fn run(args: &Args) -> Result<()> {
         if let Some(c) = outcome.calibration {
             calibration = Some(c);
         }
-        if outcome
+        let promoted = outcome
             .report
             .promotion
             .as_ref()
-            .is_some_and(|p| p.promoted)
-        {
+            .is_some_and(|p| p.promoted);
+        if promoted {
             registry::stage_champion(&mut commit, &layout, dataset, job.version)?;
-            promoted.push(dataset);
         }
-        let champion = if promoted.contains(&dataset) {
+        let champion = if promoted {
             Some(job.version)
         } else {
             job.champion
@@ -583,7 +571,7 @@ fn train_one(
         .filter(|(a, _)| a.is_baseline())
         .map(|(_, c)| c.test.rmse)
         .fold(f64::INFINITY, f64::min);
-    let champion = Champion::load(job.champion, &layout.model_dir(dataset));
+    let champion = Champion::load(layout, dataset, job.champion);
     let challenger = Challenger {
         rows: &test_rows,
         predicted: &chosen_pred,
@@ -600,30 +588,7 @@ fn train_one(
         args.tolerance,
     )?;
     let reject_rate = context.reject_rate(dataset);
-    let drift = match &champion {
-        Champion::Loaded { version, .. } => {
-            let profile_path = layout
-                .version_dir(dataset, *version)
-                .join(registry::files::PROFILE);
-            match read_optional::<contract::drift::Profile>(&profile_path)? {
-                Some(reference) => {
-                    drift::compare(*version, &reference, &data, dataset, reject_rate)
-                }
-                None => DatasetDrift {
-                    champion: Some(*version),
-                    rows: data.rows,
-                    note: Some(format!("{} has no profile", profile_path.display())),
-                    ..DatasetDrift::default()
-                },
-            }
-        }
-        other => DatasetDrift {
-            champion: other.version(),
-            rows: data.rows,
-            note: Some("no champion to compare with yet".into()),
-            ..DatasetDrift::default()
-        },
-    };
+    let drift = drift::against_champion(layout, dataset, &champion, &data, reject_rate)?;
     let profile = drift::profile(&data, dataset, &train_rows, reject_rate);
     drop(champion);
 
