@@ -1,7 +1,7 @@
 # Entry points: `make pipeline` runs the data pipeline, `make test` the tests.
 include pipeline.mk
 
-.PHONY: test check fmt clippy bench soak
+.PHONY: test check fmt clippy bench bench-serve soak
 
 ## test: the whole suite (starts a throwaway PostgreSQL when one is installed)
 test: build
@@ -19,6 +19,11 @@ fmt:
 ## bench: speed and accuracy benchmarks (not part of the tests)
 bench: build
 	bench/run.sh
+	bench/serve.sh
+
+## bench-serve: serve against FastAPI + uvicorn under wrk and hey (part of bench)
+bench-serve: build
+	bench/serve.sh
 
 ## soak: the fault-injection tests with many more random kills per stage
 soak: build

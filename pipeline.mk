@@ -6,6 +6,7 @@
 #   make models                                # every kept model version
 #   make rollback MODEL=csat VERSION=v0003     # make a kept version champion again
 #   make train PROMOTE=always|never            # force or refuse promotion
+#   make serve [BIND=127.0.0.1:8080]           # the champions over HTTP (SERVE_TOKEN)
 #   TRANSFORM=/path/to/program make pipeline   # swap a stage (likewise EXTRACT,
 #                                              # SYNTH, VALIDATE, TRAIN, REPORT, PREDICT)
 
@@ -36,6 +37,8 @@ PREDICT ?= $(BIN)/predict
 MODELS ?= $(BIN)/models
 REPORT ?= $(BIN)/report
 STATUS ?= $(BIN)/status
+SERVE ?= $(BIN)/serve
+BIND ?= 127.0.0.1:8080
 
 RAW_DONE := $(DATA)/reports/extract.json
 TRAINING := $(DATA)/training/quality.parquet $(DATA)/training/csat.parquet $(DATA)/training/performance.parquet
@@ -57,7 +60,7 @@ else
 EXTRACT_DEPS := $(PARAMS_FILE) $(wildcard $(SYNTH))
 endif
 
-.PHONY: pipeline stages build extract transform validate train report status collect retrain predict models rollback clean-data FORCE
+.PHONY: pipeline stages build extract transform validate train report status collect retrain predict models rollback serve clean-data FORCE
 
 ## pipeline: build the binaries, then extract (or synth), transform, validate, train, report
 pipeline: build
@@ -159,6 +162,11 @@ retrain: build
 	$(VALIDATE) --data $(DATA)
 	$(TRAIN) $(TRAIN_FLAGS)
 	$(REPORT) --data $(DATA)
+
+## serve: the champions and insights over HTTP on BIND (default 127.0.0.1:8080) until
+## Ctrl-C, following promotions; beyond loopback it needs SERVE_TOKEN in the environment
+serve: build
+	$(SERVE) --data $(DATA) --bind $(BIND)
 
 ## predict: MODEL=quality INPUT=rows.parquet OUTPUT=out.parquet
 predict: build

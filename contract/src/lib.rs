@@ -16,6 +16,7 @@ pub mod layout;
 pub mod progress;
 pub mod registry;
 pub mod reports;
+pub mod rules;
 pub mod secrets;
 pub mod tables;
 pub mod timestamp;

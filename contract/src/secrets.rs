@@ -4,14 +4,16 @@
 //! including in text a server sent back, plus anything shaped like a Supabase
 //! key or a JWT.
 
-/// The variables holding API keys or connection strings.
-pub const SECRET_VARS: [&str; 6] = [
+/// The variables holding API keys, connection strings or tokens.
+pub const SECRET_VARS: [&str; 7] = [
     "SUPABASE_KEY",
     "SUPABASE_SECRET_KEY",
     "SUPABASE_SERVICE_ROLE_KEY",
     "SUPABASE_PUBLISHABLE_KEY",
     "SUPABASE_ANON_KEY",
     "DATABASE_URL",
+    // serve's bearer token.
+    "SERVE_TOKEN",
 ];
 
 const MASK: &str = "[redacted]";

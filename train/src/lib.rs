@@ -5,18 +5,18 @@
 //! (`gate`), with the data's drift against the champion (`drift`) and a line
 //! of run history.
 
-pub mod artifact;
 mod drift;
-pub mod features;
 mod gate;
 pub mod metrics;
-pub mod models;
-mod omp;
 pub mod predict;
 mod retention;
 pub mod split;
 mod summary;
 pub mod versions;
+
+// The model format lives in its own crate, shared with `serve`; train's
+// modules name it by these paths.
+pub use model::{artifact, features, models, respawn_with_passive_openmp};
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -40,7 +40,6 @@ use crate::features::{Data, Encoding};
 use crate::gate::{Challenger, Champion};
 use crate::metrics::evaluate;
 use crate::models::{Algorithm, Fitted, GbmSettings};
-pub use crate::omp::respawn_with_passive_openmp;
 use contract::reports::{ModelReport, ModelStatus, TrainingReport};
 
 /// `--promote`: when a new version becomes the champion.

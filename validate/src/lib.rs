@@ -3,7 +3,7 @@
 //! rejected ones with the first reason that applies and a detail saying which
 //! column and value. Column work only, one pass per dataset.
 
-pub mod rules;
+pub use contract::rules;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

@@ -29,6 +29,7 @@ pub fn bin(name: &str) -> Command {
         "SUPABASE_SERVICE_ROLE_KEY",
         "SUPABASE_ANON_KEY",
         "DATABASE_URL",
+        "SERVE_TOKEN",
     ] {
         cmd.env_remove(var);
     }

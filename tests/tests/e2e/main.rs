@@ -11,6 +11,7 @@ mod pipeline;
 mod postgres;
 mod progress;
 mod report;
+mod serve;
 mod status;
 mod supabase;
 mod synth;

@@ -24,6 +24,11 @@ pub struct Categorical {
 
 impl Categorical {
     fn from_column(values: &StringChunked) -> Self {
+        Self::from_values(values)
+    }
+
+    /// From a column's values in row order (None for null).
+    pub fn from_values<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> Self {
         let mut index: HashMap<&str, u32> = HashMap::new();
         let mut first_seen: Vec<&str> = Vec::new();
         let codes: Vec<u32> = values

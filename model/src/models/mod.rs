@@ -178,6 +178,13 @@ impl Fitted {
         })
     }
 
+    /// At most this many threads per prediction call (a service that already
+    /// answers requests on every core wants 1).
+    pub fn with_predict_threads(mut self, threads: usize) -> Self {
+        self.predict_threads = threads.max(1);
+        self
+    }
+
     pub fn predict(&self, dataset: Dataset, encoded: &Encoded, rows: &[usize]) -> Result<Vec<f64>> {
         Ok(match &self.params {
             Params::Mean { mean } => vec![*mean; rows.len()],

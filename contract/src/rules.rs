@@ -1,8 +1,9 @@
-//! The validation rules, one line each. A row's reason is the first that
+//! The validation rules (validate applies them; serve refuses rows that break
+//! them), one line each. A row's reason is the first that
 //! applies, in the order missing, out_of_range, bad_timestamp, duplicate.
 
-use contract::Dataset::{self, Csat, Performance, Quality};
-use contract::columns::*;
+use crate::Dataset::{self, Csat, Performance, Quality};
+use crate::columns::*;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Check {
