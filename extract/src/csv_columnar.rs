@@ -100,7 +100,7 @@ pub fn read(
     let window = target.window;
     let since = window.since.map(|t| t.timestamp_micros());
     let until = window.until.map(|t| t.timestamp_micros());
-    let now = target.extracted_at.timestamp_micros();
+    let horizon = target.horizon.timestamp_micros();
 
     // Classify every row in order, as the row-by-row path would.
     let mut counts = TableCounts {
@@ -139,10 +139,11 @@ pub fn read(
             continue;
         }
         // The cursor is the newest row the source really holds: a row dated
-        // past this run's start is collected, but never moves the cursor
-        // (it would make later runs skip rows not yet committed).
+        // past the source's present (its clock, or ours for files) is
+        // collected, but never moves the cursor (it would make later runs
+        // skip rows not yet committed).
         if let (Some(t), Some(id)) = (t, id)
-            && t <= now
+            && t <= horizon
             && max_key
                 .as_ref()
                 .is_none_or(|(mt, mid)| (t, id) > (*mt, mid.as_str()))
@@ -184,6 +185,7 @@ pub fn read(
     Ok(Some(Finished {
         counts,
         max_key,
+        horizon,
         rejects,
     }))
 }

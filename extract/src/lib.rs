@@ -284,7 +284,10 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
     let mut finished: Vec<(RawTable, sink::Finished, PathBuf)> = Vec::new();
     // Where a table's part files go: a new folder that replaces the table, or
     // (incremental) a scratch folder whose parts join the existing ones.
-    let prepare = |commit: &mut Commit, table: RawTable| -> Result<Target> {
+    let prepare = |commit: &mut Commit,
+                   table: RawTable,
+                   source_now: Option<DateTime<Utc>>|
+     -> Result<Target> {
         let resume = state.resume_point(source.name(), table);
         let window = window(&resume);
         // Rows the lookback re-reads that an earlier run already wrote.
@@ -307,6 +310,7 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
                 0
             },
             extracted_at,
+            horizon: source_now.unwrap_or(extracted_at),
         })
     };
     // Open every table first: a missing file or column fails before anything is read.
@@ -321,7 +325,7 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
                 opened.push((table, csv_source::open(&dir, table)?));
             }
             for (table, csv) in opened {
-                let target = prepare(&mut commit, table)?;
+                let target = prepare(&mut commit, table, None)?;
                 let origin = csv.path.display().to_string();
                 sink::check_header(table, &origin, &csv.header)?;
                 let progress =
@@ -362,7 +366,8 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
                 client.key_description()
             );
             for table in RawTable::ALL {
-                let target = prepare(&mut commit, table)?;
+                // Supabase's clock arrives with each table's first answer.
+                let target = prepare(&mut commit, table, None)?;
                 let sink = client.extract_table(table, &target)?;
                 finished.push((table, sink.finish(write_empty)?, target.out_dir));
             }
@@ -374,8 +379,10 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
             for table in RawTable::ALL {
                 headers.push((table, db.columns(table)?));
             }
+            // The database's own clock bounds the cursor, not ours.
+            let db_now = db.now()?;
             for (table, header) in headers {
-                let target = prepare(&mut commit, table)?;
+                let target = prepare(&mut commit, table, Some(db_now))?;
                 let sink = db.extract_table(table, header, &target)?;
                 finished.push((table, sink.finish(write_empty)?, target.out_dir));
             }
@@ -421,10 +428,10 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
             counts.parts_dropped = tidied.dropped;
         }
         if let Some((t, id)) = done.max_key {
-            // The sinks leave rows dated past this run's start out of max_key;
-            // this guard keeps the promise should a source's clock disagree.
-            let (t, id) = if t > extracted_at.timestamp_micros() {
-                (extracted_at.timestamp_micros(), String::new())
+            // The sinks leave rows dated past the source's present out of
+            // max_key; this guard keeps the promise whatever a sink did.
+            let (t, id) = if t > done.horizon {
+                (done.horizon, String::new())
             } else {
                 (t, id)
             };

@@ -104,6 +104,19 @@ impl Db {
         Ok(Self { client, name, user })
     }
 
+    /// The present by the database's clock (`now()`), which bounds the
+    /// incremental cursor: a clock behind ours must not make rows it dates
+    /// "now" look older than the position saved.
+    pub fn now(&mut self) -> Result<DateTime<Utc>> {
+        let micros: i64 = self
+            .client
+            .query_one("SELECT (extract(epoch FROM now()) * 1000000)::bigint", &[])
+            .map_err(|e| anyhow::anyhow!("PostgreSQL at {}: {}", self.name, one_line(&e)))?
+            .get(0);
+        DateTime::from_timestamp_micros(micros)
+            .with_context(|| format!("PostgreSQL at {}: now() is {micros} µs", self.name))
+    }
+
     /// The table's columns, after checking it exists and that we may read it.
     pub fn columns(&mut self, table: RawTable) -> Result<Vec<String>> {
         let row = self

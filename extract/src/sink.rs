@@ -91,6 +91,10 @@ pub struct Target {
     /// The number of the first part file written.
     pub first_part: usize,
     pub extracted_at: DateTime<Utc>,
+    /// The present by the source's clock (PostgreSQL's `now()`; ours for
+    /// files): rows dated after it are collected but never move the cursor.
+    /// Supabase's comes with its first answer ([`TableSink::set_source_now`]).
+    pub horizon: DateTime<Utc>,
     /// Ids of this table already in the raw layer inside the window (incremental
     /// runs): re-read rows with these ids are counted, not written again.
     pub collected: HashSet<String>,
@@ -100,6 +104,7 @@ pub struct TableSink {
     table: RawTable,
     source: &'static str,
     extracted_at: i64,
+    horizon: i64,
     origin: String,
     header: Vec<String>,
     slots: Vec<Slot>,
@@ -142,6 +147,7 @@ impl TableSink {
             table,
             source,
             extracted_at: target.extracted_at.timestamp_micros(),
+            horizon: target.horizon.timestamp_micros(),
             origin: origin.to_string(),
             header,
             slots,
@@ -266,9 +272,9 @@ impl TableSink {
         } else {
             None
         });
-        // Rows dated past this run's start never move the cursor (see csv_columnar).
+        // Rows dated past the source's present never move the cursor (see csv_columnar).
         if let (Some(t), Some(id)) = (created_at, id)
-            && t <= self.extracted_at
+            && t <= self.horizon
         {
             let key = (t, id);
             if self.max_key.as_ref().is_none_or(|m| key > *m) {
@@ -328,8 +334,15 @@ impl TableSink {
         Ok(Finished {
             counts: self.counts,
             max_key: self.max_key,
+            horizon: self.horizon,
             rejects,
         })
+    }
+
+    /// The source's present, read from its answer (Supabase's `Date`), before
+    /// any row is pushed.
+    pub fn set_source_now(&mut self, now: DateTime<Utc>) {
+        self.horizon = now.timestamp_micros();
     }
 
     fn rejects_frame(&mut self) -> PolarsResult<DataFrame> {
@@ -359,6 +372,8 @@ impl TableSink {
 pub struct Finished {
     pub counts: TableCounts,
     pub max_key: Option<(i64, String)>,
+    /// The source's present the cursor was held to (microseconds).
+    pub horizon: i64,
     pub rejects: Option<DataFrame>,
 }
 

@@ -291,6 +291,7 @@ impl Client {
         // Rows with no created_at sort last and escape the keyset; read them by id
         // afterwards (only when no window asks for a time range).
         let mut null_pass = false;
+        let mut source_now: Option<DateTime<chrono::Utc>> = None;
         loop {
             let remaining = window
                 .limit
@@ -320,6 +321,13 @@ impl Client {
             let first = progress.is_none();
             let response = self.get(table, &query, first)?;
             if first {
+                // The server's clock: the cursor never passes what it calls now.
+                source_now = response
+                    .headers()
+                    .get("date")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| DateTime::parse_from_rfc2822(v).ok())
+                    .map(|t| t.with_timezone(&chrono::Utc));
                 let total = response
                     .headers()
                     .get("content-range")
@@ -343,7 +351,11 @@ impl Client {
                 Some(s) => s,
                 None => {
                     let header: Vec<String> = rows[0].keys().cloned().collect();
-                    sink.insert(TableSink::new(table, "supabase", &origin, header, target)?)
+                    let mut new = TableSink::new(table, "supabase", &origin, header, target)?;
+                    if let Some(now) = source_now {
+                        new.set_source_now(now);
+                    }
+                    sink.insert(new)
                 }
             };
             let header = sink.header().to_vec();

@@ -31,6 +31,8 @@ pub struct State {
     /// Refuse every request with a body that echoes the request's headers,
     /// key included, as some proxies do.
     pub echo_headers: bool,
+    /// The server's clock against ours, in seconds (its `Date` header).
+    pub clock_offset_secs: i64,
 }
 
 /// Three base64url parts: a JWT's shape.
@@ -255,13 +257,19 @@ impl FakePostgrest {
         let shared = state.clone();
         thread::spawn(move || {
             for request in server.incoming_requests() {
-                let (status, body, extra) = {
+                let (status, body, extra, offset) = {
                     let mut s = shared.lock().unwrap();
-                    handle(&mut s, request.url(), request.headers())
+                    let (status, body, extra) = handle(&mut s, request.url(), request.headers());
+                    (status, body, extra, s.clock_offset_secs)
                 };
                 let mut response = Response::from_string(body)
                     .with_status_code(status)
                     .with_header(Header::from_bytes("Content-Type", "application/json").unwrap());
+                if offset != 0 {
+                    let date = chrono::Utc::now() + chrono::Duration::seconds(offset);
+                    let date = date.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+                    response = response.with_header(Header::from_bytes("Date", date).unwrap());
+                }
                 if let Some(h) = extra {
                     let (k, v) = h.split_once(':').unwrap();
                     response = response.with_header(Header::from_bytes(k, v).unwrap());

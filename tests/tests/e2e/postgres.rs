@@ -362,6 +362,60 @@ fn a_future_dated_row_does_not_make_later_runs_skip_rows() {
 }
 
 #[test]
+fn the_cursor_follows_the_database_clock_when_it_is_behind_ours() {
+    let (url, mut client) = database("clock");
+    let db: String = client
+        .query_one("SELECT current_database()", &[])
+        .unwrap()
+        .get(0);
+    // The database's clock an hour behind ours: `now()` in its sessions
+    // resolves to clock.now() (searched before pg_catalog).
+    client
+        .batch_execute(&format!(
+            "CREATE SCHEMA clock;
+             CREATE FUNCTION clock.now() RETURNS timestamptz LANGUAGE sql STABLE
+                 AS $$ SELECT pg_catalog.now() - interval '1 hour' $$;
+             ALTER DATABASE {db} SET search_path = clock, pg_catalog, public;"
+        ))
+        .unwrap();
+    let insert_at = |client: &mut Client, when: &str, prefix: &str, n: i64| {
+        client
+            .batch_execute(&format!(
+                "INSERT INTO ai_gm_ab_testing (created_at, experiment_name, variant, provider, model, response_id, predicted_quality, user_rating)
+                 SELECT {when}, 'exp', 'control', 'openai', 'm', '{prefix}-' || i, 0.5, 0.5 FROM generate_series(1, {n}) i"
+            ))
+            .unwrap();
+    };
+    // Rows of two hours ago, and one dated 30 minutes ago by our clock: in
+    // the future by the database's.
+    insert_at(
+        &mut client,
+        "pg_catalog.now() - interval '2 hours'",
+        "old",
+        50,
+    );
+    insert_at(
+        &mut client,
+        "pg_catalog.now() - interval '30 minutes'",
+        "ahead",
+        1,
+    );
+    let data = tempdir().unwrap();
+    extract(&url, data.path(), &["--incremental"]);
+    // Rows the database dates at its own present, committed after that run.
+    insert_at(
+        &mut client,
+        "pg_catalog.now() - interval '1 hour'",
+        "late",
+        20,
+    );
+    let out = extract(&url, data.path(), &["--incremental"]);
+    let ids = raw_ids(data.path(), "ai_gm_ab_testing");
+    assert_eq!(ids.len(), 50 + 1 + 20, "every row once: {}", stdout(&out));
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
+}
+
+#[test]
 fn a_read_only_role_is_enough_and_a_missing_grant_is_named() {
     let (url, mut client) = database("readonly");
     insert(&mut client, 0, 200);

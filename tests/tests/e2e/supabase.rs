@@ -663,6 +663,47 @@ fn a_server_that_never_answers_times_out_with_one_line() {
 }
 
 #[test]
+fn the_cursor_follows_the_servers_clock_when_it_is_behind_ours() {
+    let s = FakePostgrest::start(KEY);
+    s.state.lock().unwrap().clock_offset_secs = -3600;
+    let at = |ago: chrono::Duration, prefix: &str, n: usize| -> Vec<Row> {
+        let t = (chrono::Utc::now() - ago).to_rfc3339();
+        (0..n)
+            .map(|i| {
+                obj(json!({
+                    "id": format!("{prefix}-{i:03}"), "created_at": t, "experiment_name": "exp",
+                    "variant": "control", "provider": "google", "model": "gemini",
+                    "response_id": format!("{prefix}-{i}"), "predicted_quality": 0.6, "user_rating": 0.7
+                }))
+            })
+            .collect()
+    };
+    s.insert("ai_gm_explanations", explanations(0, 10, 10));
+    s.insert("ai_gm_quality_feedback", feedback(10));
+    // Two hours ago, and one row 30 minutes ago: in the future by the server's clock.
+    s.insert(
+        "ai_gm_ab_testing",
+        at(chrono::Duration::hours(2), "old", 50),
+    );
+    s.insert(
+        "ai_gm_ab_testing",
+        at(chrono::Duration::minutes(30), "ahead", 1),
+    );
+    let data = tempdir().unwrap();
+    let run = || ok(&mut extract(&s, data.path(), KEY, &["--incremental"]));
+    run();
+    // Rows the server dates at its own present, arriving after that run.
+    s.insert(
+        "ai_gm_ab_testing",
+        at(chrono::Duration::hours(1), "late", 20),
+    );
+    let out = run();
+    let ids = raw_ids(data.path(), "ai_gm_ab_testing");
+    assert_eq!(ids.len(), 50 + 1 + 20, "every row once: {}", stdout(&out));
+    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), ids.len());
+}
+
+#[test]
 fn absurd_day_counts_are_refused_not_a_panic() {
     let data = tempdir().unwrap();
     for name in ["synth", "extract"] {
