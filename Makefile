@@ -1,7 +1,7 @@
 # Entry points: `make pipeline` runs the data pipeline, `make test` the tests.
 include pipeline.mk
 
-.PHONY: test check fmt clippy bench bench-serve soak
+.PHONY: test check fmt clippy bench bench-serve bench-db soak
 
 ## test: the whole suite (starts a throwaway PostgreSQL when one is installed)
 test: build
@@ -19,7 +19,12 @@ fmt:
 ## bench: speed and accuracy benchmarks (not part of the tests)
 bench: build
 	bench/run.sh
+	bench/extract-db.sh
 	bench/serve.sh
+
+## bench-db: extract --source postgres against psql \copy of the same rows (part of bench)
+bench-db: build
+	bench/extract-db.sh
 
 ## bench-serve: serve against FastAPI + uvicorn under wrk and hey (part of bench)
 bench-serve: build

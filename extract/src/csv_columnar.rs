@@ -59,135 +59,251 @@ pub fn read(
     if separators != (raw.height() + 1) * header.len().saturating_sub(1) {
         return Ok(None);
     }
-    let columns = table.columns();
-    let n = raw.height();
+    let mut columnar = Columnar::new(table, header, source, target);
+    columnar.push(raw)?;
+    Ok(Some(columnar.finish(write_empty)?))
+}
 
-    // Per known column, in header order: its typed values and, per row, the
-    // first column that failed (as the row-by-row path reports it). The
-    // columns are cast on every core, then merged in header order.
-    let known: Vec<(usize, &contract::tables::RawColumn)> = header
-        .iter()
-        .enumerate()
-        .filter_map(|(position, name)| Some((position, columns.iter().find(|c| c.name == name)?)))
-        .collect();
-    let casts: Vec<(Column, Vec<(usize, String)>)> = known
-        .par_iter()
-        .map(|&(position, column)| {
-            let text = blank_is_null(raw.get_columns()[position].str()?);
-            let (values, failures) = cast(&text, column.kind)?;
-            Ok((values.with_name(column.name.into()), failures))
-        })
-        .collect::<Result<_>>()?;
-    let mut typed: Vec<Column> = Vec::with_capacity(columns.len());
-    let mut failed: Vec<Option<(&'static str, String)>> = vec![None; n];
-    for ((_, column), (values, failures)) in known.iter().zip(casts) {
-        for (row, detail) in failures {
-            if failed[row].is_none() {
-                failed[row] = Some((column.name, format!("{}: {detail}", column.name)));
+/// Rows read in columns, classified and written block by block: a CSV export
+/// is one block, PostgreSQL's COPY output many. Every row ends up exactly
+/// where the row-by-row path would put it; kept rows are written as part
+/// files of ROWS_PER_PART rows as soon as a part is full, so memory holds a
+/// block and at most one part's rows.
+pub struct Columnar<'a> {
+    table: RawTable,
+    header: &'a [String],
+    source: &'static str,
+    target: &'a Target,
+    counts: TableCounts,
+    max_key: Option<(i64, String)>,
+    rejects: Vec<DataFrame>,
+    /// Kept rows not yet in a part file.
+    pending: Option<DataFrame>,
+}
+
+impl<'a> Columnar<'a> {
+    pub fn new(
+        table: RawTable,
+        header: &'a [String],
+        source: &'static str,
+        target: &'a Target,
+    ) -> Self {
+        Self {
+            table,
+            header,
+            source,
+            target,
+            counts: TableCounts::default(),
+            max_key: None,
+            rejects: Vec::new(),
+            pending: None,
+        }
+    }
+
+    /// Classifies one block of rows, a text column per header field.
+    pub fn push(&mut self, raw: DataFrame) -> Result<()> {
+        let (table, header, target) = (self.table, self.header, self.target);
+        let columns = table.columns();
+        let n = raw.height();
+
+        // Per known column, in header order: its typed values and, per row, the
+        // first column that failed (as the row-by-row path reports it). The
+        // columns are cast on every core, then merged in header order.
+        let known: Vec<(usize, &contract::tables::RawColumn)> = header
+            .iter()
+            .enumerate()
+            .filter_map(|(position, name)| {
+                Some((position, columns.iter().find(|c| c.name == name)?))
+            })
+            .collect();
+        let casts: Vec<(Column, Vec<(usize, String)>)> = known
+            .par_iter()
+            .map(|&(position, column)| {
+                let text = blank_is_null(raw.get_columns()[position].str()?);
+                let (values, failures) = cast(&text, column.kind)?;
+                Ok((values.with_name(column.name.into()), failures))
+            })
+            .collect::<Result<_>>()?;
+        let mut typed: Vec<Column> = Vec::with_capacity(columns.len());
+        let mut failed: Vec<Option<(&'static str, String)>> = vec![None; n];
+        for ((_, column), (values, failures)) in known.iter().zip(casts) {
+            for (row, detail) in failures {
+                if failed[row].is_none() {
+                    failed[row] = Some((column.name, format!("{}: {detail}", column.name)));
+                }
             }
+            typed.push(values);
         }
-        typed.push(values);
-    }
-    let created = typed
-        .iter()
-        .find(|c| c.name() == CREATED_AT)
-        .and_then(|c| c.datetime().ok())
-        .map(|c| c.physical().clone());
-    let ids = typed
-        .iter()
-        .find(|c| c.name() == ID)
-        .and_then(|c| c.str().ok().cloned());
-    let window = target.window;
-    let since = window.since.map(|t| t.timestamp_micros());
-    let until = window.until.map(|t| t.timestamp_micros());
-    let horizon = target.horizon.timestamp_micros();
+        let created = typed
+            .iter()
+            .find(|c| c.name() == CREATED_AT)
+            .and_then(|c| c.datetime().ok())
+            .map(|c| c.physical().clone());
+        let ids = typed
+            .iter()
+            .find(|c| c.name() == ID)
+            .and_then(|c| c.str().ok().cloned());
+        let window = target.window;
+        let since = window.since.map(|t| t.timestamp_micros());
+        let until = window.until.map(|t| t.timestamp_micros());
+        let horizon = target.horizon.timestamp_micros();
 
-    // Classify every row in order, as the row-by-row path would.
-    let mut counts = TableCounts {
-        rows_read: n,
-        ..TableCounts::default()
-    };
-    let mut keep = Vec::with_capacity(n);
-    let mut rejected_rows = Vec::new();
-    let mut max_key: Option<(i64, String)> = None;
-    for (row, failure) in failed.iter().enumerate() {
-        if window.limit.is_some_and(|l| counts.rows_written >= l) {
-            counts.rows_skipped_limit = n - row;
-            keep.resize(n, false);
-            break;
+        // Classify every row in order, as the row-by-row path would.
+        let counts = &mut self.counts;
+        let max_key = &mut self.max_key;
+        counts.rows_read += n;
+        let mut keep = Vec::with_capacity(n);
+        let mut rejected_rows = Vec::new();
+        for (row, failure) in failed.iter().enumerate() {
+            if window.limit.is_some_and(|l| counts.rows_written >= l) {
+                counts.rows_skipped_limit += n - row;
+                keep.resize(n, false);
+                break;
+            }
+            if failure.is_some() {
+                counts.rows_rejected += 1;
+                rejected_rows.push(row);
+                keep.push(false);
+                continue;
+            }
+            let t = created.as_ref().and_then(|c| c.get(row));
+            if let Some(t) = t
+                && (since.is_some_and(|s| t < s) || until.is_some_and(|u| t >= u))
+            {
+                counts.rows_skipped_window += 1;
+                keep.push(false);
+                continue;
+            }
+            let id = ids.as_ref().and_then(|c| c.get(row));
+            if let Some(id) = id
+                && target.collected.contains(id)
+            {
+                counts.already_collected += 1;
+                keep.push(false);
+                continue;
+            }
+            // The cursor is the newest row the source really holds: a row dated
+            // past the source's present (its clock, or ours for files) is
+            // collected, but never moves the cursor (it would make later runs
+            // skip rows not yet committed).
+            if let (Some(t), Some(id)) = (t, id)
+                && t <= horizon
+                && max_key
+                    .as_ref()
+                    .is_none_or(|(mt, mid)| (t, id) > (*mt, mid.as_str()))
+            {
+                *max_key = Some((t, id.to_string()));
+            }
+            counts.rows_written += 1;
+            keep.push(true);
         }
-        if failure.is_some() {
-            counts.rows_rejected += 1;
-            rejected_rows.push(row);
-            keep.push(false);
-            continue;
-        }
-        let t = created.as_ref().and_then(|c| c.get(row));
-        if let Some(t) = t
-            && (since.is_some_and(|s| t < s) || until.is_some_and(|u| t >= u))
-        {
-            counts.rows_skipped_window += 1;
-            keep.push(false);
-            continue;
-        }
-        let id = ids.as_ref().and_then(|c| c.get(row));
-        if let Some(id) = id
-            && target.collected.contains(id)
-        {
-            counts.already_collected += 1;
-            keep.push(false);
-            continue;
-        }
-        // The cursor is the newest row the source really holds: a row dated
-        // past the source's present (its clock, or ours for files) is
-        // collected, but never moves the cursor (it would make later runs
-        // skip rows not yet committed).
-        if let (Some(t), Some(id)) = (t, id)
-            && t <= horizon
-            && max_key
-                .as_ref()
-                .is_none_or(|(mt, mid)| (t, id) > (*mt, mid.as_str()))
-        {
-            max_key = Some((t, id.to_string()));
-        }
-        counts.rows_written += 1;
-        keep.push(true);
-    }
 
-    let mask = BooleanChunked::from_slice("keep".into(), &keep);
-    let extra = extra_column(&raw, header, table)?;
-    let mut all = typed;
-    all.push(Column::new_scalar(
-        SOURCE.into(),
-        Scalar::new(DataType::String, source.into()),
-        n,
-    ));
-    all.push(
-        Column::new_scalar(
-            EXTRACTED_AT.into(),
-            Scalar::new(
-                DataType::Int64,
-                AnyValue::Int64(target.extracted_at.timestamp_micros()),
-            ),
+        let mask = BooleanChunked::from_slice("keep".into(), &keep);
+        let extra = extra_column(&raw, header, table)?;
+        let mut all = typed;
+        all.push(Column::new_scalar(
+            SOURCE.into(),
+            Scalar::new(DataType::String, self.source.into()),
             n,
-        )
-        .cast(&utc_timestamp())?,
-    );
-    all.push(extra);
-    let kept = io::raw_frame(table, all, n)?.filter(&mask)?;
-    counts.parts_written = write_parts(kept, target, write_empty)?;
+        ));
+        all.push(
+            Column::new_scalar(
+                EXTRACTED_AT.into(),
+                Scalar::new(
+                    DataType::Int64,
+                    AnyValue::Int64(target.extracted_at.timestamp_micros()),
+                ),
+                n,
+            )
+            .cast(&utc_timestamp())?,
+        );
+        all.push(extra);
+        let kept = io::raw_frame(table, all, n)?.filter(&mask)?;
+        if !rejected_rows.is_empty() {
+            self.rejects
+                .push(rejects_frame(&raw, header, &rejected_rows, &failed)?);
+        }
+        match &mut self.pending {
+            Some(pending) => {
+                pending.vstack_mut(&kept)?;
+            }
+            None => self.pending = Some(kept),
+        }
+        self.write_parts(false)
+    }
 
-    let rejects = if rejected_rows.is_empty() {
-        None
-    } else {
-        Some(rejects_frame(&raw, header, &rejected_rows, &failed)?)
-    };
-    Ok(Some(Finished {
-        counts,
-        max_key,
-        horizon,
-        rejects,
-    }))
+    /// Writes the full parts among the pending rows (`all`: every pending
+    /// row), several at once: each part's widest column, the metadata text,
+    /// is compressed on one core.
+    fn write_parts(&mut self, all: bool) -> Result<()> {
+        let Some(mut pending) = self.pending.take() else {
+            return Ok(());
+        };
+        let rows = pending.height();
+        let ready = if all {
+            rows
+        } else {
+            rows / ROWS_PER_PART * ROWS_PER_PART
+        };
+        if ready == 0 && !(all && self.counts.parts_written.is_empty() && rows == 0) {
+            self.pending = Some(pending);
+            return Ok(());
+        }
+        pending.as_single_chunk_par();
+        let mut offsets: Vec<usize> = (0..ready).step_by(ROWS_PER_PART).collect();
+        if offsets.is_empty() {
+            // An empty table still gets one (empty) part when asked.
+            offsets.push(0);
+        }
+        let first = self.target.first_part + self.counts.parts_written.len();
+        let names: Vec<String> = (0..offsets.len())
+            .map(|i| contract::layout::part_name(first + i))
+            .collect();
+        offsets
+            .par_iter()
+            .zip(&names)
+            .try_for_each(|(&offset, name)| {
+                let mut part = pending.slice(offset as i64, (ready - offset).min(ROWS_PER_PART));
+                io::write_parquet(&mut part, &self.target.out_dir.join(name))
+            })?;
+        self.counts.parts_written.extend(names);
+        if ready < rows {
+            self.pending = Some(pending.slice(ready as i64, rows - ready));
+        }
+        Ok(())
+    }
+
+    /// Writes the rows left; an empty table gets one empty part when
+    /// `write_empty` (a replaced table always exists).
+    pub fn finish(mut self, write_empty: bool) -> Result<Finished> {
+        if self.pending.is_none() && write_empty && self.counts.parts_written.is_empty() {
+            let empty: Vec<Column> = self
+                .header
+                .iter()
+                .map(|h| Column::new_empty(h.as_str().into(), &DataType::String))
+                .collect();
+            self.push(DataFrame::new(empty)?)?;
+        }
+        if write_empty || self.pending.as_ref().is_some_and(|p| p.height() > 0) {
+            self.write_parts(true)?;
+        }
+        let mut rejects = self.rejects.into_iter();
+        let rejects = match rejects.next() {
+            None => None,
+            Some(mut first) => {
+                for more in rejects {
+                    first.vstack_mut(&more)?;
+                }
+                Some(first)
+            }
+        };
+        Ok(Finished {
+            counts: self.counts,
+            max_key: self.max_key,
+            horizon: self.target.horizon.timestamp_micros(),
+            rejects,
+        })
+    }
 }
 
 /// Separators outside quotes in a file. With no record longer than the
@@ -464,28 +580,6 @@ fn rejects_frame(
         picked.iter().map(|(_, d)| d.as_str()).collect::<Vec<_>>(),
     ));
     Ok(DataFrame::new(cols)?)
-}
-
-/// Writes the rows as part files of at most ROWS_PER_PART rows, several at
-/// once (each part's widest column, the metadata text, is compressed on one
-/// core); an empty table gets one empty part when asked (a replaced table
-/// always exists).
-fn write_parts(df: DataFrame, target: &Target, write_empty: bool) -> Result<Vec<String>> {
-    let mut parts: Vec<usize> = (0..df.height()).step_by(ROWS_PER_PART).collect();
-    if parts.is_empty() && write_empty {
-        parts.push(0);
-    }
-    let names: Vec<String> = (0..parts.len())
-        .map(|i| contract::layout::part_name(target.first_part + i))
-        .collect();
-    parts
-        .par_iter()
-        .zip(&names)
-        .try_for_each(|(&offset, name)| {
-            let mut part = df.slice(offset as i64, ROWS_PER_PART);
-            io::write_parquet(&mut part, &target.out_dir.join(name))
-        })?;
-    Ok(names)
 }
 
 #[cfg(test)]

@@ -383,8 +383,8 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
             let db_now = db.now()?;
             for (table, header) in headers {
                 let target = prepare(&mut commit, table, Some(db_now))?;
-                let sink = db.extract_table(table, header, &target)?;
-                finished.push((table, sink.finish(write_empty)?, target.out_dir));
+                let done = db.extract_table(table, header, &target, write_empty)?;
+                finished.push((table, done, target.out_dir));
             }
         }
     }

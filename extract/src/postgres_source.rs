@@ -1,21 +1,23 @@
 //! PostgreSQL through DATABASE_URL, with TLS when the URL asks for it (as
 //! Supabase's connection strings do). Streams each table with COPY ... TO
-//! STDOUT in CSV, so no table is ever held in memory whole; the CSV text goes
-//! through the same sink as exported files.
+//! STDOUT in CSV, in blocks, so no table is ever held in memory whole; each
+//! block goes through the same columnar reader as exported files.
 
-use std::sync::mpsc;
+use std::io::Read;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, SecondsFormat, Utc};
 use contract::RawTable;
 use contract::columns::{CREATED_AT, ID};
+use polars::prelude::*;
 use postgres::config::Host;
 use postgres::{Client, Config, NoTls};
-use serde_json::Value;
 
+use crate::csv_columnar::Columnar;
 use crate::pg_conn;
-use crate::sink::{TableSink, Target};
+use crate::sink::{self, Finished, Target};
 use contract::progress::Progress;
 
 pub struct Db {
@@ -152,15 +154,18 @@ impl Db {
         Ok(rows.iter().map(|r| r.get::<_, String>(0)).collect())
     }
 
-    /// Reads one table whose columns [`Db::columns`] returned.
+    /// Reads one table whose columns [`Db::columns`] returned: COPY's CSV in
+    /// blocks, each parsed and classified in columns (the CSV exports'
+    /// reader) while the next block arrives.
     pub fn extract_table(
         &mut self,
         table: RawTable,
         header: Vec<String>,
         target: &Target,
-    ) -> Result<TableSink> {
+        write_empty: bool,
+    ) -> Result<Finished> {
         let origin = format!("{table} at {}", self.name);
-        let mut sink = TableSink::new(table, "postgres", &origin, header.clone(), target)?;
+        sink::check_header(table, &origin, &header)?;
         let window = target.window;
         let mut conditions = Vec::new();
         if let Some(since) = window.since {
@@ -174,10 +179,15 @@ impl Db {
         } else {
             format!(" WHERE {}", conditions.join(" AND "))
         };
-        let limit = window
-            .limit
-            .map(|l| format!(" LIMIT {l}"))
-            .unwrap_or_default();
+        // Only a limit needs the rows in order (the oldest N); part files do
+        // not, and the cursor is the largest (created_at, id) read, in any order.
+        let (order, limit) = match window.limit {
+            Some(l) => (
+                format!(" ORDER BY {CREATED_AT}, {ID}"),
+                format!(" LIMIT {l}"),
+            ),
+            None => (String::new(), String::new()),
+        };
         let total: i64 = self
             .client
             .query_one(
@@ -192,45 +202,123 @@ impl Db {
         // timestamptz prints as `2025-12-20 17:49:11.43305+00`: the session is in UTC.
         let select: Vec<String> = header.iter().map(|h| quote(h)).collect();
         let copy = format!(
-            "COPY (SELECT {} FROM {}{filter} ORDER BY {CREATED_AT}, {ID}{limit}) TO STDOUT WITH (FORMAT csv)",
+            "COPY (SELECT {} FROM {}{filter}{order}{limit}) TO STDOUT WITH (FORMAT csv)",
             select.join(", "),
             quote(table.name()),
         );
-        let reader = self
+        let mut reader = self
             .client
             .copy_out(&copy)
             .map_err(|e| anyhow::anyhow!("{origin}: {}", one_line(&e)))?;
-        let mut csv = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .from_reader(reader);
         let progress = Progress::new("extract", table.name(), "rows", u64::try_from(total).ok());
-        let mut record = csv::StringRecord::new();
-        let mut values: Vec<Value> = Vec::with_capacity(header.len());
-        let mut since_tick = 0u64;
-        while csv
-            .read_record(&mut record)
-            .map_err(|e| anyhow::anyhow!("{origin}: reading COPY output: {e}"))?
-        {
-            values.clear();
-            values.extend(record.iter().map(|f| {
-                if f.is_empty() {
-                    Value::Null
-                } else {
-                    Value::String(f.to_string())
+        let mut columnar = Columnar::new(table, &header, "postgres", target);
+        let header = &header;
+        let finished = std::thread::scope(|scope| -> Result<Finished> {
+            // One block parsed while the next is read: two in memory at most.
+            let (blocks, arriving) = mpsc::sync_channel::<Vec<u8>>(1);
+            let parser = scope.spawn(|| -> Result<Finished> {
+                for block in arriving {
+                    let raw = parse_block(block, header)
+                        .with_context(|| format!("{origin}: reading COPY output"))?;
+                    progress.inc(raw.height() as u64);
+                    columnar.push(raw)?;
                 }
-            }));
-            sink.push(&values)?;
-            since_tick += 1;
-            if since_tick == 10_000 {
-                progress.inc(since_tick);
-                since_tick = 0;
+                columnar.finish(write_empty)
+            });
+            let read = read_blocks(&mut reader, BLOCK_BYTES, |block| blocks.send(block).is_ok())
+                .map_err(|e| anyhow::anyhow!("{origin}: reading COPY output: {e}"));
+            drop(blocks);
+            let parsed = parser
+                .join()
+                .map_err(|_| anyhow::anyhow!("{origin}: the COPY parser panicked"))?;
+            // The parser's error first: a failed send only means it stopped.
+            let finished = parsed?;
+            read?;
+            Ok(finished)
+        })?;
+        progress.finish();
+        Ok(finished)
+    }
+}
+
+/// Bytes of COPY output per block.
+const BLOCK_BYTES: usize = 32 << 20;
+
+/// Reads `reader` in blocks of whole CSV records (cut after the last newline
+/// outside quotes), handing each to `send` until it returns false.
+fn read_blocks(
+    reader: &mut impl Read,
+    block_bytes: usize,
+    mut send: impl FnMut(Vec<u8>) -> bool,
+) -> std::io::Result<()> {
+    let mut carry: Vec<u8> = Vec::new();
+    loop {
+        let mut block = std::mem::take(&mut carry);
+        let start = block.len();
+        block.resize(start + block_bytes, 0);
+        let mut filled = start;
+        let mut eof = false;
+        while filled < block.len() {
+            match reader.read(&mut block[filled..]) {
+                Ok(0) => {
+                    eof = true;
+                    break;
+                }
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
             }
         }
-        progress.inc(since_tick);
-        progress.finish();
-        Ok(sink)
+        block.truncate(filled);
+        if eof {
+            if !block.is_empty() {
+                send(block);
+            }
+            return Ok(());
+        }
+        match last_record_end(&block) {
+            Some(end) => {
+                carry = block[end + 1..].to_vec();
+                block.truncate(end + 1);
+                if !send(block) {
+                    return Ok(());
+                }
+            }
+            // A record longer than a block: read on.
+            None => carry = block,
+        }
     }
+}
+
+/// The position of the last newline outside quotes: a block that starts at
+/// a record's start is inside quotes exactly where an odd number of quote
+/// characters precede.
+fn last_record_end(block: &[u8]) -> Option<usize> {
+    let mut quotes_before = memchr::memchr_iter(b'"', block).count();
+    let mut end = block.len();
+    while let Some(newline) = memchr::memrchr(b'\n', &block[..end]) {
+        quotes_before -= memchr::memchr_iter(b'"', &block[newline..end]).count();
+        if quotes_before.is_multiple_of(2) {
+            return Some(newline);
+        }
+        end = newline;
+    }
+    None
+}
+
+/// One block of COPY's CSV as text columns named by the header. The server
+/// writes every field of every record, so no ragged-record check is needed.
+fn parse_block(block: Vec<u8>, header: &[String]) -> Result<DataFrame> {
+    let schema: Schema = header
+        .iter()
+        .map(|h| Field::new(h.as_str().into(), DataType::String))
+        .collect();
+    Ok(CsvReadOptions::default()
+        .with_has_header(false)
+        .with_schema(Some(Arc::new(schema)))
+        .with_parse_options(CsvParseOptions::default().with_truncate_ragged_lines(false))
+        .into_reader_with_file_handle(std::io::Cursor::new(block))
+        .finish()?)
 }
 
 fn stamp(t: DateTime<Utc>) -> String {
@@ -260,6 +348,37 @@ fn one_line(e: &postgres::Error) -> String {
                 source = s.source();
             }
             text.split_whitespace().collect::<Vec<_>>().join(" ")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocks_end_at_record_ends_outside_quotes() {
+        assert_eq!(last_record_end(b"a,b\nc,d\ne"), Some(7));
+        assert_eq!(last_record_end(b"a,\"x\ny\"\nc,\"p\nq"), Some(7));
+        assert_eq!(last_record_end(b"a,\"x\ny"), None);
+        // Whatever the block size, the blocks put back together are the input.
+        let text: Vec<u8> = (0..5000)
+            .map(|i| format!("{i},\"line\n{i} \"\"quoted\"\"\",x\n"))
+            .collect::<String>()
+            .into_bytes();
+        for size in [7, 64, 1000, 1 << 20] {
+            let mut blocks = Vec::new();
+            read_blocks(&mut &text[..], size, |b| {
+                blocks.push(b);
+                true
+            })
+            .unwrap();
+            assert_eq!(blocks.concat(), text, "blocks of {size}");
+            assert!(
+                blocks.iter().all(|b| b.ends_with(b"\n")),
+                "blocks of {size}"
+            );
+            assert!(size > 1000 || blocks.len() > 10, "blocks of {size}");
         }
     }
 }
