@@ -55,5 +55,7 @@ pub const ACTUAL: &str = "actual";
 
 // Rejected rows.
 pub const REASON: &str = "reason";
+/// The reason of a raw row that could not be read (`data/rejected/raw_<table>.parquet`).
+pub const UNPARSEABLE: &str = "unparseable";
 pub const DETAIL: &str = "detail";
 pub const FIELD: &str = "field";

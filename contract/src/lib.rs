@@ -28,6 +28,3 @@ pub use tables::{Kind, RawTable};
 
 /// The `_source` tag of rows made up by `synth`.
 pub const SYNTH_SOURCE: &str = "synth";
-
-/// Sources `extract` can read from, as written into `_source`.
-pub const SOURCES: [&str; 4] = ["supabase", "postgres", "csv", SYNTH_SOURCE];

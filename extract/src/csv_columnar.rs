@@ -570,7 +570,7 @@ fn rejects_frame(
     }
     let picked: Vec<&(&'static str, String)> =
         rows.iter().filter_map(|&r| failed[r].as_ref()).collect();
-    cols.push(Column::new(REASON.into(), vec!["unparseable"; rows.len()]));
+    cols.push(Column::new(REASON.into(), vec![UNPARSEABLE; rows.len()]));
     cols.push(Column::new(
         FIELD.into(),
         picked.iter().map(|(f, _)| *f).collect::<Vec<_>>(),

@@ -248,13 +248,6 @@ fn summary_line(report: &ExtractReport) -> String {
     parts.join(", ")
 }
 
-/// One source table being read: where its rows go, and from where it resumes.
-pub struct TableRun {
-    pub sink: TableSink,
-    /// With --incremental: only rows after this (created_at, id), less the lookback.
-    pub resume_after: Option<(DateTime<Utc>, String)>,
-}
-
 /// Extracts the three tables. All or nothing: the tables are written to
 /// staging folders and only replace (or join) the raw layer once all three
 /// were read without error.

@@ -171,10 +171,6 @@ impl TableSink {
         &self.header
     }
 
-    pub fn table(&self) -> RawTable {
-        self.table
-    }
-
     /// Whether `--limit` is reached, so a source can stop reading.
     pub fn full(&self) -> bool {
         self.window
@@ -356,7 +352,10 @@ impl TableSink {
             cols.push(Column::new(name.as_str().into(), values));
         }
         let n = self.rejects.len();
-        cols.push(Column::new(REASON.into(), vec!["unparseable"; n]));
+        cols.push(Column::new(
+            REASON.into(),
+            vec![contract::columns::UNPARSEABLE; n],
+        ));
         cols.push(Column::new(
             FIELD.into(),
             std::mem::take(&mut self.reject_field),

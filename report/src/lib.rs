@@ -242,7 +242,7 @@ fn read_inputs(layout: &Layout) -> Result<Inputs> {
             let (columns, examples) = examples(&path, None)?;
             rejects.push(RejectExamples {
                 origin: format!("raw {}", table.name()),
-                reason: "unparseable".into(),
+                reason: contract::columns::UNPARSEABLE.into(),
                 rows,
                 columns,
                 examples,

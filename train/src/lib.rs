@@ -64,6 +64,12 @@ impl From<Promote> for PromotePolicy {
     }
 }
 
+/// `--only`'s values: a model by its dataset's name.
+fn model_name(name: &str) -> Result<Dataset, String> {
+    Dataset::from_name(name)
+        .ok_or_else(|| format!("unknown model `{name}` (quality, csat, performance)"))
+}
+
 /// Trains the quality, csat and performance models on DATA/clean.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
@@ -107,9 +113,9 @@ pub struct Args {
     /// No progress bars or progress lines (errors are printed all the same).
     #[arg(long)]
     pub quiet: bool,
-    /// Train only these models (default: all three).
-    #[arg(long, value_delimiter = ',')]
-    pub only: Vec<String>,
+    /// Train only these models, e.g. `--only csat,quality` (default: all three).
+    #[arg(long, value_delimiter = ',', value_parser = model_name)]
+    pub only: Vec<Dataset>,
 }
 
 impl Args {
@@ -179,14 +185,7 @@ pub fn run(args: &Args) -> Result<()> {
     let datasets: Vec<Dataset> = if args.only.is_empty() {
         Dataset::ALL.to_vec()
     } else {
-        args.only
-            .iter()
-            .map(|n| {
-                Dataset::from_name(n).with_context(|| {
-                    format!("--only: unknown model `{n}` (quality, csat, performance)")
-                })
-            })
-            .collect::<Result<_>>()?
+        args.only.clone()
     };
     let layout = Layout::new(&args.data);
     // Models, champions, insights and reports change together; a failing run changes nothing.
