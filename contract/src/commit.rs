@@ -94,12 +94,10 @@ pub fn lock(layout: &Layout, stage: &str, wait: Duration) -> Result<Lock, Contra
                 let holder = fs::read_to_string(&path).unwrap_or_default();
                 let holder = holder.trim();
                 if started.elapsed() >= wait {
-                    return Err(ContractError::Invalid {
+                    return Err(ContractError::Busy {
                         path: root.to_path_buf(),
-                        message: format!(
-                            "another stage ({holder}) has held the data folder for {} s; giving up",
-                            wait.as_secs()
-                        ),
+                        holder: holder.to_string(),
+                        waited: wait,
                     });
                 }
                 if !told {

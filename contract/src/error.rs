@@ -32,6 +32,13 @@ pub enum ContractError {
     Invalid { path: PathBuf, message: String },
     #[error("{}: not found ({hint})", path.display())]
     NotFound { path: PathBuf, hint: String },
+    /// Another stage held the data folder's lock longer than we wait.
+    #[error("{}: another stage ({holder}) has held the data folder for {} s; giving up", path.display(), waited.as_secs())]
+    Busy {
+        path: PathBuf,
+        holder: String,
+        waited: std::time::Duration,
+    },
 }
 
 impl ContractError {

@@ -134,10 +134,20 @@ impl Layout {
         Ok(parts)
     }
 
+    /// The part files of a raw table that may have none yet: a missing or
+    /// empty folder is no parts; a folder that cannot be read is an error
+    /// (never "no parts", which would restart part numbering at 0).
+    pub fn raw_parts_if_any(&self, table: RawTable) -> Result<Vec<PathBuf>, ContractError> {
+        match self.raw_parts(table) {
+            Err(ContractError::NotFound { .. }) => Ok(Vec::new()),
+            other => other,
+        }
+    }
+
     /// The number of the next part file of a table, after every existing one.
-    pub fn next_part_index(&self, table: RawTable) -> usize {
-        self.raw_parts(table)
-            .unwrap_or_default()
+    pub fn next_part_index(&self, table: RawTable) -> Result<usize, ContractError> {
+        Ok(self
+            .raw_parts_if_any(table)?
             .iter()
             .filter_map(|p| {
                 p.file_stem()?
@@ -147,7 +157,7 @@ impl Layout {
                     .ok()
             })
             .max()
-            .map_or(0, |last| last + 1)
+            .map_or(0, |last| last + 1))
     }
 }
 

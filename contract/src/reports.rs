@@ -274,6 +274,25 @@ pub mod insight {
     pub const CSAT_BY_DAY: &str = "csat_by_day";
     /// Written by `report`, from the clean quality dataset.
     pub const QUALITY_BASELINES: &str = "quality_baselines";
+
+    /// The columns of [`FEATURE_IMPORTANCE`]: per model and feature, its share of
+    /// the model's total gain.
+    pub mod importance {
+        pub const MODEL: &str = "model";
+        pub const FEATURE: &str = "feature";
+        pub const GAIN_SHARE: &str = "gain_share";
+    }
+
+    /// The columns of [`CALIBRATION`] besides `provider`: per provider and decile
+    /// of the A/B prediction, rows and the means of the prediction, the actual
+    /// rating and the calibrated model's output.
+    pub mod calibration {
+        pub const BIN: &str = "bin";
+        pub const ROWS: &str = "rows";
+        pub const MEAN_PREDICTION: &str = "mean_prediction";
+        pub const MEAN_ACTUAL: &str = "mean_actual";
+        pub const MEAN_CALIBRATED: &str = "mean_calibrated";
+    }
 }
 
 /// Rows, mean, sample standard deviation and 95% t-interval of one group of

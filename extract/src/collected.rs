@@ -18,11 +18,8 @@ pub fn ids_since(
     since: DateTime<Utc>,
 ) -> Result<HashSet<String>> {
     let mut ids = HashSet::new();
-    if !layout.raw_dir(table).exists() {
-        return Ok(ids);
-    }
     let since = lit(since.timestamp_micros()).cast(utc_timestamp());
-    for part in layout.raw_parts(table).unwrap_or_default() {
+    for part in layout.raw_parts_if_any(table)? {
         let df = LazyFrame::scan_parquet(&part, ScanArgsParquet::default())
             .and_then(|lf| {
                 lf.select([col(ID).cast(DataType::String), col(CREATED_AT)])

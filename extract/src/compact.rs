@@ -42,11 +42,10 @@ pub fn tidy(
     max_parts: usize,
     retain_before: Option<DateTime<Utc>>,
 ) -> Result<Tidied> {
-    let mut parts = match layout.raw_parts(table) {
-        Ok(p) => p,
-        Err(contract::ContractError::NotFound { .. }) => return Ok(Tidied::default()),
-        Err(e) => return Err(e.into()),
-    };
+    let mut parts = layout.raw_parts_if_any(table)?;
+    if parts.is_empty() {
+        return Ok(Tidied::default());
+    }
     let mut done = Tidied::default();
     if let Some(cutoff) = retain_before {
         let cutoff = cutoff.timestamp_micros();

@@ -298,7 +298,7 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
             window,
             out_dir,
             first_part: if options.incremental {
-                layout.next_part_index(table)
+                layout.next_part_index(table)?
             } else {
                 0
             },

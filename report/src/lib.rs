@@ -436,9 +436,10 @@ fn model_view(layout: &Layout, name: &str, report: &ModelReport) -> Result<Model
 
 /// Per model, its features by share of gain, largest first.
 fn importance(df: &DataFrame) -> Result<BTreeMap<String, Vec<(String, f64)>>> {
-    let model = df.column("model")?.str()?;
-    let feature = df.column("feature")?.str()?;
-    let gain = df.column("gain_share")?.f64()?;
+    use contract::reports::insight::importance as column;
+    let model = df.column(column::MODEL)?.str()?;
+    let feature = df.column(column::FEATURE)?.str()?;
+    let gain = df.column(column::GAIN_SHARE)?.f64()?;
     let mut out: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
     for ((m, f), g) in model.into_iter().zip(feature).zip(gain) {
         if let (Some(m), Some(f), Some(g)) = (m, f, g) {
@@ -454,15 +455,16 @@ fn importance(df: &DataFrame) -> Result<BTreeMap<String, Vec<(String, f64)>>> {
 }
 
 fn calibration(df: &DataFrame) -> Result<Vec<CalibrationBin>> {
+    use contract::reports::insight::calibration as column;
     let provider = df.column(PROVIDER)?.str()?;
-    let rows = df.column("rows")?.cast(&DataType::UInt64)?;
+    let rows = df.column(column::ROWS)?.cast(&DataType::UInt64)?;
     let f = |name: &str| -> Result<Float64Chunked> {
         Ok(df.column(name)?.cast(&DataType::Float64)?.f64()?.clone())
     };
     let (prediction, actual, calibrated) = (
-        f("mean_prediction")?,
-        f("mean_actual")?,
-        f("mean_calibrated")?,
+        f(column::MEAN_PREDICTION)?,
+        f(column::MEAN_ACTUAL)?,
+        f(column::MEAN_CALIBRATED)?,
     );
     Ok((0..df.height())
         .map(|i| CalibrationBin {

@@ -247,14 +247,17 @@ pub fn generate(
             .push(scenarios.choose(&mut rng).cloned().unwrap_or_default());
         ex.quality_score.push(Some(round_to(r.quality / 100.0, 4)));
         let m = r.metrics.map(|v| round_to(v, 1));
-        let meta = serde_json::json!({
-            "codeQuality": m[0], "testCoverage": m[1], "security": m[2],
-            "performance": m[3], "maintainability": m[4], "complexity": m[5],
-            "responseId": rid,
-            "promptTokens": rng.random_range(200..4000),
-            "language": "en",
-        });
-        ex.metadata.push(meta.to_string());
+        // The keys transform reads, by the contract's names, plus two it ignores.
+        let mut meta: serde_json::Map<String, serde_json::Value> = METRICS
+            .iter()
+            .zip(m)
+            .map(|((key, _), v)| (key.to_string(), v.into()))
+            .collect();
+        meta.insert(METADATA_RESPONSE_ID.into(), rid.clone().into());
+        meta.insert("promptTokens".into(), rng.random_range(200..4000).into());
+        meta.insert("language".into(), "en".into());
+        ex.metadata
+            .push(serde_json::Value::Object(meta).to_string());
     }
 
     // A/B rows: one per response, 2% re-testing a response already tested.

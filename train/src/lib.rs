@@ -688,20 +688,20 @@ fn write_insights(
     importance: Vec<(String, String, f64)>,
     calibration: Option<DataFrame>,
 ) -> Result<()> {
-    let dir = layout.insights_dir();
+    use contract::reports::insight::{self, importance as column};
     if !importance.is_empty() {
         let mut df = df!(
-            "model" => importance.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
-            "feature" => importance.iter().map(|r| r.1.clone()).collect::<Vec<_>>(),
-            "gain_share" => importance.iter().map(|r| r.2).collect::<Vec<_>>(),
+            column::MODEL => importance.iter().map(|r| r.0.clone()).collect::<Vec<_>>(),
+            column::FEATURE => importance.iter().map(|r| r.1.clone()).collect::<Vec<_>>(),
+            column::GAIN_SHARE => importance.iter().map(|r| r.2).collect::<Vec<_>>(),
         )?;
         io::write_parquet(
             &mut df,
-            &commit.file(&dir.join("feature_importance.parquet"))?,
+            &commit.file(&layout.insight(insight::FEATURE_IMPORTANCE))?,
         )?;
     }
     if let Some(mut c) = calibration {
-        io::write_parquet(&mut c, &commit.file(&dir.join("calibration.parquet"))?)?;
+        io::write_parquet(&mut c, &commit.file(&layout.insight(insight::CALIBRATION))?)?;
     }
     Ok(())
 }

@@ -139,6 +139,7 @@ pub fn print_summary(report: &TrainingReport) {
 /// Per provider and decile of the A/B prediction, on held-out rows: the mean
 /// prediction, the mean actual rating, and the calibrated model's mean.
 pub fn calibration(data: &Data, rows: &[usize], model: &[f64]) -> Result<DataFrame> {
+    use contract::reports::insight::calibration as column;
     let dataset = Dataset::Performance;
     let provider_col = dataset
         .categorical_features()
@@ -148,20 +149,20 @@ pub fn calibration(data: &Data, rows: &[usize], model: &[f64]) -> Result<DataFra
     let prediction = &data.numeric[0];
     let df = df!(
         PROVIDER => rows.iter().map(|&r| data.categorical[provider_col].value(r)).collect::<Vec<_>>(),
-        "bin" => rows.iter().map(|&r| (prediction[r] * 10.0).floor().clamp(0.0, 9.0) / 10.0).collect::<Vec<_>>(),
+        column::BIN => rows.iter().map(|&r| (prediction[r] * 10.0).floor().clamp(0.0, 9.0) / 10.0).collect::<Vec<_>>(),
         "prediction" => rows.iter().map(|&r| prediction[r]).collect::<Vec<_>>(),
         "actual" => rows.iter().map(|&r| data.target[r]).collect::<Vec<_>>(),
         "calibrated" => model.to_vec(),
     )?;
     Ok(df
         .lazy()
-        .group_by([col(PROVIDER), col("bin")])
+        .group_by([col(PROVIDER), col(column::BIN)])
         .agg([
-            len().alias("rows"),
-            col("prediction").mean().alias("mean_prediction"),
-            col("actual").mean().alias("mean_actual"),
-            col("calibrated").mean().alias("mean_calibrated"),
+            len().alias(column::ROWS),
+            col("prediction").mean().alias(column::MEAN_PREDICTION),
+            col("actual").mean().alias(column::MEAN_ACTUAL),
+            col("calibrated").mean().alias(column::MEAN_CALIBRATED),
         ])
-        .sort([PROVIDER, "bin"], SortMultipleOptions::default())
+        .sort([PROVIDER, column::BIN], SortMultipleOptions::default())
         .collect()?)
 }

@@ -517,4 +517,30 @@ mod tests {
             [Some("r-1"), Some("42"), Some("1.5"), None, None, None]
         );
     }
+
+    /// The keys this stage reads are the contract's (serde's renames cannot
+    /// name a constant): a document with only the contract's key for one
+    /// metric fills that metric's column, and the response id likewise.
+    #[test]
+    fn metadata_keys_are_the_contracts() {
+        for (k, (key, column)) in METRICS.iter().enumerate() {
+            let doc = format!(r#"{{"{key}": {}, "{METADATA_RESPONSE_ID}": "r"}}"#, k + 1);
+            let docs = Column::new(METADATA.into(), [Some(doc.as_str())]);
+            let columns = metadata_columns(&docs).unwrap();
+            for c in &columns {
+                let expected = if c.name() == *column {
+                    Some(AnyValue::Float64((k + 1) as f64))
+                } else if c.name() == METADATA_RESPONSE {
+                    Some(AnyValue::String("r"))
+                } else {
+                    None
+                };
+                let got = c.get(0).unwrap();
+                assert_eq!(got.is_null(), expected.is_none(), "{key}: {}", c.name());
+                if let Some(v) = expected {
+                    assert_eq!(got, v, "{key}: {}", c.name());
+                }
+            }
+        }
+    }
 }

@@ -248,6 +248,33 @@ fn window_filters_by_created_at() {
 }
 
 #[test]
+fn a_limit_takes_the_oldest_rows_across_prefetched_pages() {
+    let s = server();
+    let data = tempdir().unwrap();
+    ok(&mut extract(&s, data.path(), KEY, &["--limit", "1500"]));
+    let ids = raw_ids(data.path(), "ai_gm_explanations");
+    assert_eq!(ids.len(), 1500);
+    // The oldest 1500 by (created_at, id): the fake keeps them in that order.
+    let expected: Vec<String> = s.state.lock().unwrap().tables["ai_gm_explanations"]
+        .iter()
+        .take(1500)
+        .map(|(_, id, _)| id.clone())
+        .collect();
+    let mut got = ids.clone();
+    got.sort();
+    let mut want = expected;
+    want.sort();
+    assert_eq!(got, want);
+    let log = s.state.lock().unwrap().log.clone();
+    let explanations: Vec<&String> = log
+        .iter()
+        .filter(|l| l.contains("ai_gm_explanations"))
+        .collect();
+    assert_eq!(explanations.len(), 2, "{explanations:?}");
+    assert!(explanations[1].contains("limit=500"), "{}", explanations[1]);
+}
+
+#[test]
 fn incremental_collects_new_rows_once_and_survives_a_crash_before_the_state() {
     let s = FakePostgrest::start(KEY);
     s.insert("ai_gm_explanations", explanations(0, 1200, 10));
