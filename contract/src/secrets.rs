@@ -4,16 +4,35 @@
 //! including in text a server sent back, plus anything shaped like a Supabase
 //! key or a JWT.
 
-/// The variables holding API keys, connection strings or tokens.
-pub const SECRET_VARS: [&str; 7] = [
+/// The Supabase project URL (not a secret).
+pub const SUPABASE_URL: &str = "SUPABASE_URL";
+
+/// The Supabase key variables, in the order extract tries them: an explicit
+/// SUPABASE_KEY, then the secret keys (every row), then the publishable ones
+/// (only the rows Row Level Security lets the anon role read).
+pub const SUPABASE_KEY_VARS: [&str; 5] = [
     "SUPABASE_KEY",
     "SUPABASE_SECRET_KEY",
     "SUPABASE_SERVICE_ROLE_KEY",
     "SUPABASE_PUBLISHABLE_KEY",
     "SUPABASE_ANON_KEY",
-    "DATABASE_URL",
-    // serve's bearer token.
-    "SERVE_TOKEN",
+];
+
+/// A PostgreSQL connection string, password included.
+pub const DATABASE_URL: &str = "DATABASE_URL";
+
+/// serve's bearer token.
+pub const SERVE_TOKEN: &str = "SERVE_TOKEN";
+
+/// The variables holding API keys, connection strings or tokens.
+pub const SECRET_VARS: [&str; 7] = [
+    SUPABASE_KEY_VARS[0],
+    SUPABASE_KEY_VARS[1],
+    SUPABASE_KEY_VARS[2],
+    SUPABASE_KEY_VARS[3],
+    SUPABASE_KEY_VARS[4],
+    DATABASE_URL,
+    SERVE_TOKEN,
 ];
 
 const MASK: &str = "[redacted]";

@@ -109,6 +109,13 @@ impl RawTable {
         RawTable::AbTesting,
     ];
 
+    /// The table's CSV export in `dir`, as Supabase's table editor names it
+    /// (`<table>.csv`): what `synth --format csv` writes and `extract --source
+    /// csv` reads.
+    pub fn csv_export(self, dir: &std::path::Path) -> std::path::PathBuf {
+        dir.join(format!("{}.csv", self.name()))
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             RawTable::Explanations => "ai_gm_explanations",

@@ -12,7 +12,7 @@ use serde_json::Value;
 use crate::sink::TableSink;
 
 pub fn csv_path(dir: &Path, table: RawTable) -> PathBuf {
-    dir.join(format!("{}.csv", table.name()))
+    table.csv_export(dir)
 }
 
 /// An opened export whose header has been read.

@@ -50,10 +50,13 @@ pub struct Timeouts {
 
 impl Db {
     pub fn from_env(timeouts: Timeouts) -> Result<Self> {
-        let url = std::env::var("DATABASE_URL")
+        use contract::secrets::DATABASE_URL;
+        let url = std::env::var(DATABASE_URL)
             .ok()
             .filter(|v| !v.trim().is_empty())
-            .context("DATABASE_URL is not set (a postgresql:// connection string)")?;
+            .with_context(|| {
+                format!("{DATABASE_URL} is not set (a postgresql:// connection string)")
+            })?;
         Self::connect(&url, timeouts)
     }
 

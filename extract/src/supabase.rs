@@ -9,6 +9,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use chrono::{DateTime, SecondsFormat, Utc};
 use contract::RawTable;
 use contract::columns::{CREATED_AT, ID};
+use contract::secrets::{SUPABASE_KEY_VARS as KEY_VARS, SUPABASE_URL};
 use rand::Rng;
 use reqwest::StatusCode;
 use reqwest::blocking::{Client as Http, Response};
@@ -31,17 +32,6 @@ pub struct Retry {
     /// One request, answer included.
     pub request_timeout: Duration,
 }
-
-/// The key variables, in the order they are tried: an explicit SUPABASE_KEY,
-/// then the secret keys (every row), then the publishable ones (only the rows
-/// Row Level Security lets the anon role read).
-pub const KEY_VARS: [&str; 5] = [
-    "SUPABASE_KEY",
-    "SUPABASE_SECRET_KEY",
-    "SUPABASE_SERVICE_ROLE_KEY",
-    "SUPABASE_PUBLISHABLE_KEY",
-    "SUPABASE_ANON_KEY",
-];
 
 /// Names this tool to Supabase, which refuses secret keys from browser-like agents.
 pub const USER_AGENT: &str = concat!("gm-pipeline-extract/", env!("CARGO_PKG_VERSION"));
@@ -103,10 +93,12 @@ pub struct Client {
 
 impl Client {
     pub fn from_env(retry: Retry) -> Result<Self> {
-        let base = std::env::var("SUPABASE_URL")
+        let base = std::env::var(SUPABASE_URL)
             .ok()
             .filter(|v| !v.trim().is_empty())
-            .context("SUPABASE_URL is not set (the project URL, e.g. https://xyz.supabase.co)")?;
+            .with_context(|| {
+                format!("{SUPABASE_URL} is not set (the project URL, e.g. https://xyz.supabase.co)")
+            })?;
         let (key_var, key) = KEY_VARS
             .iter()
             .find_map(|v| {

@@ -30,7 +30,7 @@ use crate::api::App;
 use crate::live::Live;
 
 /// The variable holding the bearer token clients must send.
-pub const TOKEN_VAR: &str = "SERVE_TOKEN";
+pub use contract::secrets::SERVE_TOKEN as TOKEN_VAR;
 
 /// Serves the champion models and the insight tables over HTTP.
 #[derive(Debug, Parser)]

@@ -21,7 +21,7 @@ impl CsvExport {
     pub fn create(dir: &Path) -> Result<Self> {
         let mut files = BTreeMap::new();
         for table in RawTable::ALL {
-            let path = dir.join(format!("{}.csv", table.name()));
+            let path = table.csv_export(dir);
             files.insert(table, AtomicFile::create(&path)?);
         }
         Ok(Self { files })

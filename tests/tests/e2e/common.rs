@@ -23,14 +23,10 @@ pub fn bin(name: &str) -> Command {
     );
     let mut cmd = Command::new(path);
     // Tests never reach a real database by accident.
-    for var in [
-        "SUPABASE_URL",
-        "SUPABASE_KEY",
-        "SUPABASE_SERVICE_ROLE_KEY",
-        "SUPABASE_ANON_KEY",
-        "DATABASE_URL",
-        "SERVE_TOKEN",
-    ] {
+    for var in contract::secrets::SECRET_VARS
+        .into_iter()
+        .chain([contract::secrets::SUPABASE_URL])
+    {
         cmd.env_remove(var);
     }
     cmd
