@@ -248,6 +248,80 @@ fn summary_line(report: &ExtractReport) -> String {
     parts.join(", ")
 }
 
+/// One CSV export: in columns when polars can read it strictly, else row by
+/// row (ragged records or bad UTF-8), rejecting what does not read.
+fn read_csv(
+    table: RawTable,
+    csv: csv_source::CsvTable,
+    target: &Target,
+    write_empty: bool,
+) -> Result<sink::Finished> {
+    let source = Source::Csv.name();
+    let origin = csv.path.display().to_string();
+    sink::check_header(table, &origin, &csv.header)?;
+    let progress = contract::progress::Progress::new("extract", table.name(), "rows", None);
+    let fast = csv_columnar::read(&csv.path, table, &csv.header, source, target, write_empty)?;
+    let done = match fast {
+        Some(done) => done,
+        None => {
+            let mut sink = TableSink::new(table, source, &origin, csv.header.clone(), target)?;
+            csv.stream_into(&mut sink)?;
+            sink.finish(write_empty)?
+        }
+    };
+    progress.inc(done.counts.rows_read as u64);
+    progress.finish();
+    Ok(done)
+}
+
+/// Stages one table's outputs in the run's commit: its parts (joining the
+/// table's folder when incremental), its rejects, compaction and retention,
+/// and the cursor. Returns the table's counts for the report.
+fn publish(
+    commit: &mut Commit,
+    layout: &Layout,
+    options: &Options,
+    state: &mut ExtractState,
+    table: RawTable,
+    done: sink::Finished,
+    out_dir: &std::path::Path,
+) -> Result<contract::reports::TableCounts> {
+    if options.incremental {
+        // New parts join the table's folder beside the ones already there.
+        for part in &done.counts.parts_written {
+            let to = commit.file(&layout.raw_dir(table).join(part))?;
+            let from = out_dir.join(part);
+            fs::rename(&from, &to).with_context(|| format!("staging {}", from.display()))?;
+        }
+    }
+    stage_rejects(commit, layout, table, done.rejects, options.incremental)?;
+    let mut counts = done.counts;
+    if options.incremental {
+        // The parts already there; this run's new ones are merged in a later run.
+        let tidied = compact::tidy(
+            commit,
+            layout,
+            table,
+            counts.parts_written.len(),
+            options.max_parts,
+            options.retain_before,
+        )?;
+        counts.parts_merged = tidied.merged;
+        counts.parts_dropped = tidied.dropped;
+    }
+    if let Some((t, id)) = done.max_key {
+        // The sinks leave rows dated past the source's present out of
+        // max_key; this guard keeps the promise whatever a sink did.
+        let (t, id) = if t > done.horizon {
+            (done.horizon, String::new())
+        } else {
+            (t, id)
+        };
+        state.advance(options.source.name(), table, t, id);
+    }
+    Ok(counts)
+}
+
 /// Extracts the three tables. All or nothing: the tables are written to
 /// staging folders and only replace (or join) the raw layer once all three
 /// were read without error.
@@ -319,35 +393,7 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
             }
             for (table, csv) in opened {
                 let target = prepare(&mut commit, table, None)?;
-                let origin = csv.path.display().to_string();
-                sink::check_header(table, &origin, &csv.header)?;
-                let progress =
-                    contract::progress::Progress::new("extract", table.name(), "rows", None);
-                let fast = csv_columnar::read(
-                    &csv.path,
-                    table,
-                    &csv.header,
-                    source.name(),
-                    &target,
-                    write_empty,
-                )?;
-                let done = match fast {
-                    Some(done) => done,
-                    None => {
-                        // Ragged records or bad UTF-8: read row by row, rejecting those.
-                        let mut sink = TableSink::new(
-                            table,
-                            source.name(),
-                            &origin,
-                            csv.header.clone(),
-                            &target,
-                        )?;
-                        csv.stream_into(&mut sink)?;
-                        sink.finish(write_empty)?
-                    }
-                };
-                progress.inc(done.counts.rows_read as u64);
-                progress.finish();
+                let done = read_csv(table, csv, &target, write_empty)?;
                 finished.push((table, done, target.out_dir));
             }
         }
@@ -391,45 +437,15 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
         tables: BTreeMap::new(),
     };
     for (table, done, out_dir) in finished {
-        if options.incremental {
-            // New parts join the table's folder beside the ones already there.
-            for part in &done.counts.parts_written {
-                let to = commit.file(&layout.raw_dir(table).join(part))?;
-                let from = out_dir.join(part);
-                fs::rename(&from, &to).with_context(|| format!("staging {}", from.display()))?;
-            }
-        }
-        stage_rejects(
+        let counts = publish(
             &mut commit,
             layout,
+            options,
+            &mut state,
             table,
-            done.rejects,
-            options.incremental,
+            done,
+            &out_dir,
         )?;
-        let mut counts = done.counts;
-        if options.incremental {
-            // The parts already there; this run's new ones are merged in a later run.
-            let tidied = compact::tidy(
-                &mut commit,
-                layout,
-                table,
-                counts.parts_written.len(),
-                options.max_parts,
-                options.retain_before,
-            )?;
-            counts.parts_merged = tidied.merged;
-            counts.parts_dropped = tidied.dropped;
-        }
-        if let Some((t, id)) = done.max_key {
-            // The sinks leave rows dated past the source's present out of
-            // max_key; this guard keeps the promise whatever a sink did.
-            let (t, id) = if t > done.horizon {
-                (done.horizon, String::new())
-            } else {
-                (t, id)
-            };
-            state.advance(options.source.name(), table, t, id);
-        }
         report.tables.insert(table.name().to_string(), counts);
     }
     if options.incremental {
