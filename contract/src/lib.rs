@@ -28,3 +28,21 @@ pub use tables::{Kind, RawTable};
 
 /// The `_source` tag of rows made up by `synth`.
 pub const SYNTH_SOURCE: &str = "synth";
+
+/// A listing cut short by its reader (`status | head`) ends quietly, as a
+/// C program killed by SIGPIPE would (exit status 141), instead of
+/// panicking: Rust ignores SIGPIPE, so `println!` to a closed pipe panics.
+pub fn end_quietly_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .unwrap_or_default();
+        if message.starts_with("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}

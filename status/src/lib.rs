@@ -121,94 +121,9 @@ pub fn run(args: &Args) -> Result<()> {
             ),
         }
     }
-    let mut any = false;
     let mut errors: Vec<String> = Vec::new();
-
-    println!("raw tables ({})", layout.raw_root().display());
-    for table in RawTable::ALL {
-        let parts = match layout.raw_parts(table) {
-            Ok(parts) => parts,
-            Err(ContractError::NotFound { .. }) => {
-                println!("  {:<24} none", table.name());
-                continue;
-            }
-            Err(e) => {
-                errors.push(e.to_string());
-                continue;
-            }
-        };
-        match summarise(&parts, CREATED_AT) {
-            Ok(s) => {
-                any = true;
-                let unparseable = rows_of(&layout.raw_rejected(table), &mut errors).unwrap_or(0);
-                println!(
-                    "  {:<24} {:>9} rows  sources {:<10} {}  unparseable {unparseable}",
-                    table.name(),
-                    s.rows,
-                    s.sources,
-                    s.range,
-                );
-            }
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
-    if let Some(r) = report::<ExtractReport>(&layout.extract_report(), &mut errors) {
-        let when = r
-            .extracted_at
-            .map(|t| format!("{} ({})", t.format("%Y-%m-%d %H:%M:%SZ"), age(t)))
-            .unwrap_or_else(|| "at an unknown time".into());
-        println!(
-            "  last extraction: {when} from {}{}",
-            r.source,
-            if r.incremental { ", incremental" } else { "" }
-        );
-    }
-
-    let validation = report::<ValidationReport>(&layout.validation_report(), &mut errors);
-    println!("datasets");
-    for dataset in Dataset::ALL {
-        let path = layout.training(dataset);
-        if !path.exists() {
-            println!("  {:<12} none", dataset.name());
-            continue;
-        }
-        let summary = match summarise(std::slice::from_ref(&path), TIMESTAMP) {
-            Ok(s) => s,
-            Err(e) => {
-                errors.push(e.to_string());
-                continue;
-            }
-        };
-        any = true;
-        let clean = rows_of(&layout.clean(dataset), &mut errors)
-            .map(|n| n.to_string())
-            .unwrap_or_else(|| "not validated".into());
-        let rejects = match validation.as_ref().map(|v| v.datasets.get(dataset.name())) {
-            None => "not validated".to_string(),
-            Some(None) => format!("not in {}", layout.validation_report().display()),
-            Some(Some(d)) => {
-                let parts: Vec<String> = d
-                    .rejected
-                    .iter()
-                    .filter(|(_, n)| **n > 0)
-                    .map(|(r, n)| format!("{r} {n}"))
-                    .collect();
-                if parts.is_empty() {
-                    "none".into()
-                } else {
-                    parts.join(", ")
-                }
-            }
-        };
-        println!(
-            "  {:<12} {:>9} rows  clean {clean:<9} sources {:<10} {}  rejects: {rejects}",
-            dataset.name(),
-            summary.rows,
-            summary.sources,
-            summary.range,
-        );
-    }
-
+    let mut any = raw_tables(&layout, &mut errors);
+    any |= datasets(&layout, &mut errors);
     models(&layout, &mut errors);
     drift(&layout, &mut errors);
     runs(&layout, &mut errors);
@@ -240,6 +155,105 @@ pub fn run(args: &Args) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The raw tables: rows, sources, time range and unparseable rows, and the
+/// last extraction. True when any table has rows.
+fn raw_tables(layout: &Layout, errors: &mut Vec<String>) -> bool {
+    let mut any = false;
+    println!("raw tables ({})", layout.raw_root().display());
+    for table in RawTable::ALL {
+        let parts = match layout.raw_parts(table) {
+            Ok(parts) => parts,
+            Err(ContractError::NotFound { .. }) => {
+                println!("  {:<24} none", table.name());
+                continue;
+            }
+            Err(e) => {
+                errors.push(e.to_string());
+                continue;
+            }
+        };
+        match summarise(&parts, CREATED_AT) {
+            Ok(s) => {
+                any = true;
+                let unparseable = rows_of(&layout.raw_rejected(table), errors).unwrap_or(0);
+                println!(
+                    "  {:<24} {:>9} rows  sources {:<10} {}  unparseable {unparseable}",
+                    table.name(),
+                    s.rows,
+                    s.sources,
+                    s.range,
+                );
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if let Some(r) = report::<ExtractReport>(&layout.extract_report(), errors) {
+        let when = r
+            .extracted_at
+            .map(|t| format!("{} ({})", t.format("%Y-%m-%d %H:%M:%SZ"), age(t)))
+            .unwrap_or_else(|| "at an unknown time".into());
+        println!(
+            "  last extraction: {when} from {}{}",
+            r.source,
+            if r.incremental { ", incremental" } else { "" }
+        );
+    }
+
+    any
+}
+
+/// The training datasets: rows, clean rows, sources, time range and rejects
+/// by reason. True when any dataset exists.
+fn datasets(layout: &Layout, errors: &mut Vec<String>) -> bool {
+    let mut any = false;
+    let validation = report::<ValidationReport>(&layout.validation_report(), errors);
+    println!("datasets");
+    for dataset in Dataset::ALL {
+        let path = layout.training(dataset);
+        if !path.exists() {
+            println!("  {:<12} none", dataset.name());
+            continue;
+        }
+        let summary = match summarise(std::slice::from_ref(&path), TIMESTAMP) {
+            Ok(s) => s,
+            Err(e) => {
+                errors.push(e.to_string());
+                continue;
+            }
+        };
+        any = true;
+        let clean = rows_of(&layout.clean(dataset), errors)
+            .map(|n| n.to_string())
+            .unwrap_or_else(|| "not validated".into());
+        let rejects = match validation.as_ref().map(|v| v.datasets.get(dataset.name())) {
+            None => "not validated".to_string(),
+            Some(None) => format!("not in {}", layout.validation_report().display()),
+            Some(Some(d)) => {
+                let parts: Vec<String> = d
+                    .rejected
+                    .iter()
+                    .filter(|(_, n)| **n > 0)
+                    .map(|(r, n)| format!("{r} {n}"))
+                    .collect();
+                if parts.is_empty() {
+                    "none".into()
+                } else {
+                    parts.join(", ")
+                }
+            }
+        };
+        println!(
+            "  {:<12} {:>9} rows  clean {clean:<9} sources {:<10} {}  rejects: {rejects}",
+            dataset.name(),
+            summary.rows,
+            summary.sources,
+            summary.range,
+        );
+    }
+
+    any
 }
 
 /// Each model's champion with its age and metrics, and what the last train

@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    contract::end_quietly_on_closed_stdout();
     let args = status::Args::parse();
     match status::run(&args) {
         Ok(()) => ExitCode::SUCCESS,

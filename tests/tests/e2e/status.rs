@@ -46,3 +46,23 @@ fn status_summarises_every_layer_and_names_an_unreadable_report() {
         fs::write(&path, good).unwrap();
     }
 }
+
+#[test]
+fn status_into_a_closed_pipe_ends_quietly() {
+    let dir = tempdir().unwrap();
+    let data = dir.path().join("data");
+    synth(&data, 300, 0.0);
+    let mut child = bin("status")
+        .args(["--data", data.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // `status | head -0`: the reader is gone before status prints (it starts
+    // by recovering and reading the data folder, milliseconds after spawn).
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(out.status.code(), Some(141), "{err}");
+}

@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    contract::end_quietly_on_closed_stdout();
     let args = train::versions::ModelsArgs::parse();
     match train::versions::run(&args) {
         Ok(()) => ExitCode::SUCCESS,
