@@ -103,37 +103,55 @@ impl<'a> Columnar<'a> {
     /// Classifies one block of rows, a text column per header field.
     pub fn push(&mut self, raw: DataFrame) -> Result<()> {
         let (table, header, target) = (self.table, self.header, self.target);
-        let columns = table.columns();
         let n = raw.height();
+        let (typed, failed) = typed_columns(&raw, header, table)?;
+        let (keep, rejected_rows) = self.classify(&typed, &failed);
 
-        // Per known column, in header order: its typed values and, per row, the
-        // first column that failed (as the row-by-row path reports it). The
-        // columns are cast on every core, then merged in header order.
-        let known: Vec<(usize, &contract::tables::RawColumn)> = header
-            .iter()
-            .enumerate()
-            .filter_map(|(position, name)| {
-                Some((position, columns.iter().find(|c| c.name == name)?))
-            })
-            .collect();
-        let casts: Vec<(Column, Vec<(usize, String)>)> = known
-            .par_iter()
-            .map(|&(position, column)| {
-                let text = blank_is_null(raw.get_columns()[position].str()?);
-                let (values, failures) = cast(&text, column.kind)?;
-                Ok((values.with_name(column.name.into()), failures))
-            })
-            .collect::<Result<_>>()?;
-        let mut typed: Vec<Column> = Vec::with_capacity(columns.len());
-        let mut failed: Vec<Option<(&'static str, String)>> = vec![None; n];
-        for ((_, column), (values, failures)) in known.iter().zip(casts) {
-            for (row, detail) in failures {
-                if failed[row].is_none() {
-                    failed[row] = Some((column.name, format!("{}: {detail}", column.name)));
-                }
-            }
-            typed.push(values);
+        let mask = BooleanChunked::from_slice("keep".into(), &keep);
+        let extra = extra_column(&raw, header, table)?;
+        let mut all = typed;
+        all.push(Column::new_scalar(
+            SOURCE.into(),
+            Scalar::new(DataType::String, self.source.into()),
+            n,
+        ));
+        all.push(
+            Column::new_scalar(
+                EXTRACTED_AT.into(),
+                Scalar::new(
+                    DataType::Int64,
+                    AnyValue::Int64(target.extracted_at.timestamp_micros()),
+                ),
+                n,
+            )
+            .cast(&utc_timestamp())?,
+        );
+        all.push(extra);
+        let kept = io::raw_frame(table, all, n)?.filter(&mask)?;
+        if !rejected_rows.is_empty() {
+            self.rejects
+                .push(rejects_frame(&raw, header, &rejected_rows, &failed)?);
         }
+        match &mut self.pending {
+            Some(pending) => {
+                pending.vstack_mut(&kept)?;
+            }
+            None => self.pending = Some(kept),
+        }
+        self.write_parts(false)
+    }
+
+    /// Each row's fate, in order, as the row-by-row path would decide it:
+    /// beyond the limit, unreadable (rejected), outside the window, already
+    /// collected, or kept (moving the cursor). Returns the kept mask and the
+    /// rejected rows.
+    fn classify(
+        &mut self,
+        typed: &[Column],
+        failed: &[Option<(&'static str, String)>],
+    ) -> (Vec<bool>, Vec<usize>) {
+        let target = self.target;
+        let n = failed.len();
         let created = typed
             .iter()
             .find(|c| c.name() == CREATED_AT)
@@ -148,7 +166,6 @@ impl<'a> Columnar<'a> {
         let until = window.until.map(|t| t.timestamp_micros());
         let horizon = target.horizon.timestamp_micros();
 
-        // Classify every row in order, as the row-by-row path would.
         let counts = &mut self.counts;
         let max_key = &mut self.max_key;
         counts.rows_read += n;
@@ -197,39 +214,7 @@ impl<'a> Columnar<'a> {
             counts.rows_written += 1;
             keep.push(true);
         }
-
-        let mask = BooleanChunked::from_slice("keep".into(), &keep);
-        let extra = extra_column(&raw, header, table)?;
-        let mut all = typed;
-        all.push(Column::new_scalar(
-            SOURCE.into(),
-            Scalar::new(DataType::String, self.source.into()),
-            n,
-        ));
-        all.push(
-            Column::new_scalar(
-                EXTRACTED_AT.into(),
-                Scalar::new(
-                    DataType::Int64,
-                    AnyValue::Int64(target.extracted_at.timestamp_micros()),
-                ),
-                n,
-            )
-            .cast(&utc_timestamp())?,
-        );
-        all.push(extra);
-        let kept = io::raw_frame(table, all, n)?.filter(&mask)?;
-        if !rejected_rows.is_empty() {
-            self.rejects
-                .push(rejects_frame(&raw, header, &rejected_rows, &failed)?);
-        }
-        match &mut self.pending {
-            Some(pending) => {
-                pending.vstack_mut(&kept)?;
-            }
-            None => self.pending = Some(kept),
-        }
-        self.write_parts(false)
+        (keep, rejected_rows)
     }
 
     /// Writes the full parts among the pending rows (`all`: every pending
@@ -304,6 +289,47 @@ impl<'a> Columnar<'a> {
             rejects,
         })
     }
+}
+
+/// Per row, the first column that did not read and the detail, if any.
+type Failed = Vec<Option<(&'static str, String)>>;
+
+/// The block's known columns cast to their kinds (on every core) and, per
+/// row, the first column that failed, as the row-by-row path reports it.
+fn typed_columns(
+    raw: &DataFrame,
+    header: &[String],
+    table: RawTable,
+) -> Result<(Vec<Column>, Failed)> {
+    let columns = table.columns();
+    let n = raw.height();
+    // Per known column, in header order: its typed values and, per row, the
+    // first column that failed (as the row-by-row path reports it). The
+    // columns are cast on every core, then merged in header order.
+    let known: Vec<(usize, &contract::tables::RawColumn)> = header
+        .iter()
+        .enumerate()
+        .filter_map(|(position, name)| Some((position, columns.iter().find(|c| c.name == name)?)))
+        .collect();
+    let casts: Vec<(Column, Vec<(usize, String)>)> = known
+        .par_iter()
+        .map(|&(position, column)| {
+            let text = blank_is_null(raw.get_columns()[position].str()?);
+            let (values, failures) = cast(&text, column.kind)?;
+            Ok((values.with_name(column.name.into()), failures))
+        })
+        .collect::<Result<_>>()?;
+    let mut typed: Vec<Column> = Vec::with_capacity(columns.len());
+    let mut failed: Failed = vec![None; n];
+    for ((_, column), (values, failures)) in known.iter().zip(casts) {
+        for (row, detail) in failures {
+            if failed[row].is_none() {
+                failed[row] = Some((column.name, format!("{}: {detail}", column.name)));
+            }
+        }
+        typed.push(values);
+    }
+    Ok((typed, failed))
 }
 
 /// Separators outside quotes in a file. With no record longer than the
