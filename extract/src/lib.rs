@@ -122,6 +122,10 @@ pub struct Args {
     /// Seconds one request to Supabase may take, answer included.
     #[arg(long, default_value_t = 120)]
     pub request_timeout: u64,
+    /// Supabase requests in flight per table: the window is read in this many
+    /// time slices side by side, rows kept in order (1: one page at a time).
+    #[arg(long, default_value_t = supabase::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=32))]
+    pub supabase_concurrency: u16,
     /// Seconds to wait for PostgreSQL to accept and answer a connection.
     #[arg(long, default_value_t = 10)]
     pub connect_timeout: u64,
@@ -147,6 +151,7 @@ pub struct Options {
     pub incremental: bool,
     pub lookback: Duration,
     pub retry: supabase::Retry,
+    pub supabase_concurrency: usize,
     pub timeouts: postgres_source::Timeouts,
     /// Compaction and retention of incremental runs (see `compact`).
     pub max_parts: usize,
@@ -177,6 +182,7 @@ impl Options {
                 max_wait: std::time::Duration::from_secs(args.max_retry_wait),
                 request_timeout: std::time::Duration::from_secs(args.request_timeout.max(1)),
             },
+            supabase_concurrency: usize::from(args.supabase_concurrency),
             timeouts: postgres_source::Timeouts {
                 connect: std::time::Duration::from_secs(args.connect_timeout.max(1)),
                 statement: std::time::Duration::from_secs(args.statement_timeout.max(1)),
@@ -398,7 +404,8 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
             }
         }
         Source::Supabase => {
-            let client = supabase::Client::from_env(options.retry)?;
+            let client = supabase::Client::from_env(options.retry)?
+                .with_concurrency(options.supabase_concurrency);
             eprintln!(
                 "extract: Supabase at {} with {}",
                 client.base(),

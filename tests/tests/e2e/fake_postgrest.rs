@@ -7,10 +7,13 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
-use tiny_http::{Header, Response, Server};
 
 pub const CAP: usize = 1000;
+/// Threads answering requests.
+const THREADS: usize = 4;
 
 pub type Row = Map<String, Value>;
 
@@ -33,9 +36,21 @@ pub struct State {
     pub echo_headers: bool,
     /// The server's clock against ours, in seconds (its `Date` header).
     pub clock_offset_secs: i64,
+    /// Added to every answer: the network's round trip and the query's time
+    /// on a real Supabase project.
+    pub latency: std::time::Duration,
+    /// From the n-th request on (counting from 0), every answer is this status.
+    pub fail_from: Option<(usize, u16)>,
 }
 
 /// Three base64url parts: a JWT's shape.
+#[derive(Clone, Copy)]
+enum Order {
+    CreatedAsc,
+    CreatedDesc,
+    Id,
+}
+
 pub fn is_jwt(token: &str) -> bool {
     let parts: Vec<&str> = token.split('.').collect();
     parts.len() == 3
@@ -80,8 +95,13 @@ fn error(status: u16, code: &str, message: &str) -> (u16, String, Option<String>
     )
 }
 
-fn handle(state: &mut State, url: &str, headers: &[Header]) -> (u16, String, Option<String>) {
+fn handle(state: &mut State, url: &str, headers: &HeaderMap) -> (u16, String, Option<String>) {
     state.log.push(url.to_string());
+    if let Some((n, status)) = state.fail_from
+        && state.log.len() > n
+    {
+        return error(status, "PGRST000", "injected failure");
+    }
     if let Some((status, retry)) = state.failures.pop_front() {
         let mut body = error(status, "PGRST000", "injected failure");
         body.2 = retry.map(|s| format!("retry-after:{s}"));
@@ -89,15 +109,14 @@ fn handle(state: &mut State, url: &str, headers: &[Header]) -> (u16, String, Opt
     }
     let header = |name: &str| {
         headers
-            .iter()
-            .find(|h| h.field.as_str().as_str().eq_ignore_ascii_case(name))
-            .map(|h| h.value.as_str().to_string())
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
     };
     state.agents.push(header("user-agent").unwrap_or_default());
     if state.echo_headers {
         let echoed: Vec<String> = headers
             .iter()
-            .map(|h| format!("{}: {}", h.field, h.value))
+            .map(|(k, v)| format!("{k}: {}", String::from_utf8_lossy(v.as_bytes())))
             .collect();
         return (
             401,
@@ -159,37 +178,60 @@ fn handle(state: &mut State, url: &str, headers: &[Header]) -> (u16, String, Opt
             (decode(k), decode(v))
         })
         .collect();
-    let mut selected: Vec<&(Option<i64>, String, Row)> = rows.iter().collect();
+    // Filters as predicates; rows are kept in (created_at nulls last, id)
+    // order, so a lower bound on created_at is a binary search, as an index
+    // makes it for PostgreSQL, and a page costs its own rows, not the table's.
+    type Pred = Box<dyn Fn(&(Option<i64>, String, Row)) -> bool>;
+    let mut preds: Vec<Pred> = Vec::new();
+    let mut from_micros = i64::MIN;
     let mut limit = usize::MAX;
-    let mut order_by_created = false;
+    let mut order = Order::Id;
+    let mut only_created_at = false;
     for (k, v) in &params {
         match k.as_str() {
             "select" if v == "*" => {}
+            "select" if v == "created_at" => only_created_at = true,
             "limit" => limit = v.parse().unwrap_or(usize::MAX),
-            "order" if v == "created_at.asc,id.asc" => order_by_created = true,
-            "order" if v == "id.asc" => {}
+            "order" if v == "created_at.asc,id.asc" => order = Order::CreatedAsc,
+            "order" if v == "created_at.desc,id.desc" => order = Order::CreatedDesc,
+            "order" if v == "id.asc" => order = Order::Id,
+            "created_at" if v == "is.null" => preds.push(Box::new(|r| r.0.is_none())),
+            "created_at" if v == "not.is.null" => preds.push(Box::new(|r| r.0.is_some())),
             "created_at" | "id" => {
                 let (op, value) = v.split_once('.').unwrap_or((v, ""));
                 let value = value.trim_matches('"').to_string();
-                let column = k.clone();
-                let bound = contract::timestamp::parse_utc(&value).map(|t| t.timestamp_micros());
-                selected.retain(|(created, id, _)| match (op, column.as_str()) {
-                    ("is", "created_at") if value == "null" => created.is_none(),
-                    (_, "created_at") => {
-                        let (Some(c), Some(x)) = (*created, bound) else {
-                            return false;
-                        };
-                        match op {
-                            "gte" => c >= x,
-                            "lt" => c < x,
-                            "gt" => c > x,
-                            "eq" => c == x,
-                            _ => false,
-                        }
+                if k == "id" {
+                    if op != "gt" {
+                        return error(400, "PGRST100", &format!("unexpected filter id={v}"));
                     }
-                    ("gt", "id") => *id > value,
-                    _ => false,
-                });
+                    preds.push(Box::new(move |r| r.1 > value));
+                    continue;
+                }
+                let Some(x) = contract::timestamp::parse_utc(&value).map(|t| t.timestamp_micros())
+                else {
+                    return error(
+                        400,
+                        "22007",
+                        &format!("invalid input syntax for type timestamp: \"{value}\""),
+                    );
+                };
+                if matches!(op, "gte" | "gt" | "eq") {
+                    from_micros = from_micros.max(x);
+                }
+                let keep: fn(i64, i64) -> bool = match op {
+                    "gte" => |c, x| c >= x,
+                    "lt" => |c, x| c < x,
+                    "gt" => |c, x| c > x,
+                    "eq" => |c, x| c == x,
+                    _ => {
+                        return error(
+                            400,
+                            "PGRST100",
+                            &format!("unexpected filter created_at={v}"),
+                        );
+                    }
+                };
+                preds.push(Box::new(move |r| r.0.is_some_and(|c| keep(c, x))));
             }
             "or" => {
                 let q = quoted(v);
@@ -205,12 +247,19 @@ fn handle(state: &mut State, url: &str, headers: &[Header]) -> (u16, String, Opt
                         &format!("failed to parse logic tree ({v})"),
                     );
                 }
-                let t = contract::timestamp::parse_utc(&q[0]).map(|t| t.timestamp_micros());
+                let Some(t) = contract::timestamp::parse_utc(&q[0]).map(|t| t.timestamp_micros())
+                else {
+                    return error(
+                        400,
+                        "22007",
+                        &format!("invalid input syntax for type timestamp: \"{}\"", q[0]),
+                    );
+                };
+                from_micros = from_micros.max(t);
                 let id = q[2].clone();
-                selected.retain(|(c, i, _)| match (*c, t) {
-                    (Some(c), Some(t)) => c > t || (c == t && *i > id),
-                    _ => false,
-                });
+                preds.push(Box::new(move |r| {
+                    r.0.is_some_and(|c| c > t || (c == t && r.1 > id))
+                }));
             }
             other => {
                 return error(
@@ -221,15 +270,48 @@ fn handle(state: &mut State, url: &str, headers: &[Header]) -> (u16, String, Opt
             }
         }
     }
-    if !order_by_created {
-        selected.sort_by(|a, b| a.1.cmp(&b.1));
+    let keep = |r: &&(Option<i64>, String, Row)| preds.iter().all(|p| p(r));
+    let start = rows.partition_point(|r| r.0.unwrap_or(i64::MAX) < from_micros);
+    let take = limit.min(state.cap);
+    let mut page: Vec<&Row> = match order {
+        Order::CreatedAsc => rows[start..]
+            .iter()
+            .filter(keep)
+            .take(take)
+            .map(|r| &r.2)
+            .collect(),
+        Order::CreatedDesc => rows
+            .iter()
+            .rev()
+            .filter(keep)
+            .take(take)
+            .map(|r| &r.2)
+            .collect(),
+        Order::Id => {
+            let mut all: Vec<&(Option<i64>, String, Row)> = rows.iter().filter(keep).collect();
+            all.sort_by(|a, b| a.1.cmp(&b.1));
+            all.into_iter().take(take).map(|r| &r.2).collect()
+        }
+    };
+    let counted = header("prefer").is_some_and(|v| v.contains("count=exact"));
+    let total = if counted {
+        rows.iter().filter(|r| keep(r)).count().to_string()
+    } else {
+        "*".to_string()
+    };
+    let narrowed: Vec<Row>;
+    if only_created_at {
+        narrowed = page
+            .iter()
+            .map(|r| {
+                r.iter()
+                    .filter(|(k, _)| *k == "created_at")
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect()
+            })
+            .collect();
+        page = narrowed.iter().collect();
     }
-    let total = selected.len();
-    let page: Vec<&Row> = selected
-        .into_iter()
-        .take(limit.min(state.cap))
-        .map(|(_, _, r)| r)
-        .collect();
     let range = if page.is_empty() {
         format!("*/{total}")
     } else {
@@ -242,40 +324,67 @@ fn handle(state: &mut State, url: &str, headers: &[Header]) -> (u16, String, Opt
     )
 }
 
+async fn answer(shared: &Mutex<State>, uri: &Uri, headers: &HeaderMap) -> Response {
+    let url = uri.path_and_query().map_or("/", |p| p.as_str()).to_string();
+    let (status, body, extra, offset, latency) = {
+        let mut s = shared.lock().unwrap();
+        let (status, body, extra) = handle(&mut s, &url, headers);
+        (status, body, extra, s.clock_offset_secs, s.latency)
+    };
+    tokio::time::sleep(latency).await;
+    let mut response = (
+        StatusCode::from_u16(status).unwrap(),
+        [("content-type", "application/json")],
+        body,
+    )
+        .into_response();
+    if offset != 0 {
+        let date = chrono::Utc::now() + chrono::Duration::seconds(offset);
+        let date = date.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
+        response
+            .headers_mut()
+            .insert("date", HeaderValue::from_str(&date).unwrap());
+    }
+    if let Some(h) = extra {
+        let (k, v) = h.split_once(':').unwrap();
+        response.headers_mut().insert(
+            HeaderName::from_bytes(k.as_bytes()).unwrap(),
+            HeaderValue::from_str(v).unwrap(),
+        );
+    }
+    response
+}
+
 impl FakePostgrest {
     pub fn start(key: &str) -> Self {
-        let server = Server::http("127.0.0.1:0").expect("bind 127.0.0.1");
-        let url = format!(
-            "http://{}",
-            server.server_addr().to_ip().expect("ip address")
-        );
         let state = Arc::new(Mutex::new(State {
             key: key.to_string(),
             cap: CAP,
             ..State::default()
         }));
+        // On hyper, as PostgREST answers: many connections at once, kept alive.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
+        let url = format!("http://{}", listener.local_addr().expect("local address"));
         let shared = state.clone();
         thread::spawn(move || {
-            for request in server.incoming_requests() {
-                let (status, body, extra, offset) = {
-                    let mut s = shared.lock().unwrap();
-                    let (status, body, extra) = handle(&mut s, request.url(), request.headers());
-                    (status, body, extra, s.clock_offset_secs)
-                };
-                let mut response = Response::from_string(body)
-                    .with_status_code(status)
-                    .with_header(Header::from_bytes("Content-Type", "application/json").unwrap());
-                if offset != 0 {
-                    let date = chrono::Utc::now() + chrono::Duration::seconds(offset);
-                    let date = date.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
-                    response = response.with_header(Header::from_bytes("Date", date).unwrap());
-                }
-                if let Some(h) = extra {
-                    let (k, v) = h.split_once(':').unwrap();
-                    response = response.with_header(Header::from_bytes(k, v).unwrap());
-                }
-                let _ = request.respond(response);
-            }
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(THREADS)
+                .enable_all()
+                .build()
+                .expect("tokio runtime");
+            runtime.block_on(async move {
+                let listener = tokio::net::TcpListener::from_std(listener).expect("tokio listener");
+                let app = axum::Router::new().fallback(move |uri: Uri, headers: HeaderMap| {
+                    let shared = shared.clone();
+                    async move { answer(&shared, &uri, &headers).await }
+                });
+                axum::serve(listener, app)
+                    .await
+                    .expect("fake PostgREST serves");
+            });
         });
         Self { url, state }
     }
