@@ -177,6 +177,6 @@ predict: build
 clean-data:
 	rm -rf $(DATA)/raw $(DATA)/training $(DATA)/clean $(DATA)/rejected $(DATA)/models \
 	       $(DATA)/insights $(DATA)/reports $(DATA)/state $(DATA)/.make \
-	       $(DATA)/.staging $(DATA)/.commit.json $(DATA)/.lock
+	       $(DATA)/.staging $(DATA)/.commit.json $(DATA)/.lock $(DATA)/.gen $(DATA)/.current
 
 FORCE:

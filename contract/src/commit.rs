@@ -18,6 +18,17 @@
 //! point. So the next run always sees all of the old outputs or all of the
 //! new, whatever the moment of a kill, a power cut or a full disk.
 //!
+//! That holds for our own stages. For anyone else reading the folder between a
+//! kill and our next command, the outputs of synth and extract, of transform and
+//! of validate are published as one generation each ([`Layout::output_group`]):
+//! every output path of the group is a symbolic link through
+//! `DATA/.current/<group>` into `DATA/.gen/<group>-<id>/`, a complete copy of
+//! the group's outputs (unchanged files hard-linked from the generation before).
+//! The stage builds the new generation beside the old one, then renames one new
+//! `.current/<group>` link over the old: a single atomic rename, so at every
+//! moment every path shows the old outputs or every path the new. [`recover`]
+//! deletes generations no link leads to.
+//!
 //! The lock is an advisory `flock` on `DATA/.lock`: the kernel drops it when
 //! its owner dies, so a lock left by a killed run is simply taken over.
 
@@ -28,9 +39,13 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
+use crate::layout::OutputGroup;
 use crate::{ContractError, Layout};
 
 const JOURNAL: &str = ".commit.json";
+/// Generations of output groups, and the links to the current one of each.
+const GENERATIONS: &str = ".gen";
+const CURRENT: &str = ".current";
 const STAGING: &str = ".staging";
 const LOCK: &str = ".lock";
 /// How long a second writer waits for the first before giving up.
@@ -223,7 +238,133 @@ pub fn recover(layout: &Layout) -> Result<(), ContractError> {
     }
     // Temporary files of interrupted atomic writes (`.name.XXXX.tmp`).
     remove_temporaries(root)?;
+    remove_unused_generations(root)?;
     Ok(())
+}
+
+/// Deletes every generation no `.current/<group>` link leads to: one a killed
+/// run built but never switched to, or the one it switched away from.
+fn remove_unused_generations(root: &Path) -> Result<(), ContractError> {
+    let generations = root.join(GENERATIONS);
+    let Ok(entries) = fs::read_dir(&generations) else {
+        return Ok(());
+    };
+    let current = root.join(CURRENT);
+    let used: Vec<std::ffi::OsString> = fs::read_dir(&current)
+        .map(|links| {
+            links
+                .flatten()
+                .filter_map(|l| fs::read_link(l.path()).ok())
+                .filter_map(|target| target.file_name().map(|n| n.to_os_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    for entry in entries.flatten() {
+        if !used.contains(&entry.file_name()) {
+            remove_any(&entry.path())?;
+        }
+    }
+    Ok(())
+}
+
+/// A copy of the tree `from` at `to`: folders made anew, files hard-linked
+/// (copied where the file system cannot link), links copied as links.
+fn clone_tree(from: &Path, to: &Path) -> Result<(), ContractError> {
+    let kind = fs::symlink_metadata(from)
+        .map_err(io_err(from))?
+        .file_type();
+    if let Some(parent) = to.parent() {
+        fs::create_dir_all(parent).map_err(io_err(parent))?;
+    }
+    if kind.is_symlink() {
+        let target = fs::read_link(from).map_err(io_err(from))?;
+        std::os::unix::fs::symlink(target, to).map_err(io_err(to))
+    } else if kind.is_dir() {
+        fs::create_dir_all(to).map_err(io_err(to))?;
+        for entry in fs::read_dir(from).map_err(io_err(from))? {
+            let entry = entry.map_err(io_err(from))?;
+            clone_tree(&entry.path(), &to.join(entry.file_name()))?;
+        }
+        Ok(())
+    } else {
+        fs::hard_link(from, to)
+            .or_else(|_| fs::copy(from, to).map(|_| ()))
+            .map_err(io_err(to))
+    }
+}
+
+/// The link text from the link point `rel` (relative to the data folder) into
+/// the current generation of `group`: `../` per folder level, then
+/// `.current/<group>/<rel>`.
+fn link_text(group: &str, rel: &Path) -> PathBuf {
+    let mut text = PathBuf::new();
+    for _ in 1..rel.components().count() {
+        text.push("..");
+    }
+    text.join(CURRENT).join(group).join(rel)
+}
+
+/// A temporary name beside `path` that [`recover`] deletes (`.name.link.tmp`).
+fn beside(path: &Path, what: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.{what}.tmp"))
+}
+
+/// Puts a symbolic link to `text` at `path` in one rename (over whatever is
+/// there, a plain file or folder of an older layout included: swapped by
+/// `RENAME_EXCHANGE`, then deleted).
+fn place_link(text: &Path, path: &Path) -> Result<(), ContractError> {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(io_err(parent))?;
+    }
+    let tmp = beside(path, "link");
+    remove_any(&tmp)?;
+    std::os::unix::fs::symlink(text, &tmp).map_err(io_err(&tmp))?;
+    let plain_dir = fs::symlink_metadata(path).is_ok_and(|m| m.is_dir());
+    if plain_dir {
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &tmp,
+            rustix::fs::CWD,
+            path,
+            rustix::fs::RenameFlags::EXCHANGE,
+        )
+        .map_err(|e| ContractError::io(path, e.into()))?;
+        remove_any(&tmp)?;
+    } else {
+        fs::rename(&tmp, path).map_err(io_err(path))?;
+    }
+    Ok(())
+}
+
+/// Points `.current/<group>` at the generation `id` in one rename.
+fn switch(root: &Path, group: &str, id: &str) -> Result<(), ContractError> {
+    let current = root.join(CURRENT);
+    fs::create_dir_all(&current).map_err(io_err(&current))?;
+    let link = current.join(group);
+    let tmp = beside(&link, "switch");
+    remove_any(&tmp)?;
+    std::os::unix::fs::symlink(Path::new("..").join(GENERATIONS).join(id), &tmp)
+        .map_err(io_err(&tmp))?;
+    fs::rename(&tmp, &link).map_err(io_err(&link))?;
+    sync_dir(&current)
+}
+
+/// The folder of the current generation of `group`, if it has one.
+fn current_generation(root: &Path, group: &str) -> Option<PathBuf> {
+    let target = fs::read_link(root.join(CURRENT).join(group)).ok()?;
+    Some(root.join(GENERATIONS).join(target.file_name()?))
+}
+
+/// A fresh generation's name: the group, this process, the time.
+fn new_generation_id(group: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("{group}-{}-{nanos}", std::process::id())
 }
 
 fn remove_temporaries(dir: &Path) -> Result<(), ContractError> {
@@ -259,6 +400,10 @@ pub struct Commit {
     moves: Vec<Move>,
     done: bool,
     lock: Lock,
+    /// The stage's output group, published as one generation.
+    group: Option<OutputGroup>,
+    /// The generation being built, deleted if the run never switches to it.
+    building: Option<PathBuf>,
 }
 
 impl Commit {
@@ -278,6 +423,8 @@ impl Commit {
             moves: Vec::new(),
             done: false,
             lock,
+            group: layout.output_group(stage),
+            building: None,
         })
     }
 
@@ -336,6 +483,12 @@ impl Commit {
 
     /// Makes every staged output visible at once (see the module doc).
     pub fn finish(mut self) -> Result<(), ContractError> {
+        if let Some(group) = self.group.take() {
+            let inside = |t: &Path| group.links.iter().any(|l| t.starts_with(l));
+            if self.moves.iter().all(|m| inside(&m.target)) {
+                return self.finish_generation(group);
+            }
+        }
         sync_tree(&self.staging)?;
         let journal = Journal {
             stage: self.stage.clone(),
@@ -355,9 +508,97 @@ impl Commit {
     }
 }
 
+impl Commit {
+    /// Publishes the group's outputs as a new generation (see the module doc):
+    ///
+    /// 1. an older layout's plain outputs become the group's first generation,
+    ///    and each is swapped for its link in one rename (once per data folder);
+    /// 2. the new generation: the current one hard-linked, then the staged
+    ///    outputs moved in and the removed ones deleted, all synced;
+    /// 3. links at the link points the new generation adds (until the switch
+    ///    they lead into the old generation, where nothing is: absent, as before);
+    /// 4. the switch of `.current/<group>`: the commit point;
+    /// 5. the old generation deleted, and links to outputs no longer there.
+    fn finish_generation(mut self, group: OutputGroup) -> Result<(), ContractError> {
+        let root = self.root.clone();
+        let links: Vec<(PathBuf, PathBuf)> = group
+            .links
+            .iter()
+            .map(|l| (l.clone(), link_text(group.name, l)))
+            .collect();
+        let is_plain = |rel: &Path| {
+            fs::symlink_metadata(root.join(rel)).is_ok_and(|m| !m.file_type().is_symlink())
+        };
+        if current_generation(&root, group.name).is_none() && links.iter().any(|(l, _)| is_plain(l))
+        {
+            let id = new_generation_id(group.name);
+            let first = root.join(GENERATIONS).join(&id);
+            self.building = Some(first.clone());
+            fs::create_dir_all(&first).map_err(io_err(&first))?;
+            for (rel, _) in links.iter().filter(|(l, _)| is_plain(l)) {
+                clone_tree(&root.join(rel), &first.join(rel))?;
+            }
+            sync_tree(&first)?;
+            sync_dir(&root.join(GENERATIONS))?;
+            switch(&root, group.name, &id)?;
+            self.building = None;
+            for (rel, text) in links.iter().filter(|(l, _)| is_plain(l)) {
+                place_link(text, &root.join(rel))?;
+            }
+        }
+        let old = current_generation(&root, group.name);
+        let id = new_generation_id(group.name);
+        let new = root.join(GENERATIONS).join(&id);
+        self.building = Some(new.clone());
+        match &old {
+            Some(old) => clone_tree(old, &new)?,
+            None => fs::create_dir_all(&new).map_err(io_err(&new))?,
+        }
+        for m in std::mem::take(&mut self.moves) {
+            let target = new.join(&m.target);
+            remove_any(&target)?;
+            if let Some(staged) = &m.staged {
+                if let Some(parent) = target.parent() {
+                    fs::create_dir_all(parent).map_err(io_err(parent))?;
+                }
+                let staged = root.join(staged);
+                fs::rename(&staged, &target).map_err(io_err(&target))?;
+            }
+        }
+        sync_tree(&new)?;
+        sync_dir(&root.join(GENERATIONS))?;
+        for (rel, text) in &links {
+            let path = root.join(rel);
+            let wanted = fs::read_link(&path).ok().as_deref() == Some(text.as_path());
+            if present(&new.join(rel)) && !wanted {
+                place_link(text, &path)?;
+            }
+        }
+        switch(&root, group.name, &id)?;
+        // Past the commit point: every link point shows the new generation.
+        self.done = true;
+        self.building = None;
+        for (rel, _) in &links {
+            let path = root.join(rel);
+            if !present(&new.join(rel)) && fs::read_link(&path).is_ok() {
+                remove_any(&path)?;
+            }
+        }
+        if let Some(old) = old {
+            remove_any(&old)?;
+        }
+        remove_any(&self.staging)?;
+        Ok(())
+    }
+}
+
 impl Drop for Commit {
     fn drop(&mut self) {
         if !self.done {
+            if let Some(building) = self.building.take() {
+                let _ = remove_any(&building);
+                let _ = fs::remove_dir(self.root.join(GENERATIONS));
+            }
             let _ = remove_any(&self.staging);
             // A failed run into a data folder it created leaves nothing: the
             // lock file, the empty staging folder, the folders made for them
@@ -458,6 +699,97 @@ mod tests {
         assert!(!layout.root().join(JOURNAL).exists());
         assert!(!staging.exists());
         recover(&layout).unwrap(); // nothing left to do
+    }
+
+    fn generations(layout: &Layout) -> usize {
+        fs::read_dir(layout.root().join(GENERATIONS)).map_or(0, |d| d.count())
+    }
+
+    #[test]
+    fn a_group_is_published_as_one_generation_and_old_plain_outputs_are_taken_over() {
+        let (_d, layout) = layout();
+        let root = layout.root();
+        // An older layout: plain outputs of validate, one of them to be kept.
+        fs::create_dir_all(root.join("clean")).unwrap();
+        fs::write(root.join("clean/quality.parquet"), "old q").unwrap();
+        fs::write(root.join("clean/csat.parquet"), "old c").unwrap();
+        fs::create_dir_all(root.join("rejected")).unwrap();
+        fs::write(
+            root.join("rejected/raw_ai_gm_ab_testing.parquet"),
+            "extract's",
+        )
+        .unwrap();
+
+        let mut c = Commit::begin(&layout, "validate").unwrap();
+        fs::write(
+            c.file(&root.join("clean/quality.parquet")).unwrap(),
+            "new q",
+        )
+        .unwrap();
+        fs::write(c.file(&root.join("reports/validation.json")).unwrap(), "{}").unwrap();
+        c.finish().unwrap();
+        assert!(
+            fs::symlink_metadata(root.join("clean"))
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(
+            fs::read_to_string(root.join("clean/quality.parquet")).unwrap(),
+            "new q"
+        );
+        assert_eq!(
+            fs::read_to_string(root.join("clean/csat.parquet")).unwrap(),
+            "old c",
+            "kept"
+        );
+        assert_eq!(
+            fs::read_to_string(root.join("reports/validation.json")).unwrap(),
+            "{}"
+        );
+        // Another group's file in a shared folder is left alone.
+        let other = root.join("rejected/raw_ai_gm_ab_testing.parquet");
+        assert!(
+            !fs::symlink_metadata(&other)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(generations(&layout), 1, "the first generation is gone");
+
+        // A second run: one switch, the old generation deleted, files shared by links.
+        let mut c = Commit::begin(&layout, "validate").unwrap();
+        fs::write(c.file(&root.join("clean/csat.parquet")).unwrap(), "new c").unwrap();
+        c.remove(&root.join("rejected/quality.parquet"));
+        c.finish().unwrap();
+        assert_eq!(
+            fs::read_to_string(root.join("clean/quality.parquet")).unwrap(),
+            "new q"
+        );
+        assert_eq!(
+            fs::read_to_string(root.join("clean/csat.parquet")).unwrap(),
+            "new c"
+        );
+        assert_eq!(generations(&layout), 1);
+
+        // A run that fails leaves the generation it was building nowhere.
+        let mut c = Commit::begin(&layout, "validate").unwrap();
+        fs::write(c.file(&root.join("clean/csat.parquet")).unwrap(), "half").unwrap();
+        drop(c);
+        assert_eq!(
+            fs::read_to_string(root.join("clean/csat.parquet")).unwrap(),
+            "new c"
+        );
+        assert_eq!(generations(&layout), 1);
+
+        // A generation a killed run built and never switched to is deleted by recovery.
+        fs::create_dir_all(root.join(GENERATIONS).join("validated-1-2/clean")).unwrap();
+        recover(&layout).unwrap();
+        assert_eq!(generations(&layout), 1);
+        assert_eq!(
+            fs::read_to_string(root.join("clean/csat.parquet")).unwrap(),
+            "new c"
+        );
     }
 
     #[test]

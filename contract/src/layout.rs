@@ -161,6 +161,51 @@ impl Layout {
     }
 }
 
+/// Outputs that one stage publishes together, by one atomic switch (see
+/// `commit`): each link point (relative to the data folder) is a symbolic link
+/// through `.current/<name>` into the group's current generation.
+#[derive(Clone, Debug)]
+pub struct OutputGroup {
+    pub name: &'static str,
+    pub links: Vec<PathBuf>,
+}
+
+impl Layout {
+    /// The output group a stage writes, if its outputs are published as one
+    /// generation: synth and extract (the raw tables, their rejects, the extract
+    /// report and state), transform (the training datasets), validate (clean and
+    /// rejected datasets, the validation report). Train publishes model versions
+    /// through champion links of its own; report's page is one file.
+    pub fn output_group(&self, stage: &str) -> Option<OutputGroup> {
+        let rel = |p: PathBuf| {
+            p.strip_prefix(&self.root)
+                .map(Path::to_path_buf)
+                .unwrap_or(p)
+        };
+        let (name, links): (&'static str, Vec<PathBuf>) = match stage {
+            "synth" | "extract" => {
+                let mut links = vec![self.raw_root()];
+                links.extend(RawTable::ALL.iter().map(|t| self.raw_rejected(*t)));
+                links.push(self.extract_report());
+                links.push(self.extract_state());
+                ("raw", links)
+            }
+            "transform" => ("training", vec![self.root.join("training")]),
+            "validate" => {
+                let mut links = vec![self.root.join("clean")];
+                links.extend(Dataset::ALL.iter().map(|d| self.rejected(*d)));
+                links.push(self.validation_report());
+                ("validated", links)
+            }
+            _ => return None,
+        };
+        Some(OutputGroup {
+            name,
+            links: links.into_iter().map(rel).collect(),
+        })
+    }
+}
+
 /// Part files are numbered so that name order is write order.
 pub fn part_name(index: usize) -> String {
     format!("part-{index:06}.parquet")

@@ -96,12 +96,18 @@ pub fn nums(df: &DataFrame, column: &str) -> Vec<Option<f64>> {
         .collect()
 }
 
-/// Every file under `dir`, relative, sorted.
+/// Every file under `dir`, relative, sorted, through output links (not the
+/// generations behind them).
 pub fn files(dir: &Path) -> Vec<String> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) {
         if let Ok(entries) = std::fs::read_dir(dir) {
             for e in entries.flatten() {
                 let p = e.path();
+                // The generations behind the output links: each of their
+                // files is listed once, at the path that shows it.
+                if dir == root && (e.file_name() == ".gen" || e.file_name() == ".current") {
+                    continue;
+                }
                 if p.is_dir() {
                     walk(root, &p, out);
                 } else {

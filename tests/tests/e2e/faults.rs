@@ -1,8 +1,9 @@
 //! Crashes lose nothing: each stage is killed (SIGKILL) at random moments and,
 //! with strace's fault injection, at every rename it makes and at writes spread
 //! over its run, and run on a full disk. After each fault the data folder holds the complete old outputs or
-//! the complete new ones (never a mix, never a missing path), and a rerun
-//! gives what an uninterrupted run gives.
+//! the complete new ones (never a mix, never a missing path), both as another
+//! program sees it right after the kill, before any of our recovery runs, and
+//! after that recovery; and a rerun gives what an uninterrupted run gives.
 //!
 //! CI runs `KILLS` random kills per stage (default 20); `make soak` runs more.
 
@@ -134,8 +135,16 @@ fn random_kills(case: &Case) {
         std::thread::sleep(delay);
         let _ = child.kill();
         let _ = child.wait();
+        // Another program's view before any recovery, then ours after it.
+        let unrecovered = (case.version)(data.path());
         recover_with_status(data.path());
-        match (case.version)(data.path()) {
+        let recovered = (case.version)(data.path());
+        // Stages publishing one generation never need recovery to be whole;
+        // train and report roll a committed journal forward (old -> new).
+        if matches!(case.stage, "synth" | "extract" | "transform" | "validate") {
+            assert_eq!(recovered, unrecovered, "recovery changed what readers saw");
+        }
+        match unrecovered {
             "old" => seen[0] += 1,
             _ => seen[1] += 1,
         }
@@ -218,6 +227,9 @@ fn kill_at(
         .stderr(Stdio::null())
         .status()
         .unwrap();
+    // What another program reading the folder sees right after the kill, before
+    // any of our recovery runs: the complete old outputs or the complete new.
+    (case.version)(data.path());
     recover_with_status(data.path());
     (case.version)(data.path());
     assert!(run_stage(case, data.path()).wait().unwrap().success());
@@ -349,11 +361,22 @@ fn cannot_mount() -> bool {
 /// Bytes of the files under `dir`, each once: the champion links
 /// (models/<model>) lead into models/versions/, which is counted.
 fn dir_size(dir: &Path) -> u64 {
-    files(dir)
-        .iter()
-        .filter(|f| !f.starts_with("models/") || f.starts_with("models/versions/"))
-        .map(|f| fs::metadata(dir.join(f)).map(|m| m.len()).unwrap_or(0))
-        .sum()
+    // Every regular file once, links not followed: the generations behind the
+    // output links included, kept model versions too (the champion links lead there).
+    fn walk(dir: &Path) -> u64 {
+        let Ok(entries) = fs::read_dir(dir) else {
+            return 0;
+        };
+        entries
+            .flatten()
+            .map(|e| match e.file_type() {
+                Ok(t) if t.is_dir() => walk(&e.path()),
+                Ok(t) if t.is_file() => e.metadata().map(|m| m.len()).unwrap_or(0),
+                _ => 0,
+            })
+            .sum()
+    }
+    walk(dir)
 }
 
 // ---- versions: old rows = 1500 per table, new = 2500 ----
@@ -525,6 +548,37 @@ fn pipeline(data: &Path, rows: usize, seed: &str) {
     stage("report", data, &[]);
 }
 
+/// Generations no output link leads to any more (their outputs were replaced
+/// by plain copies of newer inputs) are dropped, as if never made: the folder a
+/// real run would leave.
+fn drop_hidden_generations(data: &Path) {
+    fn link_texts(dir: &Path, root: &Path, out: &mut Vec<String>) {
+        for e in fs::read_dir(dir).unwrap().flatten() {
+            let t = e.file_type().unwrap();
+            if dir == root && (e.file_name() == ".gen" || e.file_name() == ".current") {
+                continue;
+            }
+            if t.is_symlink() {
+                out.push(fs::read_link(e.path()).unwrap().display().to_string());
+            } else if t.is_dir() {
+                link_texts(&e.path(), root, out);
+            }
+        }
+    }
+    let mut texts = Vec::new();
+    link_texts(data, data, &mut texts);
+    let Ok(current) = fs::read_dir(data.join(".current")) else {
+        return;
+    };
+    for e in current.flatten() {
+        let through = format!(".current/{}/", e.file_name().to_string_lossy());
+        if !texts.iter().any(|t| t.contains(&through)) {
+            fs::remove_file(e.path()).unwrap();
+        }
+    }
+    recover_with_status(data);
+}
+
 /// Templates: every stage's outputs for the old rows, then the new inputs of
 /// `stage` on top (the stage's own outputs still old).
 fn template(stage_name: &str) -> tempfile::TempDir {
@@ -552,16 +606,30 @@ fn template(stage_name: &str) -> tempfile::TempDir {
         ],
         other => panic!("{other}"),
     };
+    // The new inputs as plain files (outputs published as a generation are
+    // links into the folder they were made in, not this one).
     for input in inputs {
         let (from, to) = (new.path().join(input), data.join(input));
         if from.is_dir() {
             fs::remove_dir_all(&to).unwrap();
             fs::create_dir_all(&to).unwrap();
-            copy_dir(&from, &to);
+            // Champion links stay links (they lead into models/versions).
+            let flags = if *input == "models" { "-a" } else { "-aL" };
+            let status = Command::new("cp")
+                .args([
+                    flags,
+                    &format!("{}/.", from.display()),
+                    &to.display().to_string(),
+                ])
+                .status()
+                .unwrap();
+            assert!(status.success());
         } else {
+            let _ = fs::remove_file(&to);
             fs::copy(&from, &to).unwrap();
         }
     }
+    drop_hidden_generations(data);
     if stage_name == "extract" {
         let csv = data.join("exports");
         ok(bin("synth").args([
