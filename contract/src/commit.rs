@@ -343,13 +343,10 @@ fn place_link(text: &Path, path: &Path) -> Result<(), ContractError> {
 /// Points `.current/<group>` at the generation `id` in one rename.
 fn switch(root: &Path, group: &str, id: &str) -> Result<(), ContractError> {
     let current = root.join(CURRENT);
-    fs::create_dir_all(&current).map_err(io_err(&current))?;
-    let link = current.join(group);
-    let tmp = beside(&link, "switch");
-    remove_any(&tmp)?;
-    std::os::unix::fs::symlink(Path::new("..").join(GENERATIONS).join(id), &tmp)
-        .map_err(io_err(&tmp))?;
-    fs::rename(&tmp, &link).map_err(io_err(&link))?;
+    place_link(
+        &Path::new("..").join(GENERATIONS).join(id),
+        &current.join(group),
+    )?;
     sync_dir(&current)
 }
 

@@ -389,10 +389,10 @@ impl Client {
             if first {
                 out.started(page.total, page.date);
             }
-            let read = page.rows.len();
+            let last = is_last_page(page.rows.len(), size, out.cap);
             after = last_key(&page.rows);
             out.push(page.rows)?;
-            if after.is_none() || out.cap.is_some_and(|cap| read < size.min(cap)) {
+            if last {
                 break;
             }
         }
@@ -538,9 +538,10 @@ impl Client {
                 false,
                 stop,
             )?;
-            let read = page.rows.len();
+            let last = is_last_page(page.rows.len(), size, cap);
             after = last_key(&page.rows);
-            if after.is_none() || !send(page.rows) || cap.is_some_and(|c| read < size.min(c)) {
+            // An empty page is not sent; a short one is, and ends the slice.
+            if after.is_none() || !send(page.rows) || last {
                 break;
             }
         }
@@ -659,6 +660,12 @@ struct Page {
     date: Option<DateTime<Utc>>,
 }
 
+/// Whether a page of `rows` (of `asked`) is the last of its run: empty, or,
+/// once the server's page cap is known, shorter than it would give.
+fn is_last_page(rows: usize, asked: usize, cap: Option<usize>) -> bool {
+    rows == 0 || cap.is_some_and(|cap| rows < asked.min(cap))
+}
+
 /// The key after a page's last row, None for an empty page.
 fn last_key(rows: &[Row]) -> Option<Key> {
     rows.last().map(|r| {
@@ -718,11 +725,8 @@ impl Collector<'_> {
             }
         };
         let header = sink.header().to_vec();
-        let limit = self.target.window.limit;
+        // Pages are sized to what --limit leaves; the sink counts any row past it.
         for row in &rows {
-            if limit.is_some_and(|l| sink.counts.rows_written >= l) {
-                break;
-            }
             let values: Vec<Value> = header
                 .iter()
                 .map(|h| row.get(h).cloned().unwrap_or(Value::Null))

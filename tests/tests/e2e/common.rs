@@ -162,6 +162,23 @@ pub fn raw_ids(data: &Path, table: &str) -> Vec<String> {
         .collect()
 }
 
+/// Each of the three raw tables holds `n` rows, each id once.
+pub fn assert_every_raw_row_once(data: &Path, n: usize) {
+    for table in [
+        "ai_gm_explanations",
+        "ai_gm_quality_feedback",
+        "ai_gm_ab_testing",
+    ] {
+        let ids = raw_ids(data, table);
+        assert_eq!(
+            ids.iter().collect::<std::collections::HashSet<_>>().len(),
+            n,
+            "{table}: every row once"
+        );
+        assert_eq!(ids.len(), n);
+    }
+}
+
 /// The three model folders were written.
 pub fn assert_models_trained(data: &Path) {
     for model in ["quality", "csat", "performance"] {

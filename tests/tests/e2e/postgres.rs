@@ -628,19 +628,7 @@ fn bench_postgres_100k_rows_per_table() {
     let started = std::time::Instant::now();
     extract(&url, data.path(), &[]);
     let secs = started.elapsed().as_secs_f64();
-    for table in [
-        "ai_gm_explanations",
-        "ai_gm_quality_feedback",
-        "ai_gm_ab_testing",
-    ] {
-        let ids = raw_ids(data.path(), table);
-        assert_eq!(
-            ids.iter().collect::<HashSet<_>>().len(),
-            N as usize,
-            "{table}: every row once"
-        );
-        assert_eq!(ids.len(), N as usize);
-    }
+    assert_every_raw_row_once(data.path(), N as usize);
     println!(
         "bench: postgres path: {} rows in {secs:.1} s = {:.0} rows/s",
         3 * N,

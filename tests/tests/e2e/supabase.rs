@@ -724,19 +724,7 @@ fn bench_supabase_100k_rows_per_table() {
                     &["--supabase-concurrency", concurrency],
                 ));
                 best = best.min(started.elapsed().as_secs_f64());
-                for table in [
-                    "ai_gm_explanations",
-                    "ai_gm_quality_feedback",
-                    "ai_gm_ab_testing",
-                ] {
-                    let ids = raw_ids(data.path(), table);
-                    assert_eq!(
-                        ids.iter().collect::<HashSet<_>>().len(),
-                        N,
-                        "{table}: every row once"
-                    );
-                    assert_eq!(ids.len(), N);
-                }
+                assert_every_raw_row_once(data.path(), N);
             }
             line.push(format!(
                 "--supabase-concurrency {concurrency}: {:.1} s = {:.0} rows/s",
