@@ -28,8 +28,47 @@ pub enum ContractError {
         found: String,
         expected: String,
     },
-    #[error("{}: {message}", path.display())]
-    Invalid { path: PathBuf, message: String },
+    /// A column that cannot take its contract type.
+    #[error("{}: column `{column}`: {source}", path.display())]
+    Column {
+        path: PathBuf,
+        column: String,
+        source: polars::error::PolarsError,
+    },
+    /// Frames of one file (or of a table's parts) that do not fit together.
+    #[error("{}: {source}", path.display())]
+    Frame {
+        path: PathBuf,
+        source: polars::error::PolarsError,
+    },
+    #[error("{}: column `{column}` appears twice in the header", path.display())]
+    DuplicateColumn { path: PathBuf, column: String },
+    #[error("{}: empty file: no header row", path.display())]
+    NoHeader { path: PathBuf },
+    #[error("{}: not valid JSON for this file: {source}", path.display())]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("{}: cannot write JSON: {source}", path.display())]
+    JsonWrite {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    /// One line of a JSON-lines file (the run history) that is not a record.
+    #[error("{}: line {line}: not a run record: {source}", path.display())]
+    JsonLine {
+        path: PathBuf,
+        line: usize,
+        source: serde_json::Error,
+    },
+    /// A champion link that does not lead to a version folder.
+    #[error("{}: the champion link points at {}: {message}", path.display(), target.display())]
+    BadChampionLink {
+        path: PathBuf,
+        target: PathBuf,
+        message: String,
+    },
     #[error("{}: not found ({hint})", path.display())]
     NotFound { path: PathBuf, hint: String },
     /// Another stage held the data folder's lock longer than we wait.

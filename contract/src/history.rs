@@ -91,9 +91,10 @@ pub fn read(path: &Path) -> Result<Vec<RunRecord>, ContractError> {
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, line)| {
-            serde_json::from_str(line).map_err(|e| ContractError::Invalid {
+            serde_json::from_str(line).map_err(|source| ContractError::JsonLine {
                 path: path.to_path_buf(),
-                message: format!("line {}: not a run record: {e}", i + 1),
+                line: i + 1,
+                source,
             })
         })
         .collect()
@@ -114,9 +115,9 @@ pub fn append(
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }
-    let line = serde_json::to_string(record).map_err(|e| ContractError::Invalid {
+    let line = serde_json::to_string(record).map_err(|source| ContractError::JsonWrite {
         path: path.clone(),
-        message: format!("cannot encode a run record: {e}"),
+        source,
     })?;
     text.push_str(&line);
     text.push('\n');

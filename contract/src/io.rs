@@ -222,9 +222,11 @@ fn parallel_parquet(
 /// Writes a value as pretty JSON, atomically.
 pub fn write_json<T: serde::Serialize>(value: &T, path: &Path) -> Result<(), ContractError> {
     write_atomic(path, |w| {
-        serde_json::to_writer_pretty(&mut *w, value).map_err(|e| ContractError::Invalid {
-            path: path.to_path_buf(),
-            message: e.to_string(),
+        serde_json::to_writer_pretty(&mut *w, value).map_err(|source| {
+            ContractError::JsonWrite {
+                path: path.to_path_buf(),
+                source,
+            }
         })?;
         w.write_all(b"\n").map_err(|e| ContractError::io(path, e))
     })
@@ -233,9 +235,9 @@ pub fn write_json<T: serde::Serialize>(value: &T, path: &Path) -> Result<(), Con
 /// Reads a JSON file into a value; errors name the file.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ContractError> {
     let text = fs::read_to_string(path).map_err(|e| ContractError::io(path, e))?;
-    serde_json::from_str(&text).map_err(|e| ContractError::Invalid {
+    serde_json::from_str(&text).map_err(|source| ContractError::Json {
         path: path.to_path_buf(),
-        message: format!("not valid JSON for this file: {e}"),
+        source,
     })
 }
 
@@ -302,14 +304,16 @@ pub fn conform(
                 .and_then(|c| c.cast(&utc_timestamp())),
             _ => column.cast(&want),
         }
-        .map_err(|e| ContractError::Invalid {
+        .map_err(|source| ContractError::Column {
             path: path.to_path_buf(),
-            message: format!("column `{name}`: {e}"),
+            column: name.to_string(),
+            source,
         })?;
-        df.with_column(cast).map_err(|e| ContractError::Invalid {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        df.with_column(cast)
+            .map_err(|source| ContractError::Frame {
+                path: path.to_path_buf(),
+                source,
+            })?;
     }
     Ok(df)
 }
@@ -456,9 +460,9 @@ pub fn read_raw_columns(
                 let df = read_parquet_columns(part, columns)?;
                 conform(df, &expected, part)?
                     .select(names.clone())
-                    .map_err(|e| ContractError::Invalid {
+                    .map_err(|source| ContractError::Frame {
                         path: part.clone(),
-                        message: e.to_string(),
+                        source,
                     })
             })
             .collect::<Result<_, _>>()?
@@ -468,9 +472,9 @@ pub fn read_raw_columns(
         match all.as_mut() {
             None => all = Some(df),
             Some(acc) => {
-                acc.vstack_mut(&df).map_err(|e| ContractError::Invalid {
+                acc.vstack_mut(&df).map_err(|source| ContractError::Frame {
                     path: part.clone(),
-                    message: e.to_string(),
+                    source,
                 })?;
             }
         }

@@ -29,6 +29,28 @@ pub use tables::{Kind, RawTable};
 /// The `_source` tag of rows made up by `synth`.
 pub const SYNTH_SOURCE: &str = "synth";
 
+/// How every stage binary ends: success, or one line on stderr
+/// (`<stage>: error: <cause: cause ...>`, secrets redacted) and exit status 1.
+pub fn exit<E: std::fmt::Display>(stage: &str, result: Result<(), E>) -> std::process::ExitCode {
+    exit_with(stage, result, |_| 1)
+}
+
+/// As [`exit`], with the exit status chosen by the error (`validate` tells
+/// "too few clean rows" apart with its own status).
+pub fn exit_with<E: std::fmt::Display>(
+    stage: &str,
+    result: Result<(), E>,
+    status: impl FnOnce(&E) -> u8,
+) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{stage}: error: {}", secrets::redact(&format!("{e:#}")));
+            std::process::ExitCode::from(status(&e))
+        }
+    }
+}
+
 /// A listing cut short by its reader (`status | head`) ends quietly, as a
 /// C program killed by SIGPIPE would (exit status 141), instead of
 /// panicking: Rust ignores SIGPIPE, so `println!` to a closed pipe panics.

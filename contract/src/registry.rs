@@ -188,12 +188,10 @@ pub fn champion(layout: &Layout, dataset: Dataset) -> Result<Option<Version>, Co
                 .unwrap_or_default();
             name.parse::<Version>()
                 .map(Some)
-                .map_err(|message| ContractError::Invalid {
+                .map_err(|message| ContractError::BadChampionLink {
                     path: link.clone(),
-                    message: format!(
-                        "the champion link points at {}: {message}",
-                        target.display()
-                    ),
+                    target: target.clone(),
+                    message,
                 })
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),

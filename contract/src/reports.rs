@@ -195,7 +195,7 @@ pub struct ModelReport {
     pub test_rows: usize,
     pub candidates: BTreeMap<Algorithm, Candidate>,
     pub train_seconds: f64,
-    pub fit_seconds: BTreeMap<String, f64>,
+    pub fit_seconds: BTreeMap<Algorithm, f64>,
     /// The version this run made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub version: Option<crate::registry::Version>,

@@ -15,14 +15,14 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
 use contract::columns::*;
-use contract::reports::TableCounts;
 use contract::tables::utc_timestamp;
 use contract::{Kind, RawTable, io, timestamp};
 use polars::prelude::*;
 use rayon::prelude::*;
 use serde_json::Value;
 
-use crate::sink::{Finished, ROWS_PER_PART, Target};
+use crate::classify::{Classifier, Fate};
+use crate::sink::{Finished, ROWS_PER_PART, Target, reason_columns};
 use crate::values::parse;
 
 /// Reads a CSV export in columns; `Ok(None)` when the file needs the
@@ -74,8 +74,8 @@ pub struct Columnar<'a> {
     header: &'a [String],
     source: &'static str,
     target: &'a Target,
-    counts: TableCounts,
-    max_key: Option<(i64, String)>,
+    /// Each row's fate, the counts and the cursor.
+    rows: Classifier,
     rejects: Vec<DataFrame>,
     /// Kept rows not yet in a part file.
     pending: Option<DataFrame>,
@@ -93,8 +93,7 @@ impl<'a> Columnar<'a> {
             header,
             source,
             target,
-            counts: TableCounts::default(),
-            max_key: None,
+            rows: Classifier::new(target),
             rejects: Vec::new(),
             pending: None,
         }
@@ -141,16 +140,13 @@ impl<'a> Columnar<'a> {
         self.write_parts(false)
     }
 
-    /// Each row's fate, in order, as the row-by-row path would decide it:
-    /// beyond the limit, unreadable (rejected), outside the window, already
-    /// collected, or kept (moving the cursor). Returns the kept mask and the
-    /// rejected rows.
+    /// Each row's fate, in order (see [`Classifier`]). Returns the kept
+    /// mask and the rejected rows.
     fn classify(
         &mut self,
         typed: &[Column],
         failed: &[Option<(&'static str, String)>],
     ) -> (Vec<bool>, Vec<usize>) {
-        let target = self.target;
         let n = failed.len();
         let created = typed
             .iter()
@@ -161,58 +157,22 @@ impl<'a> Columnar<'a> {
             .iter()
             .find(|c| c.name() == ID)
             .and_then(|c| c.str().ok().cloned());
-        let window = target.window;
-        let since = window.since.map(|t| t.timestamp_micros());
-        let until = window.until.map(|t| t.timestamp_micros());
-        let horizon = target.horizon.timestamp_micros();
-
-        let counts = &mut self.counts;
-        let max_key = &mut self.max_key;
-        counts.rows_read += n;
         let mut keep = Vec::with_capacity(n);
         let mut rejected_rows = Vec::new();
         for (row, failure) in failed.iter().enumerate() {
-            if window.limit.is_some_and(|l| counts.rows_written >= l) {
-                counts.rows_skipped_limit += n - row;
+            if self.rows.full() {
+                // Every later row is beyond the limit: counted, not looked at.
+                self.rows.skip_rest(n - row);
                 keep.resize(n, false);
                 break;
             }
-            if failure.is_some() {
-                counts.rows_rejected += 1;
-                rejected_rows.push(row);
-                keep.push(false);
-                continue;
-            }
             let t = created.as_ref().and_then(|c| c.get(row));
-            if let Some(t) = t
-                && (since.is_some_and(|s| t < s) || until.is_some_and(|u| t >= u))
-            {
-                counts.rows_skipped_window += 1;
-                keep.push(false);
-                continue;
-            }
             let id = ids.as_ref().and_then(|c| c.get(row));
-            if let Some(id) = id
-                && target.collected.contains(id)
-            {
-                counts.already_collected += 1;
-                keep.push(false);
-                continue;
+            let fate = self.rows.classify(failure.is_some(), t, id);
+            if fate == Fate::Rejected {
+                rejected_rows.push(row);
             }
-            // The cursor is the newest row the source really holds: a row dated
-            // past the source's present (its clock, or ours for files) is
-            // collected, but never moves the cursor (it would make later runs
-            // skip rows not yet committed).
-            if let (Some(t), Some(id)) = (t, id)
-                && t <= horizon
-                && max_key
-                    .as_ref()
-                    .is_none_or(|(mt, mid)| (t, id) > (*mt, mid.as_str()))
-            {
-                *max_key = Some((t, id.to_string()));
-            }
-            counts.rows_written += 1;
-            keep.push(true);
+            keep.push(fate == Fate::Kept);
         }
         (keep, rejected_rows)
     }
@@ -230,7 +190,7 @@ impl<'a> Columnar<'a> {
         } else {
             rows / ROWS_PER_PART * ROWS_PER_PART
         };
-        if ready == 0 && !(all && self.counts.parts_written.is_empty() && rows == 0) {
+        if ready == 0 && !(all && self.rows.counts.parts_written.is_empty() && rows == 0) {
             self.pending = Some(pending);
             return Ok(());
         }
@@ -240,7 +200,7 @@ impl<'a> Columnar<'a> {
             // An empty table still gets one (empty) part when asked.
             offsets.push(0);
         }
-        let first = self.target.first_part + self.counts.parts_written.len();
+        let first = self.target.first_part + self.rows.counts.parts_written.len();
         let names: Vec<String> = (0..offsets.len())
             .map(|i| contract::layout::part_name(first + i))
             .collect();
@@ -251,7 +211,7 @@ impl<'a> Columnar<'a> {
                 let mut part = pending.slice(offset as i64, (ready - offset).min(ROWS_PER_PART));
                 io::write_parquet(&mut part, &self.target.out_dir.join(name))
             })?;
-        self.counts.parts_written.extend(names);
+        self.rows.counts.parts_written.extend(names);
         if ready < rows {
             self.pending = Some(pending.slice(ready as i64, rows - ready));
         }
@@ -261,7 +221,7 @@ impl<'a> Columnar<'a> {
     /// Writes the rows left; an empty table gets one empty part when
     /// `write_empty` (a replaced table always exists).
     pub fn finish(mut self, write_empty: bool) -> Result<Finished> {
-        if self.pending.is_none() && write_empty && self.counts.parts_written.is_empty() {
+        if self.pending.is_none() && write_empty && self.rows.counts.parts_written.is_empty() {
             let empty: Vec<Column> = self
                 .header
                 .iter()
@@ -283,8 +243,8 @@ impl<'a> Columnar<'a> {
             }
         };
         Ok(Finished {
-            counts: self.counts,
-            max_key: self.max_key,
+            counts: self.rows.counts,
+            max_key: self.rows.max_key,
             horizon: self.target.horizon.timestamp_micros(),
             rejects,
         })
@@ -596,14 +556,9 @@ fn rejects_frame(
     }
     let picked: Vec<&(&'static str, String)> =
         rows.iter().filter_map(|&r| failed[r].as_ref()).collect();
-    cols.push(Column::new(REASON.into(), vec![UNPARSEABLE; rows.len()]));
-    cols.push(Column::new(
-        FIELD.into(),
-        picked.iter().map(|(f, _)| *f).collect::<Vec<_>>(),
-    ));
-    cols.push(Column::new(
-        DETAIL.into(),
-        picked.iter().map(|(_, d)| d.as_str()).collect::<Vec<_>>(),
+    cols.extend(reason_columns(
+        picked.iter().map(|(f, _)| *f).collect(),
+        picked.iter().map(|(_, d)| d.as_str()).collect(),
     ));
     Ok(DataFrame::new(cols)?)
 }

@@ -40,10 +40,7 @@ pub fn open(dir: &Path, table: RawTable) -> Result<CsvTable> {
         .from_reader(Box::new(file) as Box<dyn Read>);
     let header = reader
         .byte_headers()
-        .map_err(|e| ContractError::Invalid {
-            path: path.clone(),
-            message: format!("cannot read the header row: {e}"),
-        })?
+        .with_context(|| format!("{}: cannot read the header row", path.display()))?
         .iter()
         .enumerate()
         .map(|(i, h)| {
@@ -57,11 +54,7 @@ pub fn open(dir: &Path, table: RawTable) -> Result<CsvTable> {
         })
         .collect::<Vec<_>>();
     if header.iter().all(String::is_empty) {
-        return Err(ContractError::Invalid {
-            path,
-            message: "empty file: no header row".into(),
-        }
-        .into());
+        return Err(ContractError::NoHeader { path }.into());
     }
     Ok(CsvTable {
         path,
@@ -77,13 +70,10 @@ impl CsvTable {
         let mut record = csv::ByteRecord::new();
         let mut values: Vec<Value> = Vec::with_capacity(self.header.len());
         loop {
-            let more =
-                self.reader
-                    .read_byte_record(&mut record)
-                    .map_err(|e| ContractError::Invalid {
-                        path: self.path.clone(),
-                        message: format!("unreadable CSV: {e}"),
-                    })?;
+            let more = self
+                .reader
+                .read_byte_record(&mut record)
+                .with_context(|| format!("{}: unreadable CSV", self.path.display()))?;
             if !more {
                 break;
             }

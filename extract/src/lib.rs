@@ -5,6 +5,7 @@
 //! one part per table with only the rows newer than the last run's, and
 //! remembers how far it got in `data/state/extract.json`.
 
+mod classify;
 mod collected;
 mod compact;
 mod csv_columnar;
@@ -138,6 +139,18 @@ pub struct Args {
     /// The time --days counts back from; default: the current time.
     #[arg(long, value_parser = contract::timestamp::parse_arg, hide = true)]
     pub now: Option<DateTime<Utc>>,
+    /// How CSV exports are read: in columns when polars can read the file
+    /// strictly, else row by row (auto); or always row by row, to compare the
+    /// two readers (they must agree on every row).
+    #[arg(long, value_enum, default_value_t = CsvReader::Auto, hide = true)]
+    pub csv_reader: CsvReader,
+}
+
+/// `--csv-reader`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CsvReader {
+    Auto,
+    Rows,
 }
 
 /// The extract options, for code that embeds the extract crate.
@@ -156,6 +169,7 @@ pub struct Options {
     /// Compaction and retention of incremental runs (see `compact`).
     pub max_parts: usize,
     pub retain_before: Option<DateTime<Utc>>,
+    pub csv_reader: CsvReader,
 }
 
 impl Options {
@@ -189,6 +203,7 @@ impl Options {
             },
             max_parts: args.max_parts as usize,
             retain_before: args.retain_days.map(days_ago).transpose()?,
+            csv_reader: args.csv_reader,
         })
     }
 }
@@ -261,12 +276,18 @@ fn read_csv(
     csv: csv_source::CsvTable,
     target: &Target,
     write_empty: bool,
+    reader: CsvReader,
 ) -> Result<sink::Finished> {
     let source = Source::Csv.name();
     let origin = csv.path.display().to_string();
     sink::check_header(table, &origin, &csv.header)?;
     let progress = contract::progress::Progress::new("extract", table.name(), "rows", None);
-    let fast = csv_columnar::read(&csv.path, table, &csv.header, source, target, write_empty)?;
+    let fast = match reader {
+        CsvReader::Auto => {
+            csv_columnar::read(&csv.path, table, &csv.header, source, target, write_empty)?
+        }
+        CsvReader::Rows => None,
+    };
     let done = match fast {
         Some(done) => done,
         None => {
@@ -341,100 +362,13 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
     } else {
         ExtractState::default()
     };
-    let write_empty = !options.incremental;
-    // A saved position past this run's start (written by an older version) is
-    // treated as the start: the cursor never passes the present.
-    let window = |resume: &Option<(DateTime<Utc>, String)>| Window {
-        since: match (options.since, resume) {
-            (Some(s), Some((t, _))) => Some(s.max(*t.min(&extracted_at) - options.lookback)),
-            (None, Some((t, _))) => Some(*t.min(&extracted_at) - options.lookback),
-            (s, None) => s,
-        },
-        until: options.until,
-        limit: options.limit,
+    let run = Run {
+        layout,
+        options,
+        state: &state,
+        extracted_at,
     };
-    let source = options.source;
-    let mut finished: Vec<(RawTable, sink::Finished, PathBuf)> = Vec::new();
-    // Where a table's part files go: a new folder that replaces the table, or
-    // (incremental) a scratch folder whose parts join the existing ones.
-    let prepare = |commit: &mut Commit,
-                   table: RawTable,
-                   source_now: Option<DateTime<Utc>>|
-     -> Result<Target> {
-        let resume = state.resume_point(source.name(), table);
-        let window = window(&resume);
-        // Rows the lookback re-reads that an earlier run already wrote.
-        let collected = match (options.incremental, window.since) {
-            (true, Some(since)) => collected::ids_since(layout, table, since)?,
-            _ => Default::default(),
-        };
-        let out_dir = if options.incremental {
-            commit.scratch(table.name())?
-        } else {
-            commit.dir(&layout.raw_dir(table))?
-        };
-        Ok(Target {
-            collected,
-            window,
-            out_dir,
-            first_part: if options.incremental {
-                layout.next_part_index(table)?
-            } else {
-                0
-            },
-            extracted_at,
-            horizon: source_now.unwrap_or(extracted_at),
-        })
-    };
-    // Open every table first: a missing file or column fails before anything is read.
-    match source {
-        Source::Csv => {
-            let dir = options
-                .input
-                .clone()
-                .context("--source csv needs --input DIR holding the <table>.csv exports")?;
-            let mut opened = Vec::new();
-            for table in RawTable::ALL {
-                opened.push((table, csv_source::open(&dir, table)?));
-            }
-            for (table, csv) in opened {
-                let target = prepare(&mut commit, table, None)?;
-                let done = read_csv(table, csv, &target, write_empty)?;
-                finished.push((table, done, target.out_dir));
-            }
-        }
-        Source::Supabase => {
-            let client = supabase::Client::from_env(options.retry)?
-                .with_concurrency(options.supabase_concurrency);
-            eprintln!(
-                "extract: Supabase at {} with {}",
-                client.base(),
-                client.key_description()
-            );
-            for table in RawTable::ALL {
-                // Supabase's clock arrives with each table's first answer.
-                let target = prepare(&mut commit, table, None)?;
-                let sink = client.extract_table(table, &target)?;
-                finished.push((table, sink.finish(write_empty)?, target.out_dir));
-            }
-        }
-        Source::Postgres => {
-            let mut db = postgres_source::Db::from_env(options.timeouts)?;
-            // Every table there and readable before any is read.
-            let mut headers = Vec::new();
-            for table in RawTable::ALL {
-                headers.push((table, db.columns(table)?));
-            }
-            // The database's own clock bounds the cursor, not ours.
-            let db_now = db.now()?;
-            for (table, header) in headers {
-                let target = prepare(&mut commit, table, Some(db_now))?;
-                let done = db.extract_table(table, header, &target, write_empty)?;
-                finished.push((table, done, target.out_dir));
-            }
-        }
-    }
-
+    let finished = run.read_tables(&mut commit)?;
     let mut report = ExtractReport {
         source: options.source.name().into(),
         extracted_at: Some(extracted_at),
@@ -461,6 +395,119 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
     io::write_json(&report, &commit.file(&layout.extract_report())?)?;
     commit.finish()?;
     Ok(report)
+}
+
+/// One extract run: what it reads from where, and since when.
+struct Run<'a> {
+    layout: &'a Layout,
+    options: &'a Options,
+    state: &'a ExtractState,
+    extracted_at: DateTime<Utc>,
+}
+
+impl Run<'_> {
+    /// Every table read from the source into its staged part files. Every
+    /// table is opened first: a missing file or column fails before anything is read.
+    fn read_tables(&self, commit: &mut Commit) -> Result<Vec<(RawTable, sink::Finished, PathBuf)>> {
+        let options = self.options;
+        let write_empty = !options.incremental;
+        let mut finished = Vec::new();
+        match options.source {
+            Source::Csv => {
+                let dir = options
+                    .input
+                    .clone()
+                    .context("--source csv needs --input DIR holding the <table>.csv exports")?;
+                let mut opened = Vec::new();
+                for table in RawTable::ALL {
+                    opened.push((table, csv_source::open(&dir, table)?));
+                }
+                for (table, csv) in opened {
+                    let target = self.target(commit, table, None)?;
+                    let done = read_csv(table, csv, &target, write_empty, options.csv_reader)?;
+                    finished.push((table, done, target.out_dir));
+                }
+            }
+            Source::Supabase => {
+                let client = supabase::Client::from_env(options.retry)?
+                    .with_concurrency(options.supabase_concurrency);
+                eprintln!(
+                    "extract: Supabase at {} with {}",
+                    client.base(),
+                    client.key_description()
+                );
+                for table in RawTable::ALL {
+                    // Supabase's clock arrives with each table's first answer.
+                    let target = self.target(commit, table, None)?;
+                    let sink = client.extract_table(table, &target)?;
+                    finished.push((table, sink.finish(write_empty)?, target.out_dir));
+                }
+            }
+            Source::Postgres => {
+                let mut db = postgres_source::Db::from_env(options.timeouts)?;
+                // Every table there and readable before any is read.
+                let mut headers = Vec::new();
+                for table in RawTable::ALL {
+                    headers.push((table, db.columns(table)?));
+                }
+                // The database's own clock bounds the cursor, not ours.
+                let db_now = db.now()?;
+                for (table, header) in headers {
+                    let target = self.target(commit, table, Some(db_now))?;
+                    let done = db.extract_table(table, header, &target, write_empty)?;
+                    finished.push((table, done, target.out_dir));
+                }
+            }
+        }
+        Ok(finished)
+    }
+
+    /// The rows of `table` to read (window, rows already collected) and where
+    /// its part files go: a new folder that replaces the table, or
+    /// (incremental) a scratch folder whose parts join the existing ones.
+    fn target(
+        &self,
+        commit: &mut Commit,
+        table: RawTable,
+        source_now: Option<DateTime<Utc>>,
+    ) -> Result<Target> {
+        let (options, layout) = (self.options, self.layout);
+        let resume = self.state.resume_point(options.source.name(), table);
+        // A saved position past this run's start (written by an older version) is
+        // treated as the start: the cursor never passes the present.
+        let since = match (options.since, &resume) {
+            (Some(s), Some((t, _))) => Some(s.max(*t.min(&self.extracted_at) - options.lookback)),
+            (None, Some((t, _))) => Some(*t.min(&self.extracted_at) - options.lookback),
+            (s, None) => s,
+        };
+        let window = Window {
+            since,
+            until: options.until,
+            limit: options.limit,
+        };
+        // Rows the lookback re-reads that an earlier run already wrote.
+        let collected = match (options.incremental, window.since) {
+            (true, Some(since)) => collected::ids_since(layout, table, since)?,
+            _ => Default::default(),
+        };
+        let out_dir = if options.incremental {
+            commit.scratch(table.name())?
+        } else {
+            commit.dir(&layout.raw_dir(table))?
+        };
+        Ok(Target {
+            collected,
+            window,
+            out_dir,
+            first_part: if options.incremental {
+                layout.next_part_index(table)?
+            } else {
+                0
+            },
+            extracted_at: self.extracted_at,
+            horizon: source_now.unwrap_or(self.extracted_at),
+        })
+    }
 }
 
 /// Stages the rows extract could not read. A full run replaces the file (or

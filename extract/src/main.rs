@@ -4,14 +4,5 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = extract::Args::parse();
-    match extract::run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!(
-                "extract: error: {}",
-                contract::secrets::redact(&format!("{e:#}"))
-            );
-            ExitCode::FAILURE
-        }
-    }
+    contract::exit("extract", extract::run(&args))
 }

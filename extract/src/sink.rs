@@ -15,6 +15,7 @@ use contract::{ContractError, Kind, RawTable, io};
 use polars::prelude::*;
 use serde_json::{Map, Value};
 
+use crate::classify::{Classifier, Fate};
 use crate::values::{Parsed, as_text, parse};
 
 /// Rows per part file: bounds memory whatever the table's size.
@@ -57,9 +58,9 @@ pub fn check_header(table: RawTable, origin: &str, header: &[String]) -> Result<
     let mut seen = HashSet::new();
     for name in header {
         if !seen.insert(name.as_str()) {
-            return Err(ContractError::Invalid {
+            return Err(ContractError::DuplicateColumn {
                 path: PathBuf::from(origin),
-                message: format!("column `{name}` appears twice in the header"),
+                column: name.clone(),
             });
         }
     }
@@ -104,7 +105,6 @@ pub struct TableSink {
     table: RawTable,
     source: &'static str,
     extracted_at: i64,
-    horizon: i64,
     origin: String,
     header: Vec<String>,
     slots: Vec<Slot>,
@@ -115,13 +115,10 @@ pub struct TableSink {
     rejects: Vec<Vec<Option<String>>>,
     reject_field: Vec<String>,
     reject_detail: Vec<String>,
-    window: Window,
     out_dir: PathBuf,
     first_part: usize,
-    collected: HashSet<String>,
-    pub counts: TableCounts,
-    /// The greatest (created_at, id) written, for incremental collection.
-    pub max_key: Option<(i64, String)>,
+    /// Each row's fate, the counts and the cursor.
+    pub rows: Classifier,
 }
 
 impl TableSink {
@@ -147,7 +144,6 @@ impl TableSink {
             table,
             source,
             extracted_at: target.extracted_at.timestamp_micros(),
-            horizon: target.horizon.timestamp_micros(),
             origin: origin.to_string(),
             header,
             slots,
@@ -158,12 +154,9 @@ impl TableSink {
             rejects: Vec::new(),
             reject_field: Vec::new(),
             reject_detail: Vec::new(),
-            window: target.window,
             out_dir: target.out_dir.clone(),
             first_part: target.first_part,
-            collected: target.collected.clone(),
-            counts: TableCounts::default(),
-            max_key: None,
+            rows: Classifier::new(target),
         })
     }
 
@@ -173,40 +166,36 @@ impl TableSink {
 
     /// Whether `--limit` is reached, so a source can stop reading.
     pub fn full(&self) -> bool {
-        self.window
-            .limit
-            .is_some_and(|l| self.counts.rows_written >= l)
+        self.rows.full()
     }
 
-    /// Counts a record the source could not even split into text fields.
+    /// A record the source could not even split into text fields.
     pub fn push_unparseable(&mut self, record: &[Value], field: &str, detail: String) {
-        self.counts.rows_read += 1;
-        self.reject(record, field, detail);
+        if self.rows.classify(true, None, None) == Fate::Rejected {
+            self.reject(record, field, detail);
+        }
     }
 
     /// Counts rows left unread once `--limit` is reached.
     pub fn skip_rest(&mut self, rows: usize) {
-        self.counts.rows_read += rows;
-        self.counts.rows_skipped_limit += rows;
+        self.rows.skip_rest(rows);
     }
 
     fn reject(&mut self, record: &[Value], field: &str, detail: String) {
         self.rejects.push(record.iter().map(as_text).collect());
         self.reject_field.push(field.to_string());
         self.reject_detail.push(detail);
-        self.counts.rows_rejected += 1;
     }
 
     /// Takes one record, its values in header order.
     pub fn push(&mut self, record: &[Value]) -> Result<(), ContractError> {
-        self.counts.rows_read += 1;
         if record.len() != self.header.len() {
             let detail = format!(
                 "the record has {} fields, the header {}",
                 record.len(),
                 self.header.len()
             );
-            self.reject(record, "_record", detail);
+            self.push_unparseable(record, "_record", detail);
             return Ok(());
         }
         let columns = self.table.columns();
@@ -221,7 +210,7 @@ impl TableSink {
                     Ok(p) => parsed[*i] = Some(p),
                     Err(detail) => {
                         let field = columns[*i].name;
-                        self.reject(record, field, format!("{field}: {detail}"));
+                        self.push_unparseable(record, field, format!("{field}: {detail}"));
                         return Ok(());
                     }
                 },
@@ -234,23 +223,8 @@ impl TableSink {
                 Some(Parsed::Time(t)) => *t,
                 _ => None,
             });
-        if let Some(t) = created_at {
-            let before = self.window.since.is_some_and(|s| t < s.timestamp_micros());
-            let after = self.window.until.is_some_and(|u| t >= u.timestamp_micros());
-            if before || after {
-                self.counts.rows_skipped_window += 1;
-                return Ok(());
-            }
-        }
         let id = record_id(&self.slots, columns, record);
-        if let Some(id) = &id
-            && self.collected.contains(id)
-        {
-            self.counts.already_collected += 1;
-            return Ok(());
-        }
-        if self.full() {
-            self.counts.rows_skipped_limit += 1;
+        if self.rows.classify(false, created_at, id.as_deref()) != Fate::Kept {
             return Ok(());
         }
         for (buf, value) in self.bufs.iter_mut().zip(parsed) {
@@ -268,16 +242,6 @@ impl TableSink {
         } else {
             None
         });
-        // Rows dated past the source's present never move the cursor (see csv_columnar).
-        if let (Some(t), Some(id)) = (created_at, id)
-            && t <= self.horizon
-        {
-            let key = (t, id);
-            if self.max_key.as_ref().is_none_or(|m| key > *m) {
-                self.max_key = Some(key);
-            }
-        }
-        self.counts.rows_written += 1;
         self.buffered += 1;
         if self.buffered >= ROWS_PER_PART {
             self.flush()?;
@@ -287,14 +251,15 @@ impl TableSink {
 
     /// Writes the buffered rows as the next part file.
     fn flush(&mut self) -> Result<(), ContractError> {
-        let name = contract::layout::part_name(self.first_part + self.counts.parts_written.len());
+        let name =
+            contract::layout::part_name(self.first_part + self.rows.counts.parts_written.len());
         let path = self.out_dir.join(&name);
-        let mut df = self.frame().map_err(|e| ContractError::Invalid {
+        let mut df = self.frame().map_err(|source| ContractError::Frame {
             path: path.clone(),
-            message: e.to_string(),
+            source,
         })?;
         io::write_parquet(&mut df, &path)?;
-        self.counts.parts_written.push(name);
+        self.rows.counts.parts_written.push(name);
         self.buffered = 0;
         Ok(())
     }
@@ -316,21 +281,24 @@ impl TableSink {
     /// Writes the last part (an empty one when the table had no rows at all,
     /// so a replaced table always exists) and returns the rejects.
     pub fn finish(mut self, write_empty: bool) -> Result<Finished, ContractError> {
-        if self.buffered > 0 || (write_empty && self.counts.parts_written.is_empty()) {
+        if self.buffered > 0 || (write_empty && self.rows.counts.parts_written.is_empty()) {
             self.flush()?;
         }
         let rejects = if self.rejects.is_empty() {
             None
         } else {
-            Some(self.rejects_frame().map_err(|e| ContractError::Invalid {
-                path: PathBuf::from(&self.origin),
-                message: e.to_string(),
-            })?)
+            Some(
+                self.rejects_frame()
+                    .map_err(|source| ContractError::Frame {
+                        path: PathBuf::from(&self.origin),
+                        source,
+                    })?,
+            )
         };
         Ok(Finished {
-            counts: self.counts,
-            max_key: self.max_key,
-            horizon: self.horizon,
+            counts: self.rows.counts,
+            max_key: self.rows.max_key,
+            horizon: self.rows.horizon,
             rejects,
         })
     }
@@ -338,7 +306,7 @@ impl TableSink {
     /// The source's present, read from its answer (Supabase's `Date`), before
     /// any row is pushed.
     pub fn set_source_now(&mut self, now: DateTime<Utc>) {
-        self.horizon = now.timestamp_micros();
+        self.rows.horizon = now.timestamp_micros();
     }
 
     fn rejects_frame(&mut self) -> PolarsResult<DataFrame> {
@@ -351,21 +319,23 @@ impl TableSink {
                 .collect();
             cols.push(Column::new(name.as_str().into(), values));
         }
-        let n = self.rejects.len();
-        cols.push(Column::new(
-            REASON.into(),
-            vec![contract::columns::UNPARSEABLE; n],
-        ));
-        cols.push(Column::new(
-            FIELD.into(),
-            std::mem::take(&mut self.reject_field),
-        ));
-        cols.push(Column::new(
-            DETAIL.into(),
-            std::mem::take(&mut self.reject_detail),
+        cols.extend(reason_columns(
+            self.reject_field.iter().map(String::as_str).collect(),
+            self.reject_detail.iter().map(String::as_str).collect(),
         ));
         DataFrame::new(cols)
     }
+}
+
+/// The columns a reject file has after the record's own: why (unparseable),
+/// which field, and the detail; one value per rejected row. Both readers of
+/// a table build their rejects with these.
+pub fn reason_columns(fields: Vec<&str>, details: Vec<&str>) -> [Column; 3] {
+    [
+        Column::new(REASON.into(), vec![UNPARSEABLE; fields.len()]),
+        Column::new(FIELD.into(), fields),
+        Column::new(DETAIL.into(), details),
+    ]
 }
 
 pub struct Finished {

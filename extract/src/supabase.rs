@@ -191,94 +191,11 @@ impl Client {
                 bail!("{table}: stopped");
             }
             attempt += 1;
-            let mut request = self
-                .http
-                .get(self.url(table))
-                .query(query)
-                .header("apikey", &self.key)
-                .header("Accept", "application/json");
-            // Only a JWT is a bearer token; the sb_ keys travel in apikey alone.
-            if is_jwt(&self.key) {
-                request = request.header("Authorization", format!("Bearer {}", self.key));
-            }
-            if count {
-                request = request.header("Prefer", "count=exact");
-            }
-            let retry_after = match request.send() {
+            let retry_after = match self.request(table, query, count).send() {
                 Ok(response) if response.status().is_success() => return Ok(response),
-                Ok(response) => {
-                    let status = response.status();
-                    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
-                        let wait = response
-                            .headers()
-                            .get("retry-after")
-                            .and_then(|v| v.to_str().ok())
-                            .and_then(|v| v.trim().parse::<u64>().ok())
-                            .map(Duration::from_secs);
-                        // A server that asks for more than we will wait is not
-                        // retried early against its word: stop now and say when.
-                        if let Some(w) = wait.filter(|w| *w > self.retry.max_wait) {
-                            let at = chrono::Utc::now()
-                                + chrono::Duration::seconds(
-                                    i64::try_from(w.as_secs()).unwrap_or(i64::MAX / 2_000_000),
-                                );
-                            bail!(
-                                "{table}: Supabase answered {status} and asked to wait {} s (Retry-After), more than --max-retry-wait {} s; run again after {} or raise --max-retry-wait",
-                                w.as_secs(),
-                                self.retry.max_wait.as_secs(),
-                                at.format("%Y-%m-%d %H:%M:%SZ")
-                            );
-                        }
-                        let attempts = self.retry.attempts;
-                        if attempt >= attempts {
-                            bail!(
-                                "{table}: Supabase answered {status} {attempts} times; giving up ({})",
-                                postgrest_message(response)
-                            );
-                        }
-                        eprintln!(
-                            "extract: {table}: Supabase answered {status}, retrying (attempt {attempt} of {attempts})"
-                        );
-                        wait
-                    } else if status == StatusCode::UNAUTHORIZED {
-                        bail!(
-                            "{table}: Supabase answered {status}: {}; {}",
-                            postgrest_message(response),
-                            self.key_help()
-                        );
-                    } else {
-                        bail!(
-                            "{table}: Supabase answered {status}: {}",
-                            postgrest_message(response)
-                        );
-                    }
-                }
-                Err(e) if e.is_timeout() => {
-                    let attempts = self.retry.attempts;
-                    let secs = self.retry.request_timeout.as_secs();
-                    if attempt >= attempts {
-                        bail!(
-                            "{table}: Supabase at {} did not answer within {secs} s (--request-timeout), {attempts} times; giving up",
-                            self.base
-                        );
-                    }
-                    eprintln!(
-                        "extract: {table}: no answer within {secs} s, retrying (attempt {attempt} of {attempts})"
-                    );
-                    None
-                }
+                Ok(response) => self.refused(table, attempt, response)?,
                 Err(e) => {
-                    let attempts = self.retry.attempts;
-                    if attempt >= attempts {
-                        return Err(anyhow!(e.without_url())).context(format!(
-                            "{table}: cannot reach Supabase at {} after {attempts} attempts",
-                            self.base
-                        ));
-                    }
-                    eprintln!(
-                        "extract: {table}: cannot reach Supabase ({}), retrying (attempt {attempt} of {attempts})",
-                        e.without_url()
-                    );
+                    self.unanswered(table, attempt, e)?;
                     None
                 }
             };
@@ -295,6 +212,112 @@ impl Client {
                 std::thread::sleep(left.min(Duration::from_millis(100)));
             }
         }
+    }
+
+    fn request(
+        &self,
+        table: RawTable,
+        query: &[(String, String)],
+        count: bool,
+    ) -> reqwest::blocking::RequestBuilder {
+        let mut request = self
+            .http
+            .get(self.url(table))
+            .query(query)
+            .header("apikey", &self.key)
+            .header("Accept", "application/json");
+        // Only a JWT is a bearer token; the sb_ keys travel in apikey alone.
+        if is_jwt(&self.key) {
+            request = request.header("Authorization", format!("Bearer {}", self.key));
+        }
+        if count {
+            request = request.header("Prefer", "count=exact");
+        }
+        request
+    }
+
+    /// An answer that is not a success: Ok(the wait the server asked for)
+    /// when it is worth another attempt (429, 5xx), else the error.
+    fn refused(
+        &self,
+        table: RawTable,
+        attempt: u32,
+        response: Response,
+    ) -> Result<Option<Duration>> {
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED {
+            bail!(
+                "{table}: Supabase answered {status}: {}; {}",
+                postgrest_message(response),
+                self.key_help()
+            );
+        }
+        if status != StatusCode::TOO_MANY_REQUESTS && !status.is_server_error() {
+            bail!(
+                "{table}: Supabase answered {status}: {}",
+                postgrest_message(response)
+            );
+        }
+        let wait = response
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        // A server that asks for more than we will wait is not
+        // retried early against its word: stop now and say when.
+        if let Some(w) = wait.filter(|w| *w > self.retry.max_wait) {
+            let at = chrono::Utc::now()
+                + chrono::Duration::seconds(
+                    i64::try_from(w.as_secs()).unwrap_or(i64::MAX / 2_000_000),
+                );
+            bail!(
+                "{table}: Supabase answered {status} and asked to wait {} s (Retry-After), more than --max-retry-wait {} s; run again after {} or raise --max-retry-wait",
+                w.as_secs(),
+                self.retry.max_wait.as_secs(),
+                at.format("%Y-%m-%d %H:%M:%SZ")
+            );
+        }
+        let attempts = self.retry.attempts;
+        if attempt >= attempts {
+            bail!(
+                "{table}: Supabase answered {status} {attempts} times; giving up ({})",
+                postgrest_message(response)
+            );
+        }
+        eprintln!(
+            "extract: {table}: Supabase answered {status}, retrying (attempt {attempt} of {attempts})"
+        );
+        Ok(wait)
+    }
+
+    /// No answer (a timeout, a refused connection): Ok when worth another attempt.
+    fn unanswered(&self, table: RawTable, attempt: u32, e: reqwest::Error) -> Result<()> {
+        let attempts = self.retry.attempts;
+        if e.is_timeout() {
+            let secs = self.retry.request_timeout.as_secs();
+            if attempt >= attempts {
+                bail!(
+                    "{table}: Supabase at {} did not answer within {secs} s (--request-timeout), {attempts} times; giving up",
+                    self.base
+                );
+            }
+            eprintln!(
+                "extract: {table}: no answer within {secs} s, retrying (attempt {attempt} of {attempts})"
+            );
+            return Ok(());
+        }
+        if attempt >= attempts {
+            return Err(anyhow!(e.without_url())).context(format!(
+                "{table}: cannot reach Supabase at {} after {attempts} attempts",
+                self.base
+            ));
+        }
+        eprintln!(
+            "extract: {table}: cannot reach Supabase ({}), retrying (attempt {attempt} of {attempts})",
+            e.without_url()
+        );
+        Ok(())
     }
 
     /// Reads one table into a sink, every row exactly once, in (created_at, id)
@@ -425,23 +448,7 @@ impl Client {
             .unwrap_or(MAX_SLICES)
             .clamp(1, MAX_SLICES);
         let window = 2 * self.concurrency;
-        let span = (newest - oldest).num_microseconds().unwrap_or(i64::MAX);
-        let bound = |i: usize| {
-            let offset = (span as i128 * i as i128 / count as i128) as i64;
-            stamp(oldest + chrono::Duration::microseconds(offset))
-        };
-        let ranges: Vec<(Filters, Option<Key>)> = (0..count)
-            .map(|i| {
-                let mut range = filters.to_vec();
-                if i > 0 {
-                    range.push((CREATED_AT.into(), format!("gte.{}", bound(i))));
-                }
-                if i + 1 < count {
-                    range.push((CREATED_AT.into(), format!("lt.{}", bound(i + 1))));
-                }
-                (range, (i == 0).then(|| after.clone()))
-            })
-            .collect();
+        let ranges = slice_ranges(filters, after, (oldest, newest), count);
         let mut senders = Vec::with_capacity(count);
         let mut receivers = Vec::with_capacity(count);
         for _ in 0..count {
@@ -488,24 +495,7 @@ impl Client {
                     }
                 });
             }
-            let taken = (|| {
-                for (i, rx) in receivers.into_iter().enumerate() {
-                    // The slice's sender goes away when its thread is done with it.
-                    loop {
-                        match rx.recv_timeout(Duration::from_millis(100)) {
-                            Ok(rows) => out.push(rows)?,
-                            Err(RecvTimeoutError::Timeout) if !stop.load(Ordering::SeqCst) => {}
-                            Err(_) => break,
-                        }
-                    }
-                    if stop.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    *lock(&reached.0) = i + 1;
-                    reached.1.notify_all();
-                }
-                Ok::<(), anyhow::Error>(())
-            })();
+            let taken = take_in_order(receivers, out, &stop, &reached);
             stop.store(true, Ordering::SeqCst);
             taken
         })?;
@@ -641,6 +631,60 @@ const PAGES_AHEAD: usize = 2;
 const PAGES_PER_SLICE: usize = 4;
 const MAX_SLICES: usize = 100_000;
 
+/// The filters of `count` time slices between `oldest` and `newest` (the
+/// first also starts after the key `after`, where the first page ended).
+fn slice_ranges(
+    filters: &[(String, String)],
+    after: Key,
+    (oldest, newest): (DateTime<Utc>, DateTime<Utc>),
+    count: usize,
+) -> Vec<(Filters, Option<Key>)> {
+    let span = (newest - oldest).num_microseconds().unwrap_or(i64::MAX);
+    let bound = |i: usize| {
+        let offset = (span as i128 * i as i128 / count as i128) as i64;
+        stamp(oldest + chrono::Duration::microseconds(offset))
+    };
+    (0..count)
+        .map(|i| {
+            let mut range = filters.to_vec();
+            if i > 0 {
+                range.push((CREATED_AT.into(), format!("gte.{}", bound(i))));
+            }
+            if i + 1 < count {
+                range.push((CREATED_AT.into(), format!("lt.{}", bound(i + 1))));
+            }
+            (range, (i == 0).then(|| after.clone()))
+        })
+        .collect()
+}
+
+/// Empties slice 0's pages into the collector, then slice 1's, ..., telling
+/// the fetching threads through `reached` which slice it is at; ends early
+/// when `stop` is set.
+fn take_in_order(
+    receivers: Vec<std::sync::mpsc::Receiver<Vec<Row>>>,
+    out: &mut Collector,
+    stop: &AtomicBool,
+    reached: &(Mutex<usize>, Condvar),
+) -> Result<()> {
+    for (i, rx) in receivers.into_iter().enumerate() {
+        // The slice's sender goes away when its thread is done with it.
+        loop {
+            match rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(rows) => out.push(rows)?,
+                Err(RecvTimeoutError::Timeout) if !stop.load(Ordering::SeqCst) => {}
+                Err(_) => break,
+            }
+        }
+        if stop.load(Ordering::SeqCst) {
+            break;
+        }
+        *lock(&reached.0) = i + 1;
+        reached.1.notify_all();
+    }
+    Ok(())
+}
+
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
@@ -695,7 +739,7 @@ struct Collector<'a> {
 impl Collector<'_> {
     /// The next request's size: a page, or what is left of --limit (None: done).
     fn next_page_size(&self) -> Option<usize> {
-        let written = self.sink.as_ref().map_or(0, |s| s.counts.rows_written);
+        let written = self.sink.as_ref().map_or(0, |s| s.rows.counts.rows_written);
         match self.target.window.limit {
             Some(limit) => Some(limit.saturating_sub(written).min(PAGE)).filter(|n| *n > 0),
             None => Some(PAGE),
@@ -744,7 +788,10 @@ impl Collector<'_> {
             p.finish();
         }
         let table = self.table;
-        let nothing = self.sink.as_ref().is_none_or(|s| s.counts.rows_read == 0);
+        let nothing = self
+            .sink
+            .as_ref()
+            .is_none_or(|s| s.rows.counts.rows_read == 0);
         if nothing && KeyKind::of(key) == KeyKind::Publishable {
             eprintln!(
                 "extract: {table}: no rows visible to a publishable key; if the table has rows, \

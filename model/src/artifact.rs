@@ -54,7 +54,7 @@ pub struct ModelCard {
     pub trained_at: DateTime<Utc>,
     /// Wall time of the whole model, and of the fits (CV folds included) per candidate.
     pub train_seconds: f64,
-    pub fit_seconds: BTreeMap<String, f64>,
+    pub fit_seconds: BTreeMap<Algorithm, f64>,
     /// None for a model of the layout before versions.
     #[serde(default)]
     pub version: Option<Version>,

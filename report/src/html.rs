@@ -4,7 +4,7 @@
 
 use anyhow::Result;
 use chrono::{DateTime, NaiveDate, Utc};
-use contract::reports::{Algorithm, ModelStatus, insight};
+use contract::reports::{Algorithm, Candidate, ModelReport, ModelStatus, SourceInsights, insight};
 use contract::{Dataset, Layout, SYNTH_SOURCE};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 
@@ -269,107 +269,13 @@ fn csat_section(inputs: &Inputs) -> Result<Markup> {
     let ranges = table_of(inputs, insight::CSAT_BY_QUALITY_RANGE)?;
     let mut blocks = Vec::new();
     for (source, s) in &inputs.insights.report.sources {
-        let highlighted: Vec<&str> = s
-            .optimal
-            .iter()
-            .flat_map(|o| [o.best.group.as_str(), o.cheapest_as_good.group.as_str()])
-            .collect();
-        let range_chart = charts::bars(
-            "Mean CSAT by quality range (95% interval)",
-            "mean CSAT (0-1)",
-            &csat_bars(ranges, source, |g| {
-                if highlighted.contains(&g.label().as_str()) {
-                    Tone::Highlight
-                } else {
-                    Tone::Normal
-                }
-            }),
-        )?;
-        let plain = |name: &str, title: &str| -> Result<String> {
-            charts::bars(
-                title,
-                "mean CSAT (0-1)",
-                &csat_bars(table_of(inputs, name)?, source, |_| Tone::Normal),
-            )
-        };
-        let provider = plain(insight::CSAT_BY_PROVIDER, "Mean CSAT by provider")?;
-        let model = plain(insight::CSAT_BY_MODEL, "Mean CSAT by provider / model")?;
-        let action = plain(insight::CSAT_BY_ACTION_TYPE, "Mean CSAT by action type")?;
-        let days = day_lines(table_of(inputs, insight::CSAT_BY_DAY)?, source)?;
-        let baselines = table_of(inputs, insight::QUALITY_BASELINES)?;
-        let baseline_bars = |grouping: &str| -> Vec<Bar> {
-            baselines
-                .of_source(source)
-                .filter(|g| g.key[0].as_deref() == Some(grouping))
-                .map(|g| Bar {
-                    label: group_label(&Group {
-                        key: g.key[1..].to_vec(),
-                        ..g.clone()
-                    }),
-                    value: g.stat.mean,
-                    interval: interval(g),
-                    tone: Tone::Normal,
-                })
-                .collect()
-        };
-        let pm = charts::bars(
-            "Mean quality score by provider / model",
-            "quality score (0-100)",
-            &baseline_bars("provider_model"),
-        )?;
-        let at = charts::bars(
-            "Mean quality score by action type",
-            "quality score (0-100)",
-            &baseline_bars("action_type"),
-        )?;
         blocks.push(html! {
             div.source data-source=(source) {
                 h3 { "Source: " @if source == SYNTH_SOURCE { span.bad { (source) " (synthetic)" } } @else { (source) }
                      " – " (count(s.rows)) " clean CSAT rows" }
-                div.callout id=(format!("optimal-{source}")) {
-                    @match &s.optimal {
-                        Some(o) if o.best.group == o.cheapest_as_good.group => {
-                            "Optimal quality range: " strong { (o.best.group) }
-                            " – the highest mean CSAT (" (num(o.best.stat.mean, 3)) ", 95% interval "
-                            (num(o.best.stat.ci_low, 3)) "–" (num(o.best.stat.ci_high, 3)) ", n=" (count(o.best.stat.rows))
-                            "), and no lower range's interval reaches it."
-                        }
-                        Some(o) => {
-                            "Optimal quality range: " strong { (o.cheapest_as_good.group) }
-                            " – the cheapest range whose CSAT is as good as the best range's ("
-                            (o.best.group) ", mean " (num(o.best.stat.mean, 3)) ", 95% interval "
-                            (num(o.best.stat.ci_low, 3)) "–" (num(o.best.stat.ci_high, 3)) ", n=" (count(o.best.stat.rows))
-                            "). " (o.cheapest_as_good.group) ": mean " (num(o.cheapest_as_good.stat.mean, 3))
-                            ", interval " (num(o.cheapest_as_good.stat.ci_low, 3)) "–"
-                            (num(o.cheapest_as_good.stat.ci_high, 3)) ", n=" (count(o.cheapest_as_good.stat.rows)) "."
-                        }
-                        None => { "No optimal quality range: " (s.note.as_deref().unwrap_or("not enough rows")) "." }
-                    }
-                }
-                div.grid {
-                    (figure("csat-by-quality-range", range_chart,
-                        "Orange: the best range and the cheapest range as good as it (ranges need 30 rows to count). Whiskers: 95% t-interval; none below two rows."))
-                    (figure("csat-by-provider", provider, "Whiskers: 95% t-interval."))
-                    (figure("csat-by-model", model, "Whiskers: 95% t-interval."))
-                    (figure("csat-by-action-type", action, "Whiskers: 95% t-interval."))
-                    (figure("csat-by-day", days, "Daily mean CSAT per provider."))
-                    (figure("quality-by-provider-model", pm, "Quality baselines: mean quality score of explanations, 95% t-interval."))
-                    (figure("quality-by-action-type", at, "Quality baselines by action type."))
-                }
-                div.table-wrap {
-                    table id=(format!("table-ranges-{source}")) {
-                        tr { th { "quality range" } th { "rows" } th { "mean CSAT" } th { "std" } th { "95% interval" } }
-                        @for g in ranges.of_source(source) {
-                            tr {
-                                td { (g.label()) @if g.label() == NO_SCORE { " (feedback with no A/B quality score)" } }
-                                td { (count(g.stat.rows)) }
-                                td { (num(g.stat.mean, 3)) }
-                                td { (num(g.stat.std, 3)) }
-                                td { (num(g.stat.ci_low, 3)) "–" (num(g.stat.ci_high, 3)) }
-                            }
-                        }
-                    }
-                }
+                (optimal_callout(source, s))
+                (csat_charts(inputs, ranges, source, s)?)
+                (ranges_table(ranges, source))
             }
         });
     }
@@ -381,6 +287,126 @@ fn csat_section(inputs: &Inputs) -> Result<Markup> {
             @for b in blocks { (b) }
         }
     })
+}
+
+/// The optimal quality range of one source, in a sentence.
+fn optimal_callout(source: &str, s: &SourceInsights) -> Markup {
+    html! {
+        div.callout id=(format!("optimal-{source}")) {
+            @match &s.optimal {
+                Some(o) if o.best.group == o.cheapest_as_good.group => {
+                    "Optimal quality range: " strong { (o.best.group) }
+                    " – the highest mean CSAT (" (num(o.best.stat.mean, 3)) ", 95% interval "
+                    (num(o.best.stat.ci_low, 3)) "–" (num(o.best.stat.ci_high, 3)) ", n=" (count(o.best.stat.rows))
+                    "), and no lower range's interval reaches it."
+                }
+                Some(o) => {
+                    "Optimal quality range: " strong { (o.cheapest_as_good.group) }
+                    " – the cheapest range whose CSAT is as good as the best range's ("
+                    (o.best.group) ", mean " (num(o.best.stat.mean, 3)) ", 95% interval "
+                    (num(o.best.stat.ci_low, 3)) "–" (num(o.best.stat.ci_high, 3)) ", n=" (count(o.best.stat.rows))
+                    "). " (o.cheapest_as_good.group) ": mean " (num(o.cheapest_as_good.stat.mean, 3))
+                    ", interval " (num(o.cheapest_as_good.stat.ci_low, 3)) "–"
+                    (num(o.cheapest_as_good.stat.ci_high, 3)) ", n=" (count(o.cheapest_as_good.stat.rows)) "."
+                }
+                None => { "No optimal quality range: " (s.note.as_deref().unwrap_or("not enough rows")) "." }
+            }
+        }
+    }
+}
+
+/// One source's CSAT and quality-baseline charts.
+fn csat_charts(
+    inputs: &Inputs,
+    ranges: &Table,
+    source: &str,
+    s: &SourceInsights,
+) -> Result<Markup> {
+    let highlighted: Vec<&str> = s
+        .optimal
+        .iter()
+        .flat_map(|o| [o.best.group.as_str(), o.cheapest_as_good.group.as_str()])
+        .collect();
+    let range_chart = charts::bars(
+        "Mean CSAT by quality range (95% interval)",
+        "mean CSAT (0-1)",
+        &csat_bars(ranges, source, |g| {
+            if highlighted.contains(&g.label().as_str()) {
+                Tone::Highlight
+            } else {
+                Tone::Normal
+            }
+        }),
+    )?;
+    let plain = |name: &str, title: &str| -> Result<String> {
+        charts::bars(
+            title,
+            "mean CSAT (0-1)",
+            &csat_bars(table_of(inputs, name)?, source, |_| Tone::Normal),
+        )
+    };
+    let provider = plain(insight::CSAT_BY_PROVIDER, "Mean CSAT by provider")?;
+    let model = plain(insight::CSAT_BY_MODEL, "Mean CSAT by provider / model")?;
+    let action = plain(insight::CSAT_BY_ACTION_TYPE, "Mean CSAT by action type")?;
+    let days = day_lines(table_of(inputs, insight::CSAT_BY_DAY)?, source)?;
+    let baselines = table_of(inputs, insight::QUALITY_BASELINES)?;
+    let baseline_bars = |grouping: &str| -> Vec<Bar> {
+        baselines
+            .of_source(source)
+            .filter(|g| g.key[0].as_deref() == Some(grouping))
+            .map(|g| Bar {
+                label: group_label(&Group {
+                    key: g.key[1..].to_vec(),
+                    ..g.clone()
+                }),
+                value: g.stat.mean,
+                interval: interval(g),
+                tone: Tone::Normal,
+            })
+            .collect()
+    };
+    let pm = charts::bars(
+        "Mean quality score by provider / model",
+        "quality score (0-100)",
+        &baseline_bars("provider_model"),
+    )?;
+    let at = charts::bars(
+        "Mean quality score by action type",
+        "quality score (0-100)",
+        &baseline_bars("action_type"),
+    )?;
+    Ok(html! {
+        div.grid {
+            (figure("csat-by-quality-range", range_chart,
+                "Orange: the best range and the cheapest range as good as it (ranges need 30 rows to count). Whiskers: 95% t-interval; none below two rows."))
+            (figure("csat-by-provider", provider, "Whiskers: 95% t-interval."))
+            (figure("csat-by-model", model, "Whiskers: 95% t-interval."))
+            (figure("csat-by-action-type", action, "Whiskers: 95% t-interval."))
+            (figure("csat-by-day", days, "Daily mean CSAT per provider."))
+            (figure("quality-by-provider-model", pm, "Quality baselines: mean quality score of explanations, 95% t-interval."))
+            (figure("quality-by-action-type", at, "Quality baselines by action type."))
+        }
+    })
+}
+
+/// One source's CSAT by quality range as a table.
+fn ranges_table(ranges: &Table, source: &str) -> Markup {
+    html! {
+        div.table-wrap {
+            table id=(format!("table-ranges-{source}")) {
+                tr { th { "quality range" } th { "rows" } th { "mean CSAT" } th { "std" } th { "95% interval" } }
+                @for g in ranges.of_source(source) {
+                    tr {
+                        td { (g.label()) @if g.label() == NO_SCORE { " (feedback with no A/B quality score)" } }
+                        td { (count(g.stat.rows)) }
+                        td { (num(g.stat.mean, 3)) }
+                        td { (num(g.stat.std, 3)) }
+                        td { (num(g.stat.ci_low, 3)) "–" (num(g.stat.ci_high, 3)) }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn day_number(label: &str) -> Option<f64> {
@@ -457,8 +483,7 @@ fn model_block(m: &ModelView) -> Result<Markup> {
             Tone::Normal
         }
     };
-    let mut candidates: Vec<(&Algorithm, &contract::reports::Candidate)> =
-        r.candidates.iter().collect();
+    let mut candidates: Vec<(&Algorithm, &Candidate)> = r.candidates.iter().collect();
     candidates.sort_by(|a, b| a.1.test.rmse.total_cmp(&b.1.test.rmse));
     let rmse = charts::bars(
         "Held-out RMSE per candidate",
@@ -481,24 +506,7 @@ fn model_block(m: &ModelView) -> Result<Markup> {
         &edges,
         &counts,
     )?;
-    let importance = if m.importance.is_empty() {
-        None
-    } else {
-        Some(charts::bars(
-            "Feature importance (share of LightGBM gain)",
-            "share of gain",
-            &m.importance
-                .iter()
-                .take(20)
-                .map(|(f, g)| Bar {
-                    label: f.clone(),
-                    value: Some(*g),
-                    interval: None,
-                    tone: Tone::Normal,
-                })
-                .collect::<Vec<_>>(),
-        )?)
-    };
+    let importance = importance_chart(&m.importance)?;
     let chosen = r.algorithm.map(|a| a.name()).unwrap_or("–");
     let test_rows = r.chosen().map(|c| c.test.rows).unwrap_or(r.test_rows);
     Ok(html! {
@@ -513,21 +521,7 @@ fn model_block(m: &ModelView) -> Result<Markup> {
                 }
                 "; " (format!("{:.1}", r.train_seconds)) " s."
             }
-            div.table-wrap {
-                table {
-                    tr { th { "candidate" } th { "R2" } th { "MAE" } th { "RMSE" } th { "CV RMSE" } th { "within tolerance" } }
-                    @for (a, c) in &candidates {
-                        tr class=(if Some(**a) == r.algorithm { "chosen" } else if a.is_baseline() { "baseline" } else { "" }) {
-                            td { (a.name()) @if Some(**a) == r.algorithm { " (chosen)" } @else if a.is_baseline() { " (baseline)" } }
-                            td { (format!("{:.4}", c.test.r2)) }
-                            td { (format!("{:.4}", c.test.mae)) }
-                            td { (format!("{:.4}", c.test.rmse)) }
-                            td { (format!("{:.4}", c.cv_rmse)) }
-                            td { (format!("{:.1}%", 100.0 * c.test.within_tolerance)) }
-                        }
-                    }
-                }
-            }
+            (candidates_table(r, &candidates))
             div.grid {
                 (figure(&format!("{}-candidates", m.name), rmse, "Orange: the chosen model; grey: baselines."))
                 (figure(&format!("{}-scatter", m.name), scatter,
@@ -544,6 +538,49 @@ fn model_block(m: &ModelView) -> Result<Markup> {
             }
         }
     })
+}
+
+/// Every candidate's held-out and cross-validated metrics, best first.
+fn candidates_table(r: &ModelReport, candidates: &[(&Algorithm, &Candidate)]) -> Markup {
+    html! {
+        div.table-wrap {
+            table {
+                tr { th { "candidate" } th { "R2" } th { "MAE" } th { "RMSE" } th { "CV RMSE" } th { "within tolerance" } }
+                @for (a, c) in candidates {
+                    tr class=(if Some(**a) == r.algorithm { "chosen" } else if a.is_baseline() { "baseline" } else { "" }) {
+                        td { (a.name()) @if Some(**a) == r.algorithm { " (chosen)" } @else if a.is_baseline() { " (baseline)" } }
+                        td { (format!("{:.4}", c.test.r2)) }
+                        td { (format!("{:.4}", c.test.mae)) }
+                        td { (format!("{:.4}", c.test.rmse)) }
+                        td { (format!("{:.4}", c.cv_rmse)) }
+                        td { (format!("{:.1}%", 100.0 * c.test.within_tolerance)) }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The 20 features with the largest share of LightGBM's gain, when there are any.
+fn importance_chart(importance: &[(String, f64)]) -> Result<Option<String>> {
+    if importance.is_empty() {
+        return Ok(None);
+    }
+    let bars: Vec<Bar> = importance
+        .iter()
+        .take(20)
+        .map(|(f, g)| Bar {
+            label: f.clone(),
+            value: Some(*g),
+            interval: None,
+            tone: Tone::Normal,
+        })
+        .collect();
+    Ok(Some(charts::bars(
+        "Feature importance (share of LightGBM gain)",
+        "share of gain",
+        &bars,
+    )?))
 }
 
 /// Equal bins over the central 99% of residuals (symmetric around zero);

@@ -315,46 +315,8 @@ pub fn compute(csat: &DataFrame, quality: &DataFrame, now: DateTime<Utc>) -> Res
     for g in &mut by_day {
         g.key[1] = g.key[1].as_deref().and_then(day_label);
     }
-    let q = || quality.clone().lazy();
-    let mut baselines = Vec::new();
-    for (grouping, keys) in [
-        ("provider_model", vec![PROVIDER, MODEL]),
-        ("action_type", vec![ACTION_TYPE]),
-    ] {
-        let exprs: Vec<(&str, Expr)> = keys.iter().map(|k| (*k, col(*k))).collect();
-        for g in grouped(q(), &exprs, QUALITY_SCORE).context("quality baselines")? {
-            let mut key = vec![Some(grouping.to_string()), None, None, None];
-            for (k, v) in keys.iter().zip(g.key) {
-                let slot = match *k {
-                    PROVIDER => 1,
-                    MODEL => 2,
-                    _ => 3,
-                };
-                key[slot] = v;
-            }
-            baselines.push(Group { key, ..g });
-        }
-    }
-
-    let mut sources = BTreeMap::new();
-    let by_source: BTreeSet<String> = ranges.iter().map(|g| g.source.clone()).collect();
-    for source in by_source {
-        let of_source: Vec<Group> = ranges
-            .iter()
-            .filter(|g| g.source == source)
-            .cloned()
-            .collect();
-        let (optimal, note) = optimal_range(&of_source);
-        sources.insert(
-            source,
-            SourceInsights {
-                rows: of_source.iter().map(|g| g.stat.rows).sum(),
-                optimal,
-                note,
-                ranges: of_source.iter().map(Group::labelled).collect(),
-            },
-        );
-    }
+    let baselines = quality_baselines(quality)?;
+    let sources = source_insights(&ranges);
     let csat_table = |name, keys: Vec<&'static str>, groups| Table {
         name,
         keys,
@@ -403,6 +365,57 @@ pub fn compute(csat: &DataFrame, quality: &DataFrame, now: DateTime<Utc>) -> Res
             sources,
         },
     })
+}
+
+/// Mean quality score by provider / model and by action type, in one table
+/// keyed (grouping, provider, model, action_type).
+fn quality_baselines(quality: &DataFrame) -> Result<Vec<Group>> {
+    let mut baselines = Vec::new();
+    for (grouping, keys) in [
+        ("provider_model", vec![PROVIDER, MODEL]),
+        ("action_type", vec![ACTION_TYPE]),
+    ] {
+        let exprs: Vec<(&str, Expr)> = keys.iter().map(|k| (*k, col(*k))).collect();
+        for g in
+            grouped(quality.clone().lazy(), &exprs, QUALITY_SCORE).context("quality baselines")?
+        {
+            let mut key = vec![Some(grouping.to_string()), None, None, None];
+            for (k, v) in keys.iter().zip(g.key) {
+                let slot = match *k {
+                    PROVIDER => 1,
+                    MODEL => 2,
+                    _ => 3,
+                };
+                key[slot] = v;
+            }
+            baselines.push(Group { key, ..g });
+        }
+    }
+    Ok(baselines)
+}
+
+/// Per source: its CSAT rows, quality ranges and optimal range.
+fn source_insights(ranges: &[Group]) -> BTreeMap<String, SourceInsights> {
+    let mut sources = BTreeMap::new();
+    let by_source: BTreeSet<String> = ranges.iter().map(|g| g.source.clone()).collect();
+    for source in by_source {
+        let of_source: Vec<Group> = ranges
+            .iter()
+            .filter(|g| g.source == source)
+            .cloned()
+            .collect();
+        let (optimal, note) = optimal_range(&of_source);
+        sources.insert(
+            source,
+            SourceInsights {
+                rows: of_source.iter().map(|g| g.stat.rows).sum(),
+                optimal,
+                note,
+                ranges: of_source.iter().map(Group::labelled).collect(),
+            },
+        );
+    }
+    sources
 }
 
 #[cfg(test)]

@@ -92,6 +92,9 @@ impl CalibrationBin {
     }
 }
 
+/// Clean rows per dataset and `_source`.
+pub type CleanBySource = BTreeMap<Dataset, BTreeMap<String, usize>>;
+
 /// Everything the page needs, read and checked before anything is written.
 pub struct Inputs {
     pub now: DateTime<Utc>,
@@ -99,7 +102,7 @@ pub struct Inputs {
     pub validation: ValidationReport,
     pub training: TrainingReport,
     /// Clean rows per dataset and `_source`.
-    pub clean_by_source: BTreeMap<Dataset, BTreeMap<String, usize>>,
+    pub clean_by_source: CleanBySource,
     pub rejects: Vec<RejectExamples>,
     pub models: Vec<ModelView>,
     pub calibration: Option<Vec<CalibrationBin>>,
@@ -176,7 +179,28 @@ fn read_inputs(layout: &Layout) -> Result<Inputs> {
     let extract: ExtractReport = io::read_json(&layout.extract_report())?;
     let validation: ValidationReport = io::read_json(&layout.validation_report())?;
     let training: TrainingReport = io::read_json(&layout.training_report())?;
+    let (clean_by_source, insights) = read_clean(layout, now)?;
+    let rejects = read_rejects(layout, &validation)?;
+    let (models, calibration) = read_models(layout, &training)?;
+    let history = contract::history::read(&layout.history())?;
+    let drift = io::read_json_if_present(&layout.drift_report())?;
+    Ok(Inputs {
+        now,
+        extract,
+        validation,
+        training,
+        clean_by_source,
+        rejects,
+        models,
+        calibration,
+        insights,
+        history,
+        drift,
+    })
+}
 
+/// The clean datasets' rows per source, and the CSAT insights computed from them.
+fn read_clean(layout: &Layout, now: DateTime<Utc>) -> Result<(CleanBySource, Insights)> {
     let csat = io::read_dataset_columns(
         &layout.clean(Dataset::Csat),
         Dataset::Csat,
@@ -213,8 +237,11 @@ fn read_inputs(layout: &Layout) -> Result<Inputs> {
         );
     }
     let insights = insights::compute(&csat, &quality, now)?;
-    drop((csat, quality, performance));
+    Ok((clean_by_source, insights))
+}
 
+/// A few rows of every reject reason: validate's, and extract's unparseable rows.
+fn read_rejects(layout: &Layout, validation: &ValidationReport) -> Result<Vec<RejectExamples>> {
     let mut rejects = Vec::new();
     for dataset in Dataset::ALL {
         let Some(counts) = validation.datasets.get(dataset.name()) else {
@@ -249,7 +276,15 @@ fn read_inputs(layout: &Layout) -> Result<Inputs> {
             });
         }
     }
+    Ok(rejects)
+}
 
+/// Every model's view (card, held-out points, importance) and the
+/// performance model's calibration table when it was trained.
+fn read_models(
+    layout: &Layout,
+    training: &TrainingReport,
+) -> Result<(Vec<ModelView>, Option<Vec<CalibrationBin>>)> {
     let mut models = Vec::new();
     for (name, report) in &training.models {
         models.push(model_view(layout, name, report)?);
@@ -276,21 +311,7 @@ fn read_inputs(layout: &Layout) -> Result<Inputs> {
         }
         _ => None,
     };
-    let history = contract::history::read(&layout.history())?;
-    let drift = io::read_json_if_present(&layout.drift_report())?;
-    Ok(Inputs {
-        now,
-        extract,
-        validation,
-        training,
-        clean_by_source,
-        rejects,
-        models,
-        calibration,
-        insights,
-        history,
-        drift,
-    })
+    Ok((models, calibration))
 }
 
 fn count_by_source(df: &DataFrame) -> Result<BTreeMap<String, usize>> {

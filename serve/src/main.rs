@@ -7,14 +7,5 @@ fn main() -> ExitCode {
         return code;
     }
     let args = serve::Args::parse();
-    match serve::run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!(
-                "serve: error: {}",
-                contract::secrets::redact(&format!("{e:#}"))
-            );
-            ExitCode::FAILURE
-        }
-    }
+    contract::exit("serve", serve::run(&args))
 }

@@ -214,6 +214,9 @@ fn response(rng: &mut StdRng, noise: &Normal<f64>) -> Response {
     }
 }
 
+/// One chunk of the three tables: `rows` responses, each explained once and
+/// A/B tested once (2% re-test an earlier one), and `rows` feedback rows (70%
+/// on a tested response), created between `start` and `end`.
 pub fn generate(
     rows: usize,
     seed: u64,
@@ -224,147 +227,177 @@ pub fn generate(
     let noise = Normal::new(0.0, 1.0)?;
     let responses: Vec<Response> = (0..rows).map(|_| response(&mut rng, &noise)).collect();
     let response_ids: Vec<String> = (0..rows).map(|_| uuid(&mut rng)).collect();
-    let scenarios: Vec<String> = (0..40).map(|i| format!("scenario-{i:03}")).collect();
-
-    // Explanations: one per response.
-    let created = timestamps(&mut rng, rows, start, end);
-    let mut ex = Explanations {
-        id: Vec::with_capacity(rows),
-        created_at: created,
-        provider: Vec::with_capacity(rows),
-        model: Vec::with_capacity(rows),
-        action_type: Vec::with_capacity(rows),
-        scenario_id: Vec::with_capacity(rows),
-        quality_score: Vec::with_capacity(rows),
-        metadata: Vec::with_capacity(rows),
+    let made = Responses {
+        responses: &responses,
+        ids: &response_ids,
+        start,
+        end,
     };
-    for (r, rid) in responses.iter().zip(&response_ids) {
-        ex.id.push(uuid(&mut rng));
-        ex.provider.push(PROVIDERS[r.provider].name);
-        ex.model.push(r.model);
-        ex.action_type.push(ACTIONS[r.action].0);
-        ex.scenario_id
-            .push(scenarios.choose(&mut rng).cloned().unwrap_or_default());
-        ex.quality_score.push(Some(round_to(r.quality / 100.0, 4)));
-        let m = r.metrics.map(|v| round_to(v, 1));
-        // The keys transform reads, by the contract's names, plus two it ignores.
-        let mut meta: serde_json::Map<String, serde_json::Value> = METRICS
-            .iter()
-            .zip(m)
-            .map(|((key, _), v)| (key.to_string(), v.into()))
-            .collect();
-        meta.insert(METADATA_RESPONSE_ID.into(), rid.clone().into());
-        meta.insert("promptTokens".into(), rng.random_range(200..4000).into());
-        meta.insert("language".into(), "en".into());
-        ex.metadata
-            .push(serde_json::Value::Object(meta).to_string());
-    }
-
-    // A/B rows: one per response, 2% re-testing a response already tested.
-    let created = timestamps(&mut rng, rows, start, end);
-    let mut ab = AbTesting {
-        id: Vec::with_capacity(rows),
-        created_at: created,
-        experiment_name: Vec::with_capacity(rows),
-        variant: Vec::with_capacity(rows),
-        provider: Vec::with_capacity(rows),
-        model: Vec::with_capacity(rows),
-        response_id: Vec::with_capacity(rows),
-        predicted_quality: Vec::with_capacity(rows),
-        user_rating: Vec::with_capacity(rows),
-    };
-    let mut tested = Vec::with_capacity(rows);
-    for i in 0..rows {
-        let which = if i > 0 && rng.random_bool(0.02) {
-            rng.random_range(0..i)
-        } else {
-            i
-        };
-        tested.push(which);
-        let r = &responses[which];
-        let p = &PROVIDERS[r.provider];
-        let (variant, lift) = *VARIANTS.choose(&mut rng).unwrap_or(&VARIANTS[0]);
-        let predicted = (r.quality / 100.0 + 0.04 * noise.sample(&mut rng)).clamp(0.0, 1.0);
-        let rating =
-            (p.calibration.0 + p.calibration.1 * predicted + lift + 0.05 * noise.sample(&mut rng))
-                .clamp(0.0, 1.0);
-        ab.id.push(uuid(&mut rng));
-        ab.experiment_name.push(
-            EXPERIMENTS
-                .choose(&mut rng)
-                .copied()
-                .unwrap_or(EXPERIMENTS[0]),
-        );
-        ab.variant.push(variant);
-        ab.provider.push(p.name);
-        ab.model.push(r.model);
-        ab.response_id.push(response_ids[which].clone());
-        ab.predicted_quality.push(round_to(predicted, 4));
-        ab.user_rating.push(Some(round_to(rating, 4)));
-    }
-
-    // Feedback: 70% rate a response that was A/B tested, the rest one that was not.
-    let created = timestamps(&mut rng, rows, start, end);
-    let mut fb = Feedback {
-        id: Vec::with_capacity(rows),
-        created_at: created,
-        session_id: Vec::with_capacity(rows),
-        user_id: Vec::with_capacity(rows),
-        response_id: Vec::with_capacity(rows),
-        provider: Vec::with_capacity(rows),
-        model: Vec::with_capacity(rows),
-        action_type: Vec::with_capacity(rows),
-        quality_rating: Vec::with_capacity(rows),
-        feedback_text: Vec::with_capacity(rows),
-        response_time_ms: Vec::with_capacity(rows),
-    };
-    let sessions: Vec<String> = (0..rows.div_ceil(8).max(1))
-        .map(|_| uuid(&mut rng))
-        .collect();
-    let users: Vec<String> = (0..rows.div_ceil(20).max(1))
-        .map(|_| uuid(&mut rng))
-        .collect();
-    for _ in 0..rows {
-        let fresh;
-        let (r, rid) = if rng.random_bool(0.7) {
-            let j = tested[rng.random_range(0..rows)];
-            (&responses[j], response_ids[j].clone())
-        } else {
-            fresh = response(&mut rng, &noise);
-            (&fresh, uuid(&mut rng))
-        };
-        let p = &PROVIDERS[r.provider];
-        let latency = LogNormal::new(p.latency_ms.ln(), 0.5)?.sample(&mut rng);
-        let logit = -0.2 + 6.0 * (r.quality / 100.0 - 0.6) + p.csat_effect + ACTIONS[r.action].1
-            - 0.8 * (latency / 1000.0).ln();
-        let rating = (sigmoid(logit) + 0.06 * noise.sample(&mut rng)).clamp(0.0, 1.0);
-        fb.id.push(uuid(&mut rng));
-        fb.session_id
-            .push(sessions.choose(&mut rng).cloned().unwrap_or_default());
-        fb.user_id
-            .push(users.choose(&mut rng).cloned().unwrap_or_default());
-        fb.response_id.push(rid);
-        fb.provider.push(p.name);
-        fb.model.push(r.model);
-        fb.action_type.push(ACTIONS[r.action].0);
-        fb.quality_rating.push(Some(round_to(rating, 3)));
-        fb.feedback_text.push(if rng.random_bool(0.6) {
-            FEEDBACK_TEXTS.choose(&mut rng).copied()
-        } else {
-            None
-        });
-        fb.response_time_ms.push(if rng.random_bool(0.95) {
-            Some(latency.round())
-        } else {
-            None
-        });
-    }
-
+    // One generator drawn from in this order: the same seed, the same rows.
+    let explanations = made.explanations(&mut rng);
+    let (ab_testing, tested) = made.ab_testing(&mut rng, &noise);
+    let feedback = made.feedback(&mut rng, &noise, &tested)?;
     Ok(Tables {
-        explanations: ex,
-        feedback: fb,
-        ab_testing: ab,
+        explanations,
+        feedback,
+        ab_testing,
     })
+}
+
+/// A chunk's responses and their ids, and its time window.
+struct Responses<'a> {
+    responses: &'a [Response],
+    ids: &'a [String],
+    start: DateTime<Utc>,
+    end: DateTime<Utc>,
+}
+
+impl Responses<'_> {
+    /// Explanations: one per response.
+    fn explanations(&self, rng: &mut StdRng) -> Explanations {
+        let (rows, start, end) = (self.responses.len(), self.start, self.end);
+        let scenarios: Vec<String> = (0..40).map(|i| format!("scenario-{i:03}")).collect();
+        let created = timestamps(rng, rows, start, end);
+        let mut ex = Explanations {
+            id: Vec::with_capacity(rows),
+            created_at: created,
+            provider: Vec::with_capacity(rows),
+            model: Vec::with_capacity(rows),
+            action_type: Vec::with_capacity(rows),
+            scenario_id: Vec::with_capacity(rows),
+            quality_score: Vec::with_capacity(rows),
+            metadata: Vec::with_capacity(rows),
+        };
+        for (r, rid) in self.responses.iter().zip(self.ids) {
+            ex.id.push(uuid(rng));
+            ex.provider.push(PROVIDERS[r.provider].name);
+            ex.model.push(r.model);
+            ex.action_type.push(ACTIONS[r.action].0);
+            ex.scenario_id
+                .push(scenarios.choose(rng).cloned().unwrap_or_default());
+            ex.quality_score.push(Some(round_to(r.quality / 100.0, 4)));
+            let m = r.metrics.map(|v| round_to(v, 1));
+            // The keys transform reads, by the contract's names, plus two it ignores.
+            let mut meta: serde_json::Map<String, serde_json::Value> = METRICS
+                .iter()
+                .zip(m)
+                .map(|((key, _), v)| (key.to_string(), v.into()))
+                .collect();
+            meta.insert(METADATA_RESPONSE_ID.into(), rid.clone().into());
+            meta.insert("promptTokens".into(), rng.random_range(200..4000).into());
+            meta.insert("language".into(), "en".into());
+            ex.metadata
+                .push(serde_json::Value::Object(meta).to_string());
+        }
+        ex
+    }
+
+    /// A/B rows: one per response, 2% re-testing a response already tested.
+    /// Also which response each row tested.
+    fn ab_testing(&self, rng: &mut StdRng, noise: &Normal<f64>) -> (AbTesting, Vec<usize>) {
+        let (rows, start, end) = (self.responses.len(), self.start, self.end);
+        let created = timestamps(rng, rows, start, end);
+        let mut ab = AbTesting {
+            id: Vec::with_capacity(rows),
+            created_at: created,
+            experiment_name: Vec::with_capacity(rows),
+            variant: Vec::with_capacity(rows),
+            provider: Vec::with_capacity(rows),
+            model: Vec::with_capacity(rows),
+            response_id: Vec::with_capacity(rows),
+            predicted_quality: Vec::with_capacity(rows),
+            user_rating: Vec::with_capacity(rows),
+        };
+        let mut tested = Vec::with_capacity(rows);
+        for i in 0..rows {
+            let which = if i > 0 && rng.random_bool(0.02) {
+                rng.random_range(0..i)
+            } else {
+                i
+            };
+            tested.push(which);
+            let r = &self.responses[which];
+            let p = &PROVIDERS[r.provider];
+            let (variant, lift) = *VARIANTS.choose(rng).unwrap_or(&VARIANTS[0]);
+            let predicted = (r.quality / 100.0 + 0.04 * noise.sample(rng)).clamp(0.0, 1.0);
+            let rating =
+                (p.calibration.0 + p.calibration.1 * predicted + lift + 0.05 * noise.sample(rng))
+                    .clamp(0.0, 1.0);
+            ab.id.push(uuid(rng));
+            ab.experiment_name
+                .push(EXPERIMENTS.choose(rng).copied().unwrap_or(EXPERIMENTS[0]));
+            ab.variant.push(variant);
+            ab.provider.push(p.name);
+            ab.model.push(r.model);
+            ab.response_id.push(self.ids[which].clone());
+            ab.predicted_quality.push(round_to(predicted, 4));
+            ab.user_rating.push(Some(round_to(rating, 4)));
+        }
+        (ab, tested)
+    }
+
+    /// Feedback: 70% rate a response that was A/B tested, the rest one that was not.
+    fn feedback(
+        &self,
+        rng: &mut StdRng,
+        noise: &Normal<f64>,
+        tested: &[usize],
+    ) -> anyhow::Result<Feedback> {
+        let (rows, start, end) = (self.responses.len(), self.start, self.end);
+        let created = timestamps(rng, rows, start, end);
+        let mut fb = Feedback {
+            id: Vec::with_capacity(rows),
+            created_at: created,
+            session_id: Vec::with_capacity(rows),
+            user_id: Vec::with_capacity(rows),
+            response_id: Vec::with_capacity(rows),
+            provider: Vec::with_capacity(rows),
+            model: Vec::with_capacity(rows),
+            action_type: Vec::with_capacity(rows),
+            quality_rating: Vec::with_capacity(rows),
+            feedback_text: Vec::with_capacity(rows),
+            response_time_ms: Vec::with_capacity(rows),
+        };
+        let sessions: Vec<String> = (0..rows.div_ceil(8).max(1)).map(|_| uuid(rng)).collect();
+        let users: Vec<String> = (0..rows.div_ceil(20).max(1)).map(|_| uuid(rng)).collect();
+        for _ in 0..rows {
+            let fresh;
+            let (r, rid) = if rng.random_bool(0.7) {
+                let j = tested[rng.random_range(0..rows)];
+                (&self.responses[j], self.ids[j].clone())
+            } else {
+                fresh = response(rng, noise);
+                (&fresh, uuid(rng))
+            };
+            let p = &PROVIDERS[r.provider];
+            let latency = LogNormal::new(p.latency_ms.ln(), 0.5)?.sample(rng);
+            let logit =
+                -0.2 + 6.0 * (r.quality / 100.0 - 0.6) + p.csat_effect + ACTIONS[r.action].1
+                    - 0.8 * (latency / 1000.0).ln();
+            let rating = (sigmoid(logit) + 0.06 * noise.sample(rng)).clamp(0.0, 1.0);
+            fb.id.push(uuid(rng));
+            fb.session_id
+                .push(sessions.choose(rng).cloned().unwrap_or_default());
+            fb.user_id
+                .push(users.choose(rng).cloned().unwrap_or_default());
+            fb.response_id.push(rid);
+            fb.provider.push(p.name);
+            fb.model.push(r.model);
+            fb.action_type.push(ACTIONS[r.action].0);
+            fb.quality_rating.push(Some(round_to(rating, 3)));
+            fb.feedback_text.push(if rng.random_bool(0.6) {
+                FEEDBACK_TEXTS.choose(rng).copied()
+            } else {
+                None
+            });
+            fb.response_time_ms.push(if rng.random_bool(0.95) {
+                Some(latency.round())
+            } else {
+                None
+            });
+        }
+        Ok(fb)
+    }
 }
 
 fn text<S: AsRef<str>>(name: &str, values: &[S]) -> Column {

@@ -68,31 +68,9 @@ pub enum Format {
 }
 
 pub fn run(args: &Args) -> Result<()> {
-    if !(0.0..=1.0).contains(&args.messy) {
-        bail!(
-            "--messy must be a fraction between 0 and 1, got {}",
-            args.messy
-        );
-    }
-    if args.rows == 0 {
-        bail!("--rows must be at least 1");
-    }
-    let now = args.now.unwrap_or_else(Utc::now);
-    let start = now
-        .checked_sub_signed(Duration::days(i64::from(args.days)))
-        .with_context(|| {
-            format!(
-                "--days {} reaches before the earliest date there is",
-                args.days
-            )
-        })?;
-    let layout = Layout::new(&args.data);
-    if args.chunk_rows == 0 {
-        bail!("--chunk-rows must be at least 1");
-    }
-    let chunk_rows = args.chunk_rows;
-    let chunks = args.rows.div_ceil(chunk_rows);
+    args.check()?;
     contract::progress::set_quiet(args.quiet);
+    let plan = Plan::new(args)?;
     // Rows of the three tables, counted as each chunk is written.
     let progress = contract::progress::Progress::new(
         "synth",
@@ -100,69 +78,157 @@ pub fn run(args: &Args) -> Result<()> {
         "rows",
         Some(3 * args.rows as u64),
     );
-    let mut injected = messy::Injected::new();
-    // Each chunk covers its slice of the time window, so tables stay in time order.
-    let span = (now - start).num_microseconds().unwrap_or(0);
-    let slice = |k: usize| {
-        start + Duration::microseconds((span as i128 * k as i128 / chunks as i128) as i64)
-    };
-    let chunk = |k: usize| -> Result<(generate::Tables, messy::Injected)> {
-        let rows = chunk_rows.min(args.rows - k * chunk_rows);
-        // Chunk 0 keeps the seed, so one chunk's rows are what they always were.
-        let seed = args.seed ^ (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        let mut tables = generate::generate(rows, seed, slice(k), slice(k + 1))?;
-        let injected = messy::inject(&mut tables, args.messy, seed, now);
-        Ok((tables, injected))
-    };
-    let mut merge = |from: messy::Injected| {
-        for (table, by_kind) in from {
-            for (kind, n) in by_kind {
-                *injected.entry(table).or_default().entry(kind).or_default() += n;
-            }
-        }
-    };
-
     if let (Format::Csv, Some(out)) = (args.format, &args.out) {
-        let mut export = export::CsvExport::create(out)?;
-        for k in 0..chunks {
-            let (tables, inj) = chunk(k)?;
-            merge(inj);
-            for (table, frame) in tables.frames(now)? {
-                let rows = frame.height() as u64;
-                export.append(table, frame, k == 0)?;
-                progress.inc(rows);
-            }
+        return write_csv_exports(&plan, out, &progress);
+    }
+    let layout = Layout::new(&args.data);
+    let injected = write_raw(&plan, &layout, &progress)?;
+    for table in RawTable::ALL {
+        println!(
+            "synth: {:<24} {:>8} rows -> {}",
+            table.name(),
+            args.rows,
+            layout.raw_dir(table).display()
+        );
+    }
+    if args.messy > 0.0 {
+        for table in RawTable::ALL {
+            let by_kind = injected.get(&table).cloned().unwrap_or_default();
+            let parts: Vec<String> = Defect::ALL
+                .iter()
+                .map(|d| format!("{} {}", by_kind.get(d).copied().unwrap_or(0), d.name()))
+                .collect();
+            println!("synth: messy {:<18} {}", table.name(), parts.join(", "));
         }
-        progress.finish();
-        for (table, path) in export.commit()? {
-            println!(
-                "synth: {:<24} {:>8} rows -> {}",
-                table.name(),
-                args.rows,
-                path.display()
+    }
+    Ok(())
+}
+
+impl Args {
+    fn check(&self) -> Result<()> {
+        if !(0.0..=1.0).contains(&self.messy) {
+            bail!(
+                "--messy must be a fraction between 0 and 1, got {}",
+                self.messy
             );
         }
-        return Ok(());
+        if self.rows == 0 {
+            bail!("--rows must be at least 1");
+        }
+        if self.chunk_rows == 0 {
+            bail!("--chunk-rows must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+/// The rows to make, chunk by chunk: each chunk covers its slice of the time
+/// window (so tables stay in time order) and has a seed of its own.
+struct Plan<'a> {
+    args: &'a Args,
+    now: DateTime<Utc>,
+    start: DateTime<Utc>,
+    chunks: usize,
+}
+
+impl<'a> Plan<'a> {
+    fn new(args: &'a Args) -> Result<Self> {
+        let now = args.now.unwrap_or_else(Utc::now);
+        let start = now
+            .checked_sub_signed(Duration::days(i64::from(args.days)))
+            .with_context(|| {
+                format!(
+                    "--days {} reaches before the earliest date there is",
+                    args.days
+                )
+            })?;
+        Ok(Self {
+            args,
+            now,
+            start,
+            chunks: args.rows.div_ceil(args.chunk_rows),
+        })
     }
 
+    fn slice_start(&self, k: usize) -> DateTime<Utc> {
+        let span = (self.now - self.start).num_microseconds().unwrap_or(0);
+        self.start + Duration::microseconds((span as i128 * k as i128 / self.chunks as i128) as i64)
+    }
+
+    /// Chunk `k`'s tables, with the defects injected into them.
+    fn chunk(&self, k: usize) -> Result<(generate::Tables, messy::Injected)> {
+        let args = self.args;
+        let rows = args.chunk_rows.min(args.rows - k * args.chunk_rows);
+        // Chunk 0 keeps the seed, so one chunk's rows are what they always were.
+        let seed = args.seed ^ (k as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        let mut tables =
+            generate::generate(rows, seed, self.slice_start(k), self.slice_start(k + 1))?;
+        let injected = messy::inject(&mut tables, args.messy, seed, self.now);
+        Ok((tables, injected))
+    }
+}
+
+fn merge(into: &mut messy::Injected, from: messy::Injected) {
+    for (table, by_kind) in from {
+        for (kind, n) in by_kind {
+            *into.entry(table).or_default().entry(kind).or_default() += n;
+        }
+    }
+}
+
+/// `--format csv`: the three tables as Supabase exports into `out`.
+fn write_csv_exports(
+    plan: &Plan,
+    out: &std::path::Path,
+    progress: &contract::progress::Progress,
+) -> Result<()> {
+    let mut export = export::CsvExport::create(out)?;
+    for k in 0..plan.chunks {
+        let (tables, _) = plan.chunk(k)?;
+        for (table, frame) in tables.frames(plan.now)? {
+            let rows = frame.height() as u64;
+            export.append(table, frame, k == 0)?;
+            progress.inc(rows);
+        }
+    }
+    progress.finish();
+    for (table, path) in export.commit()? {
+        println!(
+            "synth: {:<24} {:>8} rows -> {}",
+            table.name(),
+            plan.args.rows,
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// The raw layer (a part per chunk), with the extract report that describes
+/// it, committed together; an earlier extract's rejects and cursor go with
+/// the data replaced. Returns the defects injected.
+fn write_raw(
+    plan: &Plan,
+    layout: &Layout,
+    progress: &contract::progress::Progress,
+) -> Result<messy::Injected> {
     let mut report = ExtractReport {
         source: SYNTH_SOURCE.into(),
         extracted_at: Some(Utc::now()),
-        since: Some(start),
-        until: Some(now),
+        since: Some(plan.start),
+        until: Some(plan.now),
         incremental: false,
         tables: BTreeMap::new(),
     };
-    // The raw layer, its rejects and the extract report change together.
-    let mut commit = Commit::begin(&layout, "synth")?;
+    let mut commit = Commit::begin(layout, "synth")?;
     let mut dirs = BTreeMap::new();
     for table in RawTable::ALL {
         dirs.insert(table, commit.dir(&layout.raw_dir(table))?);
     }
-    for k in 0..chunks {
-        let (tables, inj) = chunk(k)?;
-        merge(inj);
-        for (table, mut frame) in tables.frames(now)? {
+    let mut injected = messy::Injected::new();
+    for k in 0..plan.chunks {
+        let (tables, inj) = plan.chunk(k)?;
+        merge(&mut injected, inj);
+        for (table, mut frame) in tables.frames(plan.now)? {
             let part = contract::layout::part_name(k);
             io::write_parquet(&mut frame, &dirs[&table].join(&part))?;
             let counts = report.tables.entry(table.name().to_string()).or_default();
@@ -196,24 +262,5 @@ pub fn run(args: &Args) -> Result<()> {
     }
     io::write_json(&report, &commit.file(&layout.extract_report())?)?;
     commit.finish()?;
-
-    for table in RawTable::ALL {
-        println!(
-            "synth: {:<24} {:>8} rows -> {}",
-            table.name(),
-            args.rows,
-            layout.raw_dir(table).display()
-        );
-    }
-    if args.messy > 0.0 {
-        for table in RawTable::ALL {
-            let by_kind = injected.get(&table).cloned().unwrap_or_default();
-            let parts: Vec<String> = Defect::ALL
-                .iter()
-                .map(|d| format!("{} {}", by_kind.get(d).copied().unwrap_or(0), d.name()))
-                .collect();
-            println!("synth: messy {:<18} {}", table.name(), parts.join(", "));
-        }
-    }
-    Ok(())
+    Ok(injected)
 }

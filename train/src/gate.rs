@@ -107,52 +107,16 @@ pub fn decide(
             version,
             card,
             fitted,
-        } => {
-            // Rows the champion held out too (it may have held out a smaller share).
-            let picked: Vec<usize> = (0..challenger.rows.len())
-                .filter(|&i| challenger.buckets[challenger.rows[i]] < card.test_fraction)
-                .collect();
-            let rows: Vec<usize> = picked.iter().map(|&i| challenger.rows[i]).collect();
-            let truth = data.target_of(&rows);
-            let ours: Vec<f64> = picked.iter().map(|&i| challenger.predicted[i]).collect();
-            let theirs = fitted.predict(dataset, &card.encoding.encode(data), &rows)?;
-            let rmse = evaluate(&truth, &ours, dataset.tolerance()).rmse;
-            let champion_rmse = evaluate(&truth, &theirs, dataset.tolerance()).rmse;
-            promotion.gate_rows = rows.len();
-            promotion.rmse = rmse;
-            promotion.champion_rmse = Some(champion_rmse);
-            let n = rows.len();
-            let limit = champion_rmse * (1.0 + tolerance);
-            if n == 0 {
-                (
-                    false,
-                    format!("no held-out rows in common with champion {version}"),
-                )
-            } else if !beats_baselines {
-                (
-                    false,
-                    format!(
-                        "does not beat its baselines ({vs_baseline}); champion {version} stays"
-                    ),
-                )
-            } else if rmse <= limit {
-                (
-                    true,
-                    format!(
-                        "RMSE {rmse:.4} vs champion {version}'s {champion_rmse:.4} on {n} held-out rows (tolerance {:.1}%)",
-                        tolerance * 100.0
-                    ),
-                )
-            } else {
-                (
-                    false,
-                    format!(
-                        "RMSE {rmse:.4} is worse than champion {version}'s {champion_rmse:.4} on {n} held-out rows (tolerance {:.1}%)",
-                        tolerance * 100.0
-                    ),
-                )
-            }
-        }
+        } => against_loaded(
+            dataset,
+            data,
+            challenger,
+            (*version, card, fitted),
+            tolerance,
+            beats_baselines,
+            &vs_baseline,
+            &mut promotion,
+        )?,
     };
     (promotion.promoted, promotion.reason) = match policy {
         PromotePolicy::Better => (better, why),
@@ -160,4 +124,62 @@ pub fn decide(
         PromotePolicy::Never => (false, format!("refused (--promote never): {why}")),
     };
     Ok(promotion)
+}
+
+/// The challenger against a champion that loaded: both scored on the rows
+/// both held out; better when it beats its baselines and is no worse than
+/// the champion within the tolerance. Fills in the promotion's scores.
+#[allow(clippy::too_many_arguments)]
+fn against_loaded(
+    dataset: Dataset,
+    data: &Data,
+    challenger: &Challenger,
+    (version, card, fitted): (Version, &ModelCard, &crate::models::Fitted),
+    tolerance: f64,
+    beats_baselines: bool,
+    vs_baseline: &str,
+    promotion: &mut Promotion,
+) -> Result<(bool, String)> {
+    // Rows the champion held out too (it may have held out a smaller share).
+    let picked: Vec<usize> = (0..challenger.rows.len())
+        .filter(|&i| challenger.buckets[challenger.rows[i]] < card.test_fraction)
+        .collect();
+    let rows: Vec<usize> = picked.iter().map(|&i| challenger.rows[i]).collect();
+    let truth = data.target_of(&rows);
+    let ours: Vec<f64> = picked.iter().map(|&i| challenger.predicted[i]).collect();
+    let theirs = fitted.predict(dataset, &card.encoding.encode(data), &rows)?;
+    let rmse = evaluate(&truth, &ours, dataset.tolerance()).rmse;
+    let champion_rmse = evaluate(&truth, &theirs, dataset.tolerance()).rmse;
+    promotion.gate_rows = rows.len();
+    promotion.rmse = rmse;
+    promotion.champion_rmse = Some(champion_rmse);
+    let n = rows.len();
+    let limit = champion_rmse * (1.0 + tolerance);
+    Ok(if n == 0 {
+        (
+            false,
+            format!("no held-out rows in common with champion {version}"),
+        )
+    } else if !beats_baselines {
+        (
+            false,
+            format!("does not beat its baselines ({vs_baseline}); champion {version} stays"),
+        )
+    } else if rmse <= limit {
+        (
+            true,
+            format!(
+                "RMSE {rmse:.4} vs champion {version}'s {champion_rmse:.4} on {n} held-out rows (tolerance {:.1}%)",
+                tolerance * 100.0
+            ),
+        )
+    } else {
+        (
+            false,
+            format!(
+                "RMSE {rmse:.4} is worse than champion {version}'s {champion_rmse:.4} on {n} held-out rows (tolerance {:.1}%)",
+                tolerance * 100.0
+            ),
+        )
+    })
 }

@@ -167,21 +167,7 @@ struct Job {
 pub fn run(args: &Args) -> Result<()> {
     contract::progress::set_quiet(args.quiet);
     let started_at = Utc::now();
-    if !(0.05..=0.5).contains(&args.test_fraction) {
-        bail!(
-            "--test-fraction must be between 0.05 and 0.5, got {}",
-            args.test_fraction
-        );
-    }
-    if args.folds < 2 {
-        bail!("--folds must be at least 2, got {}", args.folds);
-    }
-    if !(0.0..=1.0).contains(&args.tolerance) {
-        bail!(
-            "--tolerance must be between 0 and 1, got {}",
-            args.tolerance
-        );
-    }
+    args.check()?;
     let datasets: Vec<Dataset> = if args.only.is_empty() {
         Dataset::ALL.to_vec()
     } else {
@@ -195,99 +181,32 @@ pub fn run(args: &Args) -> Result<()> {
         extract: io::read_json_if_present(&layout.extract_report())?,
         validation: io::read_json_if_present(&layout.validation_report())?,
     };
-    // Every input checked (its footer and columns) before any model is fitted;
-    // each is read in full when its model's turn comes, so only the models
-    // being trained hold their data.
-    let mut inputs = Vec::new();
-    for dataset in datasets {
-        let path = layout.clean(dataset);
-        let rows = io::check_dataset_columns(&path, dataset, &train_columns(dataset))?;
-        inputs.push((dataset, rows));
-    }
-    let mut report = TrainingReport {
-        trained_at: Utc::now(),
-        seed: args.seed,
-        models: BTreeMap::new(),
+    let mut results = Results {
+        report: TrainingReport {
+            trained_at: Utc::now(),
+            seed: args.seed,
+            models: BTreeMap::new(),
+        },
+        drift: DriftReport {
+            computed_at: Some(Utc::now()),
+            datasets: BTreeMap::new(),
+        },
+        importance_rows: Vec::new(),
+        calibration: None,
     };
-    let mut drift = DriftReport {
-        computed_at: Some(Utc::now()),
-        datasets: BTreeMap::new(),
-    };
-    let mut importance_rows: Vec<(String, String, f64)> = Vec::new();
-    let mut calibration: Option<DataFrame> = None;
-    let mut jobs = Vec::new();
-    for (dataset, rows) in inputs {
-        let champion = registry::champion(&layout, dataset)?;
-        if rows < dataset.min_rows() {
-            let line = format!(
-                "{rows} clean rows, below the minimum of {}; not trained",
-                dataset.min_rows()
-            );
-            // The champion stays: too little data is no reason to change models.
-            println!("train: {:<12} skipped: {line}", dataset.name());
-            report.models.insert(
-                dataset.name().into(),
-                ModelReport::skipped(rows, line.clone()),
-            );
-            drift.datasets.insert(
-                dataset.name().into(),
-                DatasetDrift {
-                    champion,
-                    rows,
-                    note: Some(line),
-                    ..DatasetDrift::default()
-                },
-            );
-            continue;
-        }
-        let version = registry::next_version(&layout, dataset)?;
-        let dir = commit.dir(&layout.version_dir(dataset, version))?;
-        jobs.push(Job {
-            dataset,
-            rows,
-            version,
-            dir,
-            champion,
-        });
-    }
+    let jobs = plan(&layout, &mut commit, &datasets, &mut results)?;
     for (job, outcome) in jobs
         .iter()
         .zip(train_side_by_side(args, &layout, &context, &jobs))
     {
-        let outcome = outcome?;
-        let dataset = job.dataset;
-        if let Some(imp) = &outcome.importance {
-            for (feature, gain) in imp {
-                importance_rows.push((dataset.name().into(), feature.clone(), *gain));
-            }
-        }
-        if let Some(c) = outcome.calibration {
-            calibration = Some(c);
-        }
-        let promoted = outcome
-            .report
-            .promotion
-            .as_ref()
-            .is_some_and(|p| p.promoted);
-        if promoted {
-            registry::stage_champion(&mut commit, &layout, dataset, job.version)?;
-        }
-        let champion = if promoted {
-            Some(job.version)
-        } else {
-            job.champion
-        };
-        retention::prune(
-            &mut commit,
-            &layout,
-            dataset,
-            job.version,
-            champion,
-            args.keep,
-        )?;
-        drift.datasets.insert(dataset.name().into(), outcome.drift);
-        report.models.insert(dataset.name().into(), outcome.report);
+        results.take(args, &layout, &mut commit, job, outcome?)?;
     }
+    let Results {
+        report,
+        drift,
+        importance_rows,
+        calibration,
+    } = results;
     if report
         .models
         .values()
@@ -310,6 +229,137 @@ pub fn run(args: &Args) -> Result<()> {
     summary::print_promotions(&report);
     summary::print_drift(&drift);
     Ok(())
+}
+
+impl Args {
+    fn check(&self) -> Result<()> {
+        if !(0.05..=0.5).contains(&self.test_fraction) {
+            bail!(
+                "--test-fraction must be between 0.05 and 0.5, got {}",
+                self.test_fraction
+            );
+        }
+        if self.folds < 2 {
+            bail!("--folds must be at least 2, got {}", self.folds);
+        }
+        if !(0.0..=1.0).contains(&self.tolerance) {
+            bail!(
+                "--tolerance must be between 0 and 1, got {}",
+                self.tolerance
+            );
+        }
+        Ok(())
+    }
+}
+
+/// What the run's reports and insight tables gather, model by model.
+struct Results {
+    report: TrainingReport,
+    drift: DriftReport,
+    importance_rows: Vec<(String, String, f64)>,
+    calibration: Option<DataFrame>,
+}
+
+impl Results {
+    /// A dataset with too few clean rows: reported, not trained. The champion
+    /// stays: too little data is no reason to change models.
+    fn skip(&mut self, dataset: Dataset, rows: usize, champion: Option<Version>) {
+        let line = format!(
+            "{rows} clean rows, below the minimum of {}; not trained",
+            dataset.min_rows()
+        );
+        println!("train: {:<12} skipped: {line}", dataset.name());
+        self.report.models.insert(
+            dataset.name().into(),
+            ModelReport::skipped(rows, line.clone()),
+        );
+        self.drift.datasets.insert(
+            dataset.name().into(),
+            DatasetDrift {
+                champion,
+                rows,
+                note: Some(line),
+                ..DatasetDrift::default()
+            },
+        );
+    }
+
+    /// A trained model's outcome: its reports and insights gathered, its
+    /// version made champion when the gate said so, old versions pruned.
+    fn take(
+        &mut self,
+        args: &Args,
+        layout: &Layout,
+        commit: &mut Commit,
+        job: &Job,
+        outcome: Outcome,
+    ) -> Result<()> {
+        let dataset = job.dataset;
+        for (feature, gain) in outcome.importance.into_iter().flatten() {
+            self.importance_rows
+                .push((dataset.name().into(), feature, gain));
+        }
+        if let Some(c) = outcome.calibration {
+            self.calibration = Some(c);
+        }
+        let promoted = outcome
+            .report
+            .promotion
+            .as_ref()
+            .is_some_and(|p| p.promoted);
+        if promoted {
+            registry::stage_champion(commit, layout, dataset, job.version)?;
+        }
+        let champion = if promoted {
+            Some(job.version)
+        } else {
+            job.champion
+        };
+        retention::prune(commit, layout, dataset, job.version, champion, args.keep)?;
+        self.drift
+            .datasets
+            .insert(dataset.name().into(), outcome.drift);
+        self.report
+            .models
+            .insert(dataset.name().into(), outcome.report);
+        Ok(())
+    }
+}
+
+/// The models to train, each with its new version folder. Every input is
+/// checked (its footer and columns) before any model is fitted; each is read
+/// in full when its model's turn comes, so only the models being trained
+/// hold their data.
+fn plan(
+    layout: &Layout,
+    commit: &mut Commit,
+    datasets: &[Dataset],
+    results: &mut Results,
+) -> Result<Vec<Job>> {
+    let mut inputs = Vec::new();
+    for &dataset in datasets {
+        let path = layout.clean(dataset);
+        let rows = io::check_dataset_columns(&path, dataset, &train_columns(dataset))?;
+        inputs.push((dataset, rows));
+    }
+    let mut jobs = Vec::new();
+    for (dataset, rows) in inputs {
+        let champion = registry::champion(layout, dataset)?;
+        if rows < dataset.min_rows() {
+            results.skip(dataset, rows, champion);
+            continue;
+        }
+        let version = registry::next_version(layout, dataset)?;
+        let dir = commit.dir(&layout.version_dir(dataset, version))?;
+        jobs.push(Job {
+            dataset,
+            rows,
+            version,
+            dir,
+            champion,
+        });
+    }
+    Ok(jobs)
 }
 
 /// The run's line of reports/history.jsonl.
@@ -446,6 +496,10 @@ fn train_columns(dataset: Dataset) -> Vec<&'static str> {
     columns
 }
 
+/// One model's course from its clean rows to a saved version: split, model
+/// selection, final fits, gate and drift, card. Longer than most functions
+/// here because the card is one literal listing every field, so none is
+/// forgotten; each phase above it is a call.
 fn train_one(
     args: &Args,
     threads: usize,
@@ -466,19 +520,13 @@ fn train_one(
         );
     }
     let buckets = row_buckets(df)?;
-    let (train_rows, test_rows) = split::train_test(&buckets, args.test_fraction);
-    let selection_rows = split::sample(
-        &train_rows,
-        args.selection_size(train_rows.len()),
-        args.seed,
-    );
-    let folds = split::k_fold(&selection_rows, args.folds, args.seed);
+    let split = Split::new(args, &buckets);
     let candidates = models::candidates(dataset);
     let settings = GbmSettings::new(args.seed, threads);
     // Progress in LightGBM's boosting rounds (one per C API call), over every
     // fold's fit and the final one: most of the time goes there.
     let gbm_fits = if candidates.contains(&Algorithm::Lightgbm) {
-        folds.len() as u64 + 1
+        split.folds.len() as u64 + 1
     } else {
         0
     };
@@ -489,159 +537,64 @@ fn train_one(
         Some(gbm_fits * settings.iterations as u64),
     );
     let round = || progress.inc(1);
-
-    // Model selection: every candidate on every fold of the sample, encodings
-    // fitted on the fold's training rows.
-    let mut cv: BTreeMap<Algorithm, Vec<f64>> = BTreeMap::new();
-    let mut fit_seconds: BTreeMap<Algorithm, f64> = BTreeMap::new();
-    let mut timed_fit =
-        |algorithm: Algorithm, encoded: &features::Encoded, rows: &[usize]| -> Result<Fitted> {
-            let t = Instant::now();
-            let fitted = Fitted::fit(algorithm, dataset, encoded, rows, &settings, &round)?;
-            *fit_seconds.entry(algorithm).or_default() += t.elapsed().as_secs_f64();
-            Ok(fitted)
-        };
-    for (i, (fit_rows, held_rows)) in folds.iter().enumerate() {
-        progress.set_phase(&format!("model selection, fold {}/{}", i + 1, folds.len()));
-        let encoding = Encoding::fit(&data, dataset, fit_rows);
-        let encoded = encoding.encode(&data);
-        let truth = data.target_of(held_rows);
-        for &algorithm in &candidates {
-            let fitted = timed_fit(algorithm, &encoded, fit_rows)?;
-            let predicted = fitted.predict(dataset, &encoded, held_rows)?;
-            cv.entry(algorithm)
-                .or_default()
-                .push(evaluate(&truth, &predicted, dataset.tolerance()).rmse);
-        }
-    }
-    let mean = |v: &Vec<f64>| v.iter().sum::<f64>() / v.len().max(1) as f64;
-    let chosen = *cv
-        .iter()
-        .min_by(|a, b| mean(a.1).total_cmp(&mean(b.1)))
-        .map(|(a, _)| a)
-        .context("no candidate")?;
-
-    // Final fits on all training rows; metrics on the held-out rows. Every
-    // candidate is refitted so each is reported beside the chosen one.
+    let mut fitter = Fitter {
+        dataset,
+        data: &data,
+        candidates: &candidates,
+        settings: &settings,
+        round: &round,
+        fit_seconds: BTreeMap::new(),
+    };
+    let cv = fitter.cross_validate(&split.folds, &progress)?;
     progress.set_phase("final fit on all training rows");
-    let encoding = Encoding::fit(&data, dataset, &train_rows);
-    let encoded = encoding.encode(&data);
-    let truth = data.target_of(&test_rows);
-    let mut results = BTreeMap::new();
-    let mut chosen_fit = None;
-    let mut chosen_pred = Vec::new();
-    for &algorithm in &candidates {
-        let fitted = timed_fit(algorithm, &encoded, &train_rows)?;
-        let predicted = fitted.predict(dataset, &encoded, &test_rows)?;
-        let folds_rmse = cv.remove(&algorithm).unwrap_or_default();
-        results.insert(
-            algorithm,
-            Candidate {
-                cv_rmse: mean(&folds_rmse),
-                cv_rmse_per_fold: folds_rmse,
-                test: evaluate(&truth, &predicted, dataset.tolerance()),
-            },
-        );
-        if algorithm == chosen {
-            chosen_fit = Some(fitted);
-            chosen_pred = predicted;
-        }
-    }
-    let fitted = chosen_fit.context("the chosen model was not fitted")?;
-    let importance = fitted.importance().map(|gains| {
-        let total: f64 = gains.iter().sum::<f64>().max(f64::MIN_POSITIVE);
-        encoding
-            .gbm_feature_names()
-            .into_iter()
-            .zip(gains)
-            .map(|(f, g)| (f, g / total))
-            .collect::<Vec<_>>()
-    });
+    let chosen = fitter.final_fits(cv, &split.train_rows, &split.test_rows)?;
+
+    progress.set_phase("promotion gate and drift");
+    let (promotion, drift, profile) =
+        gate_and_drift(args, layout, context, job, &data, &buckets, &split, &chosen)?;
+    let importance = chosen.importance_shares();
     let calibration = if dataset == Dataset::Performance {
-        Some(summary::calibration(&data, &test_rows, &chosen_pred)?)
+        Some(summary::calibration(
+            &data,
+            &split.test_rows,
+            &chosen.predicted,
+        )?)
     } else {
         None
     };
-
-    progress.set_phase("promotion gate and drift");
-    let best_baseline = results
-        .iter()
-        .filter(|(a, _)| a.is_baseline())
-        .map(|(_, c)| c.test.rmse)
-        .fold(f64::INFINITY, f64::min);
-    let champion = Champion::load(layout, dataset, job.champion);
-    let challenger = Challenger {
-        rows: &test_rows,
-        predicted: &chosen_pred,
-        buckets: &buckets,
-        rmse: results[&chosen].test.rmse,
-        baseline_rmse: best_baseline,
-    };
-    let promotion = gate::decide(
-        dataset,
-        &data,
-        &challenger,
-        &champion,
-        args.promote.into(),
-        args.tolerance,
-    )?;
-    let reject_rate = context.reject_rate(dataset);
-    let drift = drift::against_champion(layout, dataset, &champion, &data, reject_rate)?;
-    let profile = drift::profile(&data, dataset, &train_rows, reject_rate);
-    drop(champion);
-
-    let idx = IdxCa::from_vec(
-        "idx".into(),
-        test_rows.iter().map(|&r| r as IdxSize).collect(),
-    );
-    // The held-out rows with their truth and the chosen model's prediction.
-    let mut holdout = df.select([SOURCE_TABLE, SOURCE_ID])?.take(&idx)?;
-    holdout.with_column(Column::new(artifact::ACTUAL.into(), truth))?;
-    holdout.with_column(Column::new(artifact::PREDICTED.into(), chosen_pred))?;
+    let mut holdout = holdout_frame(df, &split.test_rows, &chosen)?;
+    let lineage = lineage(context, dataset, df, promotion)?;
+    let fit_seconds = fitter.fit_seconds;
     let card = ModelCard {
         format: artifact::FORMAT.into(),
         model: dataset.name().into(),
         target: dataset.target().into(),
-        numeric_features: dataset
-            .numeric_features()
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        categorical_features: dataset
-            .categorical_features()
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-        encoding,
-        algorithm: chosen,
-        params: fitted.params.clone(),
-        model_file: fitted
+        numeric_features: owned(dataset.numeric_features()),
+        categorical_features: owned(dataset.categorical_features()),
+        encoding: chosen.encoding,
+        algorithm: chosen.fitted.algorithm,
+        params: chosen.fitted.params.clone(),
+        model_file: chosen
+            .fitted
             .model_text
             .as_ref()
             .map(|_| artifact::LIGHTGBM_FILE.to_string()),
         seed: args.seed,
         test_fraction: args.test_fraction,
-        training_rows: train_rows.len(),
-        test_rows: test_rows.len(),
-        cross_validation: CrossValidation {
-            folds: folds.len(),
-            rows: selection_rows.len(),
-            sampled: selection_rows.len() < train_rows.len(),
-        },
-        candidates: results,
+        training_rows: split.train_rows.len(),
+        test_rows: split.test_rows.len(),
+        cross_validation: split.cross_validation(),
+        candidates: chosen.results,
         data_sha256: file_sha256(&path)?,
         data_file: path.display().to_string(),
         versions: artifact::versions(),
         trained_at: Utc::now(),
         train_seconds: started.elapsed().as_secs_f64(),
-        fit_seconds: fit_seconds
-            .into_iter()
-            .map(|(a, s)| (a.name().to_string(), s))
-            .collect(),
+        fit_seconds,
         version: Some(job.version),
-        lineage: lineage(context, dataset, df, promotion)?,
+        lineage,
     };
-    artifact::save(&job.dir, &card, &fitted, &mut holdout, &profile)?;
+    artifact::save(&job.dir, &card, &chosen.fitted, &mut holdout, &profile)?;
     progress.finish();
     Ok(Outcome {
         report: summary::trained(&card, df.height()),
@@ -649,6 +602,234 @@ fn train_one(
         importance,
         calibration,
     })
+}
+
+/// How one model's rows are used: held out (by their key's bucket), trained
+/// on, and the seeded sample of training rows cross-validation folds.
+struct Split {
+    train_rows: Vec<usize>,
+    test_rows: Vec<usize>,
+    selection_rows: Vec<usize>,
+    folds: Vec<(Vec<usize>, Vec<usize>)>,
+}
+
+impl Split {
+    fn new(args: &Args, buckets: &[f64]) -> Self {
+        let (train_rows, test_rows) = split::train_test(buckets, args.test_fraction);
+        let selection_rows = split::sample(
+            &train_rows,
+            args.selection_size(train_rows.len()),
+            args.seed,
+        );
+        let folds = split::k_fold(&selection_rows, args.folds, args.seed);
+        Self {
+            train_rows,
+            test_rows,
+            selection_rows,
+            folds,
+        }
+    }
+
+    fn cross_validation(&self) -> CrossValidation {
+        CrossValidation {
+            folds: self.folds.len(),
+            rows: self.selection_rows.len(),
+            sampled: self.selection_rows.len() < self.train_rows.len(),
+        }
+    }
+}
+
+/// The promotion gate's decision on the chosen model, the data's drift
+/// against the champion, and the profile the next run's drift is measured from.
+#[allow(clippy::too_many_arguments)]
+fn gate_and_drift(
+    args: &Args,
+    layout: &Layout,
+    context: &RunContext,
+    job: &Job,
+    data: &Data,
+    buckets: &[f64],
+    split: &Split,
+    chosen: &Chosen,
+) -> Result<(
+    contract::reports::Promotion,
+    DatasetDrift,
+    contract::drift::Profile,
+)> {
+    let dataset = job.dataset;
+    let best_baseline = chosen
+        .results
+        .iter()
+        .filter(|(a, _)| a.is_baseline())
+        .map(|(_, c)| c.test.rmse)
+        .fold(f64::INFINITY, f64::min);
+    let champion = Champion::load(layout, dataset, job.champion);
+    let challenger = Challenger {
+        rows: &split.test_rows,
+        predicted: &chosen.predicted,
+        buckets,
+        rmse: chosen.results[&chosen.fitted.algorithm].test.rmse,
+        baseline_rmse: best_baseline,
+    };
+    let promotion = gate::decide(
+        dataset,
+        data,
+        &challenger,
+        &champion,
+        args.promote.into(),
+        args.tolerance,
+    )?;
+    let reject_rate = context.reject_rate(dataset);
+    let drift = drift::against_champion(layout, dataset, &champion, data, reject_rate)?;
+    let profile = drift::profile(data, dataset, &split.train_rows, reject_rate);
+    Ok((promotion, drift, profile))
+}
+
+fn owned(names: &[&str]) -> Vec<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
+
+/// Fits the candidates of one model, timing each algorithm's fits.
+struct Fitter<'a> {
+    dataset: Dataset,
+    data: &'a Data,
+    candidates: &'a [Algorithm],
+    settings: &'a GbmSettings,
+    round: &'a dyn Fn(),
+    fit_seconds: BTreeMap<Algorithm, f64>,
+}
+
+/// The model chosen by cross-validation, refitted on all training rows, with
+/// every candidate's metrics beside it.
+struct Chosen {
+    fitted: Fitted,
+    encoding: Encoding,
+    /// Its predictions for the held-out rows, and their truth.
+    predicted: Vec<f64>,
+    truth: Vec<f64>,
+    results: BTreeMap<Algorithm, Candidate>,
+}
+
+impl Fitter<'_> {
+    fn fit(
+        &mut self,
+        algorithm: Algorithm,
+        encoded: &features::Encoded,
+        rows: &[usize],
+    ) -> Result<Fitted> {
+        let t = Instant::now();
+        let fitted = Fitted::fit(
+            algorithm,
+            self.dataset,
+            encoded,
+            rows,
+            self.settings,
+            self.round,
+        )?;
+        *self.fit_seconds.entry(algorithm).or_default() += t.elapsed().as_secs_f64();
+        Ok(fitted)
+    }
+
+    /// Model selection: every candidate on every fold of the sample,
+    /// encodings fitted on the fold's training rows. Each candidate's RMSE per fold.
+    fn cross_validate(
+        &mut self,
+        folds: &[(Vec<usize>, Vec<usize>)],
+        progress: &contract::progress::Progress,
+    ) -> Result<BTreeMap<Algorithm, Vec<f64>>> {
+        let mut cv: BTreeMap<Algorithm, Vec<f64>> = BTreeMap::new();
+        for (i, (fit_rows, held_rows)) in folds.iter().enumerate() {
+            progress.set_phase(&format!("model selection, fold {}/{}", i + 1, folds.len()));
+            let encoding = Encoding::fit(self.data, self.dataset, fit_rows);
+            let encoded = encoding.encode(self.data);
+            let truth = self.data.target_of(held_rows);
+            for &algorithm in self.candidates {
+                let fitted = self.fit(algorithm, &encoded, fit_rows)?;
+                let predicted = fitted.predict(self.dataset, &encoded, held_rows)?;
+                cv.entry(algorithm)
+                    .or_default()
+                    .push(evaluate(&truth, &predicted, self.dataset.tolerance()).rmse);
+            }
+        }
+        Ok(cv)
+    }
+
+    /// Final fits on all training rows, metrics on the held-out rows. Every
+    /// candidate is refitted so each is reported beside the chosen one: the
+    /// one with the lowest mean RMSE over the folds.
+    fn final_fits(
+        &mut self,
+        mut cv: BTreeMap<Algorithm, Vec<f64>>,
+        train_rows: &[usize],
+        test_rows: &[usize],
+    ) -> Result<Chosen> {
+        let mean = |v: &Vec<f64>| v.iter().sum::<f64>() / v.len().max(1) as f64;
+        let chosen = *cv
+            .iter()
+            .min_by(|a, b| mean(a.1).total_cmp(&mean(b.1)))
+            .map(|(a, _)| a)
+            .context("no candidate")?;
+        let encoding = Encoding::fit(self.data, self.dataset, train_rows);
+        let encoded = encoding.encode(self.data);
+        let truth = self.data.target_of(test_rows);
+        let mut results = BTreeMap::new();
+        let mut chosen_fit = None;
+        let mut chosen_pred = Vec::new();
+        for &algorithm in self.candidates {
+            let fitted = self.fit(algorithm, &encoded, train_rows)?;
+            let predicted = fitted.predict(self.dataset, &encoded, test_rows)?;
+            let folds_rmse = cv.remove(&algorithm).unwrap_or_default();
+            results.insert(
+                algorithm,
+                Candidate {
+                    cv_rmse: mean(&folds_rmse),
+                    cv_rmse_per_fold: folds_rmse,
+                    test: evaluate(&truth, &predicted, self.dataset.tolerance()),
+                },
+            );
+            if algorithm == chosen {
+                chosen_fit = Some(fitted);
+                chosen_pred = predicted;
+            }
+        }
+        Ok(Chosen {
+            fitted: chosen_fit.context("the chosen model was not fitted")?,
+            encoding,
+            predicted: chosen_pred,
+            truth,
+            results,
+        })
+    }
+}
+
+impl Chosen {
+    /// Each LightGBM feature's share of the total gain, when the chosen model has gains.
+    fn importance_shares(&self) -> Option<Vec<(String, f64)>> {
+        self.fitted.importance().map(|gains| {
+            let total: f64 = gains.iter().sum::<f64>().max(f64::MIN_POSITIVE);
+            self.encoding
+                .gbm_feature_names()
+                .into_iter()
+                .zip(gains)
+                .map(|(f, g)| (f, g / total))
+                .collect()
+        })
+    }
+}
+
+/// The held-out rows with their truth and the chosen model's prediction.
+fn holdout_frame(df: &DataFrame, test_rows: &[usize], chosen: &Chosen) -> Result<DataFrame> {
+    let idx = IdxCa::from_vec(
+        "idx".into(),
+        test_rows.iter().map(|&r| r as IdxSize).collect(),
+    );
+    let mut holdout = df.select([SOURCE_TABLE, SOURCE_ID])?.take(&idx)?;
+    holdout.with_column(Column::new(artifact::ACTUAL.into(), chosen.truth.clone()))?;
+    holdout.with_column(Column::new(
+        artifact::PREDICTED.into(),
+        chosen.predicted.clone(),
+    ))?;
+    Ok(holdout)
 }
 
 /// Every row's place in [0, 1) by its lineage key (see `split`).

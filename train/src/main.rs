@@ -7,14 +7,5 @@ fn main() -> ExitCode {
         return code;
     }
     let args = train::Args::parse();
-    match train::run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!(
-                "train: error: {}",
-                contract::secrets::redact(&format!("{e:#}"))
-            );
-            ExitCode::FAILURE
-        }
-    }
+    contract::exit("train", train::run(&args))
 }

@@ -78,18 +78,7 @@ pub fn run(args: &Args) -> Result<()> {
 
     // Check every input before reading any in full; then one dataset at a
     // time, so memory is that of the largest (csat), not of all three.
-    let mut total_rows = 0;
-    for dataset in Dataset::ALL {
-        let path = layout.training(dataset);
-        let rows = io::check_dataset(&path, dataset)?;
-        total_rows += rows as u64;
-        if rows == 0 {
-            anyhow::bail!(
-                "{}: empty dataset (0 rows); nothing to validate",
-                path.display()
-            );
-        }
-    }
+    let total_rows = check_inputs(&layout)?;
 
     let mut report = ValidationReport {
         validated_at: Utc::now(),
@@ -129,23 +118,7 @@ pub fn run(args: &Args) -> Result<()> {
                 io::write_parquet_fast(&mut rejected, rejected_path)?;
                 Ok(())
             }));
-            let by_reason: Vec<String> = Reason::ALL
-                .iter()
-                .map(|r| format!("{r} {}", entry.rejected.get(r).copied().unwrap_or(0)))
-                .collect();
-            progress.suspend(|| {
-                println!(
-                    "validate: {:<12} {:>9} in {:>9} clean {:>7} rejected ({})",
-                    dataset.name(),
-                    entry.rows_in,
-                    entry.clean,
-                    entry.rows_in - entry.clean,
-                    by_reason.join(", ")
-                );
-                for w in &entry.warnings {
-                    println!("validate: {:<12} warning: {w}", dataset.name());
-                }
-            });
+            progress.suspend(|| print_entry(dataset, &entry));
             if entry.clean < minimum {
                 small.push(format!(
                     "{}: {} clean rows, below the minimum of {minimum}",
@@ -165,6 +138,42 @@ pub fn run(args: &Args) -> Result<()> {
         return Err(BelowMinimum(small).into());
     }
     Ok(())
+}
+
+/// Every training dataset's footer and schema checked; their rows in all.
+fn check_inputs(layout: &Layout) -> Result<u64> {
+    let mut total_rows = 0;
+    for dataset in Dataset::ALL {
+        let path = layout.training(dataset);
+        let rows = io::check_dataset(&path, dataset)?;
+        total_rows += rows as u64;
+        if rows == 0 {
+            anyhow::bail!(
+                "{}: empty dataset (0 rows); nothing to validate",
+                path.display()
+            );
+        }
+    }
+    Ok(total_rows)
+}
+
+/// A dataset's line: rows in, clean, rejected by reason; then its warnings.
+fn print_entry(dataset: Dataset, entry: &DatasetReport) {
+    let by_reason: Vec<String> = Reason::ALL
+        .iter()
+        .map(|r| format!("{r} {}", entry.rejected.get(r).copied().unwrap_or(0)))
+        .collect();
+    println!(
+        "validate: {:<12} {:>9} in {:>9} clean {:>7} rejected ({})",
+        dataset.name(),
+        entry.rows_in,
+        entry.clean,
+        entry.rows_in - entry.clean,
+        by_reason.join(", ")
+    );
+    for w in &entry.warnings {
+        println!("validate: {:<12} warning: {w}", dataset.name());
+    }
 }
 
 /// A writer thread's result; its panic goes on in this thread.

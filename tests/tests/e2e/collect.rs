@@ -74,8 +74,8 @@ fn parts(data: &Path, table: &str) -> usize {
     files(&data.join("raw").join(table)).len()
 }
 
-fn report(data: &Path) -> serde_json::Value {
-    serde_json::from_str(&fs::read_to_string(data.join("reports/extract.json")).unwrap()).unwrap()
+fn report(data: &Path) -> contract::reports::ExtractReport {
+    extract_report(data)
 }
 
 #[test]
@@ -96,7 +96,7 @@ fn parts_are_compacted_without_losing_or_doubling_a_row() {
     }
     let last = report(&data);
     for table in TABLES {
-        assert_eq!(last["tables"][table]["parts_merged"], 2, "{table}");
+        assert_eq!(last.tables[table].parts_merged, 2, "{table}");
         let mut ids = raw_ids(&data, table);
         ids.sort();
         assert_eq!(
@@ -143,9 +143,9 @@ fn retention_drops_whole_parts_older_than_the_window_and_nothing_inside_it() {
     );
     let said = report(&data);
     for (table, old) in TABLES.iter().zip(before) {
-        let dropped = said["tables"][table]["parts_dropped"].as_u64().unwrap();
-        assert!(dropped >= 1, "{table}: {said}");
-        assert_eq!(parts(&data, table), 4 - dropped as usize);
+        let dropped = said.tables[*table].parts_dropped;
+        assert!(dropped >= 1, "{table}: {said:?}");
+        assert_eq!(parts(&data, table), 4 - dropped);
         let now = contract::io::read_raw(
             &contract::Layout::new(&data),
             contract::RawTable::from_name(table).unwrap(),
@@ -306,11 +306,9 @@ fn the_cursor_follows_the_data_not_our_clock_and_a_future_row_is_collected_once(
     // The future row is there once, for validate to reject.
     stage("transform", &data, &[]);
     stage("validate", &data, &["--allow-small"]);
-    let report: serde_json::Value =
-        serde_json::from_str(&fs::read_to_string(data.join("reports/validation.json")).unwrap())
-            .unwrap();
+    let report = validation_report(&data);
     assert_eq!(
-        report["datasets"]["performance"]["rejected"]["bad_timestamp"],
+        report.datasets["performance"].rejected[&contract::reports::Reason::BadTimestamp],
         1
     );
 }

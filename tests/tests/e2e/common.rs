@@ -203,3 +203,30 @@ pub fn extract_fixtures(data: &Path) -> Output {
 pub fn error_lines(err: &str) -> Vec<&str> {
     err.lines().filter(|l| l.contains(": error: ")).collect()
 }
+
+/// The stages' reports, read into the contract's types (a field renamed or
+/// retyped breaks the test that reads it, not only the stage that writes it).
+pub fn extract_report(data: &Path) -> contract::reports::ExtractReport {
+    read_report(&contract::Layout::new(data).extract_report())
+}
+
+pub fn validation_report(data: &Path) -> contract::reports::ValidationReport {
+    read_report(&contract::Layout::new(data).validation_report())
+}
+
+pub fn training_report(data: &Path) -> contract::reports::TrainingReport {
+    read_report(&contract::Layout::new(data).training_report())
+}
+
+pub fn insights_report(data: &Path) -> contract::reports::InsightsReport {
+    read_report(&contract::Layout::new(data).insights_report())
+}
+
+/// A champion's card (`models/<model>/model.json`), as train wrote it.
+pub fn model_card(data: &Path, model: &str) -> model::artifact::ModelCard {
+    read_report(&data.join("models").join(model).join("model.json"))
+}
+
+fn read_report<T: serde::de::DeserializeOwned>(path: &Path) -> T {
+    io::read_json(path).unwrap_or_else(|e| panic!("{e}"))
+}

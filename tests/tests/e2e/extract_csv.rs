@@ -98,20 +98,10 @@ fn reads_supabase_exports() {
     assert_eq!(strs(&rej, QUALITY_RATING), [Some("high".into())]);
 
     // The report adds up: read = written + rejected + skipped.
-    let report: serde_json::Value = serde_json::from_str(
-        &fs::read_to_string(data.path().join("reports/extract.json")).unwrap(),
-    )
-    .unwrap();
-    let t = &report["tables"]["ai_gm_explanations"];
-    assert_eq!(
-        (
-            t["rows_read"].as_u64(),
-            t["rows_written"].as_u64(),
-            t["rows_rejected"].as_u64()
-        ),
-        (Some(4), Some(2), Some(2))
-    );
-    assert_eq!(report["source"], "csv");
+    let report = extract_report(data.path());
+    let t = &report.tables["ai_gm_explanations"];
+    assert_eq!((t.rows_read, t.rows_written, t.rows_rejected), (4, 2, 2));
+    assert_eq!(report.source, "csv");
 }
 
 #[test]
@@ -125,28 +115,16 @@ fn days_window_and_limit_are_counted() {
     );
     let ab = read(data.path().join("raw/ai_gm_ab_testing/part-000000.parquet"));
     assert_eq!(strs(&ab, ID), [Some("ab-3".into())]);
-    let report: serde_json::Value = serde_json::from_str(
-        &fs::read_to_string(data.path().join("reports/extract.json")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(
-        report["tables"]["ai_gm_ab_testing"]["rows_skipped_window"],
-        2
-    );
+    let report = extract_report(data.path());
+    assert_eq!(report.tables["ai_gm_ab_testing"].rows_skipped_window, 2);
 
     let data = tempdir().unwrap();
     extract_csv(data.path(), &fixtures().join("csv"), &["--limit", "1"]);
     let ab = read(data.path().join("raw/ai_gm_ab_testing/part-000000.parquet"));
     assert_eq!(ab.height(), 1);
-    let report: serde_json::Value = serde_json::from_str(
-        &fs::read_to_string(data.path().join("reports/extract.json")).unwrap(),
-    )
-    .unwrap();
-    let t = &report["tables"]["ai_gm_ab_testing"];
-    assert_eq!(
-        (t["rows_read"].as_u64(), t["rows_skipped_limit"].as_u64()),
-        (Some(3), Some(2))
-    );
+    let report = extract_report(data.path());
+    let t = &report.tables["ai_gm_ab_testing"];
+    assert_eq!((t.rows_read, t.rows_skipped_limit), (3, 2));
 }
 
 #[test]
@@ -267,5 +245,97 @@ fn csv_exports_of_synth_data_round_trip() {
             a.equals_missing(&b),
             "{name}: same rows through CSV\n{a}\n{b}"
         );
+    }
+}
+
+/// The two readers of CSV exports (in columns, row by row) share one row
+/// classification; run the same export through each, with a window, a limit
+/// and rows that do not read, and every kept row, every reject and every
+/// count must be the same.
+#[test]
+fn both_csv_readers_keep_reject_and_count_every_row_alike() {
+    let work = tempdir().unwrap();
+    let exports = work.path().join("exports");
+    ok(bin("synth").args([
+        "--format",
+        "csv",
+        "--out",
+        exports.to_str().unwrap(),
+        "--rows",
+        "3000",
+        "--seed",
+        "11",
+        "--now",
+        "2026-01-15T00:00:00Z",
+        "--messy",
+        "0.05",
+    ]));
+    // Rows no reader can type, in files polars still reads strictly.
+    let spoil = |table: &str, column: &str, value: &str, every: usize| {
+        let path = exports.join(format!("{table}.csv"));
+        let mut reader = csv::Reader::from_path(&path).unwrap();
+        let header = reader.headers().unwrap().clone();
+        let at = header.iter().position(|h| h == column).unwrap();
+        let mut writer = csv::Writer::from_path(path.with_extension("tmp")).unwrap();
+        writer.write_record(&header).unwrap();
+        for (i, record) in reader.records().enumerate() {
+            let record = record.unwrap();
+            let fields: Vec<&str> = record
+                .iter()
+                .enumerate()
+                .map(|(j, f)| if j == at && i % every == 7 { value } else { f })
+                .collect();
+            writer.write_record(fields).unwrap();
+        }
+        writer.flush().unwrap();
+        fs::rename(path.with_extension("tmp"), &path).unwrap();
+    };
+    spoil("ai_gm_ab_testing", "predicted_quality", "high", 97);
+    spoil("ai_gm_explanations", "created_at", "yesterday", 89);
+    spoil("ai_gm_quality_feedback", "response_time_ms", "12 ms", 101);
+
+    let runs: [&[&str]; 3] = [
+        &["--since", "2020-01-01"],
+        &["--since", "2026-01-01", "--until", "2026-01-10"],
+        &["--since", "2020-01-01", "--limit", "1234"],
+    ];
+    for args in runs {
+        let mut outcome = Vec::new();
+        for reader in ["auto", "rows"] {
+            let data = work.path().join(format!("data-{reader}"));
+            let _ = fs::remove_dir_all(&data);
+            extract_csv(&data, &exports, &[args, &["--csv-reader", reader]].concat());
+            outcome.push(data);
+        }
+        let (columns, rows) = (&outcome[0], &outcome[1]);
+        let (a, b) = (extract_report(columns), extract_report(rows));
+        for table in contract::RawTable::ALL {
+            let name = table.name();
+            let (ca, cb) = (&a.tables[name], &b.tables[name]);
+            assert_eq!(
+                serde_json::to_value(ca).unwrap(),
+                serde_json::to_value(cb).unwrap(),
+                "{args:?} {name}: counts"
+            );
+            assert!(
+                ca.rows_rejected > 0,
+                "{args:?} {name}: some rows do not read"
+            );
+            let raw = |data: &Path| {
+                contract::io::read_raw(&contract::Layout::new(data), table)
+                    .unwrap()
+                    .drop(EXTRACTED_AT)
+                    .unwrap()
+            };
+            assert!(
+                raw(columns).equals_missing(&raw(rows)),
+                "{args:?} {name}: kept rows"
+            );
+            let rejects = |data: &Path| read(contract::Layout::new(data).raw_rejected(table));
+            assert!(
+                rejects(columns).equals_missing(&rejects(rows)),
+                "{args:?} {name}: rejects"
+            );
+        }
     }
 }

@@ -13,7 +13,6 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use contract::Dataset;
-use serde_json::Value;
 use tempfile::tempdir;
 
 use crate::common::*;
@@ -39,13 +38,6 @@ fn copy_dir(from: &Path, to: &Path) {
 
 fn rows(path: &Path) -> usize {
     read(path).height()
-}
-
-fn json(path: &Path) -> Value {
-    serde_json::from_str(
-        &fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-    )
-    .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 /// A stage, the data folder it starts from (old outputs, new inputs), and what
@@ -393,7 +385,7 @@ fn which(n: usize, old: usize, new: usize, what: &str) -> &'static str {
 }
 
 fn raw_version(data: &Path) -> &'static str {
-    let report = json(&data.join("reports/extract.json"));
+    let report = extract_report(data);
     let mut versions = Vec::new();
     for table in [
         "ai_gm_explanations",
@@ -402,7 +394,7 @@ fn raw_version(data: &Path) -> &'static str {
     ] {
         let n = raw_ids(data, table).len();
         assert_eq!(
-            report["tables"][table]["rows_written"], n,
+            report.tables[table].rows_written, n,
             "{table}: report and data agree"
         );
         versions.push(which(n, OLD, NEW, table));
@@ -438,18 +430,18 @@ fn training_version(data: &Path) -> &'static str {
 }
 
 fn validated_version(data: &Path) -> &'static str {
-    let report = json(&data.join("reports/validation.json"));
+    let report = validation_report(data);
     let mut versions = Vec::new();
     for d in Dataset::ALL {
         let input = rows(&data.join("training").join(format!("{d}.parquet")));
         let clean = rows(&data.join("clean").join(format!("{d}.parquet")));
         let rejected = rows(&data.join("rejected").join(format!("{d}.parquet")));
         assert_eq!(
-            report["datasets"][d.name()]["clean"],
+            report.datasets[d.name()].clean,
             clean,
             "{d}: report and files agree"
         );
-        let rows_in = report["datasets"][d.name()]["rows_in"].as_u64().unwrap() as usize;
+        let rows_in = report.datasets[d.name()].rows_in;
         assert_eq!(
             clean + rejected,
             rows_in,
@@ -472,22 +464,21 @@ fn validated_version(data: &Path) -> &'static str {
 }
 
 fn trained_version(data: &Path) -> &'static str {
-    let report = json(&data.join("reports/training.json"));
+    let report = training_report(data);
     let mut versions = Vec::new();
     for d in Dataset::ALL {
-        let card = json(&data.join("models").join(d.name()).join("model.json"));
-        let n = card["training_rows"].as_u64().unwrap() as usize
-            + card["test_rows"].as_u64().unwrap() as usize;
+        let card = model_card(data, d.name());
+        let n = card.training_rows + card.test_rows;
         assert_eq!(
-            report["models"][d.name()]["rows"],
-            card["training_rows"].as_u64().unwrap() + card["test_rows"].as_u64().unwrap(),
+            report.models[d.name()].rows,
+            n,
             "{d}: report and model agree"
         );
         let per_table = if d == Dataset::Csat { 2 } else { 1 };
         // Clean rows are a little fewer than the input (messy rows are rejected).
         let v = if n <= per_table * OLD { "old" } else { "new" };
         versions.push(v);
-        if let Some(file) = card["model_file"].as_str() {
+        if let Some(file) = &card.model_file {
             assert!(
                 data.join("models").join(d.name()).join(file).exists(),
                 "{d}: {file}"
@@ -509,8 +500,7 @@ fn trained_version(data: &Path) -> &'static str {
 
 /// insights.json, the CSAT tables and the page all describe the same clean rows.
 fn reported_version(data: &Path) -> &'static str {
-    let insights = json(&data.join("reports/insights.json"));
-    let n = insights["sources"]["synth"]["rows"].as_u64().unwrap() as usize;
+    let n = insights_report(data).sources["synth"].rows;
     for table in ["csat_by_quality_range", "csat_by_provider", "csat_by_day"] {
         let df = read(data.join("insights").join(format!("{table}.parquet")));
         let sum = df
@@ -812,11 +802,8 @@ fn two_full_extracts_at_once_both_succeed_one_after_the_other() {
             || fs::read_dir(data.path().join(".staging")).unwrap().count() == 0
     );
     let ids = raw_ids(data.path(), "ai_gm_ab_testing");
-    let report = json(&data.path().join("reports/extract.json"));
-    assert_eq!(
-        report["tables"]["ai_gm_ab_testing"]["rows_written"],
-        ids.len()
-    );
+    let report = extract_report(data.path());
+    assert_eq!(report.tables["ai_gm_ab_testing"].rows_written, ids.len());
 }
 
 #[test]

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use contract::columns::*;
+use contract::reports::Reason;
 use postgres::{Client, NoTls};
 use tempfile::tempdir;
 
@@ -223,14 +224,8 @@ fn postgres_incremental_appends_only_new_rows() {
         ["part-000000.parquet"],
         "nothing new: no part appended"
     );
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(data.path().join("reports/extract.json")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(
-        report["tables"]["ai_gm_explanations"]["already_collected"],
-        25
-    );
+    let report = extract_report(data.path());
+    assert_eq!(report.tables["ai_gm_explanations"].already_collected, 25);
     let state = std::fs::read_to_string(data.path().join("state/extract.json")).unwrap();
     assert!(
         state.contains("postgres") && state.contains("ai_gm_ab_testing"),
@@ -239,12 +234,8 @@ fn postgres_incremental_appends_only_new_rows() {
 }
 
 /// Rejected rows per reason in validation.json, for one dataset.
-fn rejected(data: &Path, dataset: &str) -> serde_json::Value {
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(data.join("reports/validation.json")).unwrap(),
-    )
-    .unwrap();
-    report["datasets"][dataset]["rejected"].clone()
+fn rejected(data: &Path, dataset: &str) -> std::collections::BTreeMap<Reason, usize> {
+    validation_report(data).datasets[dataset].rejected.clone()
 }
 
 fn source_count(client: &mut Client, table: &str) -> usize {
@@ -295,7 +286,11 @@ fn hourly_runs_with_nothing_new_file_no_phantom_duplicates() {
     stage("transform", data.path(), &[]);
     stage("validate", data.path(), &["--allow-small"]);
     for dataset in ["quality", "csat", "performance"] {
-        assert_eq!(rejected(data.path(), dataset)["duplicate"], 0, "{dataset}");
+        assert_eq!(
+            rejected(data.path(), dataset)[&Reason::Duplicate],
+            0,
+            "{dataset}"
+        );
     }
     let clean = read(data.path().join("clean/performance.parquet"));
     assert_eq!(clean.height(), 3006);
@@ -313,7 +308,7 @@ fn hourly_runs_with_nothing_new_file_no_phantom_duplicates() {
     extract(&url, fresh.path(), &[]);
     stage("transform", fresh.path(), &[]);
     stage("validate", fresh.path(), &["--allow-small"]);
-    assert_eq!(rejected(fresh.path(), "performance")["duplicate"], 1);
+    assert_eq!(rejected(fresh.path(), "performance")[&Reason::Duplicate], 1);
 }
 
 #[test]
@@ -355,10 +350,7 @@ fn a_future_dated_row_does_not_make_later_runs_skip_rows() {
     stage("transform", data.path(), &[]);
     stage("validate", data.path(), &["--allow-small"]);
     let r = rejected(data.path(), "performance");
-    assert_eq!(
-        (r["bad_timestamp"].clone(), r["duplicate"].clone()),
-        (1.into(), 0.into())
-    );
+    assert_eq!((r[&Reason::BadTimestamp], r[&Reason::Duplicate]), (1, 0));
 }
 
 #[test]

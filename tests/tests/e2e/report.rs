@@ -3,7 +3,6 @@ use std::path::{Path, PathBuf};
 
 use contract::columns::*;
 use polars::prelude::*;
-use serde_json::Value;
 use tempfile::tempdir;
 
 use crate::browser::Browser;
@@ -197,14 +196,15 @@ fn insight_tables_add_up_to_the_clean_data() {
         read(data.path().join("clean/csat.parquet")).height()
     );
 
-    let insights: Value = serde_json::from_str(
-        &fs::read_to_string(data.path().join("reports/insights.json")).unwrap(),
-    )
-    .unwrap();
-    let synth = &insights["sources"]["synth"];
-    let best = &synth["optimal"]["best"];
-    assert!(best["rows"].as_u64().unwrap() >= 30, "{insights}");
-    assert!(best["ci_low"].as_f64().unwrap() <= best["mean"].as_f64().unwrap());
+    let insights = insights_report(data.path());
+    let best = &insights.sources["synth"]
+        .optimal
+        .as_ref()
+        .expect("an optimal range")
+        .best
+        .stat;
+    assert!(best.rows >= 30, "{insights:?}");
+    assert!(best.ci_low.unwrap() <= best.mean.unwrap());
     for name in [
         "csat_by_model",
         "csat_by_action_type",

@@ -122,10 +122,7 @@ fn chunked_synth_adds_up_and_runs_through_the_pipeline() {
         "0.04",
     ];
     ok(bin("synth").args(["--data", d]).args(args));
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(data.path().join("reports/extract.json")).unwrap(),
-    )
-    .unwrap();
+    let report = extract_report(data.path());
     for table in RawTable::ALL {
         let dir = data.path().join("raw").join(table.name());
         assert_eq!(
@@ -136,14 +133,9 @@ fn chunked_synth_adds_up_and_runs_through_the_pipeline() {
                 "part-000002.parquet"
             ]
         );
-        let counts = &report["tables"][table.name()];
-        assert_eq!(counts["rows_written"], 2500, "{table}");
-        let injected: u64 = counts["injected"]
-            .as_object()
-            .unwrap()
-            .values()
-            .map(|v| v.as_u64().unwrap())
-            .sum();
+        let counts = &report.tables[table.name()];
+        assert_eq!(counts.rows_written, 2500, "{table}");
+        let injected: usize = counts.injected.values().sum();
         // 4% of each chunk: 40 + 40 + 20.
         assert_eq!(injected, 100, "{table}");
         // Chunk k holds the k-th slice of the window, so parts follow in time.
@@ -160,12 +152,9 @@ fn chunked_synth_adds_up_and_runs_through_the_pipeline() {
     }
     stage("transform", data.path(), &[]);
     stage("validate", data.path(), &["--now", NOW]);
-    let validation: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(data.path().join("reports/validation.json")).unwrap(),
-    )
-    .unwrap();
-    assert_eq!(validation["datasets"]["performance"]["rows_in"], 2500);
-    assert_eq!(validation["datasets"]["csat"]["rows_in"], 5000);
+    let validation = validation_report(data.path());
+    assert_eq!(validation.datasets["performance"].rows_in, 2500);
+    assert_eq!(validation.datasets["csat"].rows_in, 5000);
 
     let exports = tempdir().unwrap();
     ok(bin("synth")
@@ -185,13 +174,9 @@ fn chunked_synth_adds_up_and_runs_through_the_pipeline() {
     let extracted = tempdir().unwrap();
     // The rows end at NOW, months ago: a window that reaches them.
     extract_csv(extracted.path(), exports.path(), &["--days", "3650"]);
-    let report: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(extracted.path().join("reports/extract.json")).unwrap(),
-    )
-    .unwrap();
+    let report = extract_report(extracted.path());
     for table in RawTable::ALL {
-        let t = &report["tables"][table.name()];
-        assert_eq!(t["rows_read"], 2500, "{table}");
+        assert_eq!(report.tables[table.name()].rows_read, 2500, "{table}");
     }
 }
 

@@ -2,6 +2,7 @@ use std::fs;
 use std::path::Path;
 
 use contract::columns::*;
+use contract::reports::{Algorithm, ModelStatus};
 use polars::prelude::*;
 use tempfile::tempdir;
 
@@ -17,44 +18,34 @@ fn trained(rows: usize) -> tempfile::TempDir {
     data
 }
 
-fn model_json(data: &Path, model: &str) -> serde_json::Value {
-    serde_json::from_str(
-        &fs::read_to_string(data.join("models").join(model).join("model.json")).unwrap(),
-    )
-    .unwrap()
-}
-
 #[test]
 fn every_model_beats_its_mean_baseline_and_predict_reproduces_it() {
     let data = trained(1500);
-    let report: serde_json::Value = serde_json::from_str(
-        &fs::read_to_string(data.path().join("reports/training.json")).unwrap(),
-    )
-    .unwrap();
+    let report = training_report(data.path());
     for (model, target) in [
         ("quality", QUALITY_SCORE),
         ("csat", CSAT_SCORE),
         ("performance", ACTUAL),
     ] {
-        let card = model_json(data.path(), model);
-        let chosen = card["algorithm"].as_str().unwrap().to_string();
-        let test = &card["candidates"][&chosen]["test"];
-        let base = &card["candidates"]["mean_baseline"]["test"];
-        let r2 = test["r2"].as_f64().unwrap();
+        let card = model_card(data.path(), model);
+        let test = &card.candidates[&card.algorithm].test;
+        let base = &card.candidates[&Algorithm::MeanBaseline].test;
         assert!(
-            r2 > base["r2"].as_f64().unwrap() + 0.2,
-            "{model}: {r2} vs baseline"
+            test.r2 > base.r2 + 0.2,
+            "{model}: {} vs baseline {}",
+            test.r2,
+            base.r2
         );
-        assert!(test["rmse"].as_f64().unwrap() < base["rmse"].as_f64().unwrap());
-        for key in ["ridge", "lightgbm"] {
+        assert!(test.rmse < base.rmse);
+        for key in [Algorithm::Ridge, Algorithm::Lightgbm] {
             assert!(
-                card["candidates"][key]["cv_rmse"].as_f64().is_some(),
-                "{model}: {key} reported"
+                card.candidates[&key].cv_rmse.is_finite(),
+                "{model}: {key:?} reported"
             );
         }
-        assert_eq!(report["models"][model]["status"], "trained");
-        assert_eq!(card["seed"], 3);
-        assert!(card["data_sha256"].as_str().unwrap().len() == 64);
+        assert_eq!(report.models[model].status, ModelStatus::Trained);
+        assert_eq!(card.seed, 3);
+        assert!(card.data_sha256.len() == 64);
 
         // predict on the clean file, restricted to the held-out rows, gives the same metrics.
         let out = data.path().join(format!("{model}-pred.parquet"));
@@ -103,19 +94,19 @@ fn every_model_beats_its_mean_baseline_and_predict_reproduces_it() {
             .sum::<f64>()
             / n)
             .sqrt();
-        let want = test["rmse"].as_f64().unwrap();
+        let want = test.rmse;
         assert!(
             (rmse - want).abs() < 1e-9 * want.max(1.0),
             "{model}: predict RMSE {rmse} vs train's {want}"
         );
-        assert_eq!(truth.len() as u64, card["test_rows"].as_u64().unwrap());
+        assert_eq!(truth.len(), card.test_rows);
     }
     // report.html (the report stage) replaced the tables-only page.
     assert!(!data.path().join("reports/training.html").exists());
     assert!(data.path().join("insights/calibration.parquet").exists());
     assert!(
         data.path().join("models/quality/lightgbm.txt").exists()
-            || model_json(data.path(), "quality")["algorithm"] != "lightgbm"
+            || model_card(data.path(), "quality").algorithm != Algorithm::Lightgbm
     );
 }
 

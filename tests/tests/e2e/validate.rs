@@ -2,6 +2,7 @@ use std::fs;
 use std::path::Path;
 
 use contract::columns::*;
+use contract::reports::Reason;
 use contract::{Dataset, Kind};
 use polars::prelude::*;
 use tempfile::tempdir;
@@ -288,25 +289,27 @@ fn messy_synth_rejects_exactly_what_was_injected() {
         per_table("ai_gm_quality_feedback"),
         per_table("ai_gm_ab_testing"),
     );
-    let report: serde_json::Value = serde_json::from_str(
-        &fs::read_to_string(data.path().join("reports/validation.json")).unwrap(),
-    )
-    .unwrap();
+    let report = validation_report(data.path());
     let expect = [
         ("quality", ex, [0; 4]),
         ("performance", ab, [0; 4]),
         ("csat", fb, ab),
     ];
     for (name, a, b) in expect {
-        let d = &report["datasets"][name];
-        let got = ["missing", "out_of_range", "duplicate", "bad_timestamp"]
-            .map(|r| d["rejected"][r].as_u64().unwrap() as usize);
+        let d = &report.datasets[name];
+        let got = [
+            Reason::Missing,
+            Reason::OutOfRange,
+            Reason::Duplicate,
+            Reason::BadTimestamp,
+        ]
+        .map(|r| d.rejected[&r]);
         let want = [a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] + b[3]];
         assert_eq!(
             got, want,
             "{name}: rejects per reason = what synth injected"
         );
-        let rows_in = d["rows_in"].as_u64().unwrap() as usize;
+        let rows_in = d.rows_in;
         let clean = read(data.path().join("clean").join(format!("{name}.parquet"))).height();
         let rejected = read(data.path().join("rejected").join(format!("{name}.parquet"))).height();
         assert_eq!(
@@ -314,7 +317,7 @@ fn messy_synth_rejects_exactly_what_was_injected() {
             rows_in,
             "{name}: clean + rejected = input"
         );
-        assert_eq!(clean, d["clean"].as_u64().unwrap() as usize);
+        assert_eq!(clean, d.clean);
     }
     assert_eq!(ex.iter().sum::<usize>(), 80, "4% of 2000");
 }

@@ -7,14 +7,5 @@ fn main() -> ExitCode {
         return code;
     }
     let args = train::predict::PredictArgs::parse();
-    match train::predict::run(&args) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!(
-                "predict: error: {}",
-                contract::secrets::redact(&format!("{e:#}"))
-            );
-            ExitCode::FAILURE
-        }
-    }
+    contract::exit("predict", train::predict::run(&args))
 }
