@@ -7,10 +7,12 @@ include pipeline.mk
 test: build
 	tests/with-postgres.sh $(CARGO) test --$(PROFILE) --workspace
 
-## check: formatting, lints, then the tests
+## check: formatting, lints, unused dependencies, then the tests
 check:
 	$(CARGO) fmt --all --check
 	$(CARGO) clippy --$(PROFILE) --workspace --all-targets -- -D warnings
+	@command -v cargo-machete > /dev/null || { echo "make check: needs cargo-machete (cargo install cargo-machete --locked)" >&2; exit 1; }
+	$(CARGO) machete
 	$(MAKE) --no-print-directory test
 
 fmt:

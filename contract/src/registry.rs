@@ -76,8 +76,15 @@ pub struct CardSummary {
     pub format: String,
     pub model: String,
     pub algorithm: Algorithm,
+    /// LightGBM's own model file in the folder, when the model is LightGBM.
+    pub model_file: Option<String>,
+    pub seed: u64,
+    pub training_rows: usize,
+    pub test_rows: usize,
     pub candidates: BTreeMap<Algorithm, Candidate>,
     pub cross_validation: CrossValidation,
+    /// SHA-256 of the clean dataset file it was trained on.
+    pub data_sha256: String,
     pub trained_at: DateTime<Utc>,
     /// None for a model of the layout before versions.
     #[serde(default)]

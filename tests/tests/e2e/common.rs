@@ -222,9 +222,10 @@ pub fn insights_report(data: &Path) -> contract::reports::InsightsReport {
     read_report(&contract::Layout::new(data).insights_report())
 }
 
-/// A champion's card (`models/<model>/model.json`), as train wrote it.
-pub fn model_card(data: &Path, model: &str) -> model::artifact::ModelCard {
-    read_report(&data.join("models").join(model).join("model.json"))
+/// A champion's card (`models/<model>/model.json`): the fields other stages read.
+pub fn model_card(data: &Path, model: &str) -> contract::registry::CardSummary {
+    contract::registry::CardSummary::read(&data.join("models").join(model))
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn read_report<T: serde::de::DeserializeOwned>(path: &Path) -> T {
