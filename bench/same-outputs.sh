@@ -11,7 +11,9 @@
 #   - JSON and JSON lines: equal after dropping the fields that hold the
 #     wall clock (*_at, *_seconds, run ids, versions of the programs);
 #   - report.html: equal after masking times and durations.
-# Prints each file compared and exits 1 on the first difference.
+# Prints each file compared and exits 1 on the first difference. With
+# COMMON=1, files only one build writes (a feature added between them) are
+# listed and the files both write are compared.
 set -euo pipefail
 OLD=${1:?usage: same-outputs.sh OLD_BIN NEW_BIN}
 NEW=${2:?usage: same-outputs.sh OLD_BIN NEW_BIN}
@@ -20,20 +22,28 @@ WORK=$(mktemp -d /tmp/gm-same.XXXXXX)
 trap '[[ -n "${KEEP:-}" ]] || rm -rf "$WORK"' EXIT
 NOW=2026-11-01T00:00:00Z
 
-pipeline() { # BIN DIR
+pipeline() { # BIN DIR; the first stage that fails fails it
     local bin=$1 dir=$2
-    "$bin/synth" --format csv --out "$dir/exports" --rows "$ROWS" --seed 7 --now "$NOW" --messy 0.03 --quiet > /dev/null
-    "$bin/extract" --source csv --input "$dir/exports" --data "$dir/data" --since 2026-09-01 --quiet > /dev/null
-    "$bin/transform" --data "$dir/data" --quiet > /dev/null
-    "$bin/validate" --data "$dir/data" --now "$NOW" --quiet > /dev/null
-    "$bin/train" --data "$dir/data" --threads 2 --quiet > /dev/null
-    "$bin/report" --data "$dir/data" --quiet > /dev/null
-    "$bin/synth" --data "$dir/synth" --rows "$ROWS" --seed 9 --now "$NOW" --messy 0.03 --quiet > /dev/null
+    "$bin/synth" --format csv --out "$dir/exports" --rows "$ROWS" --seed 7 --now "$NOW" --messy 0.03 >> "$WORK/log" 2>&1 || return 1
+    "$bin/extract" --source csv --input "$dir/exports" --data "$dir/data" --since 2026-09-01 >> "$WORK/log" 2>&1 || return 1
+    "$bin/transform" --data "$dir/data" >> "$WORK/log" 2>&1 || return 1
+    "$bin/validate" --data "$dir/data" --now "$NOW" >> "$WORK/log" 2>&1 || return 1
+    "$bin/train" --data "$dir/data" --threads 2 >> "$WORK/log" 2>&1 || return 1
+    "$bin/report" --data "$dir/data" >> "$WORK/log" 2>&1 || return 1
+    "$bin/synth" --data "$dir/synth" --rows "$ROWS" --seed 9 --now "$NOW" --messy 0.03 >> "$WORK/log" 2>&1 || return 1
 }
 
 # Both run in the same folder (the page and the cards name their paths).
-pipeline "$OLD" "$WORK/run" && mv "$WORK/run" "$WORK/old"
-pipeline "$NEW" "$WORK/run" && mv "$WORK/run" "$WORK/new"
+for build in old new; do
+    bin=$OLD
+    [[ $build == new ]] && bin=$NEW
+    if ! pipeline "$bin" "$WORK/run"; then
+        tail -5 "$WORK/log" >&2
+        echo "same-outputs: the pipeline failed with $bin" >&2
+        exit 1
+    fi
+    mv "$WORK/run" "$WORK/$build"
+done
 
 python3 - "$WORK/old" "$WORK/new" <<'PY'
 import json, os, re, sys
@@ -65,8 +75,16 @@ def text(path):
     return s
 
 a, b = files(old), files(new)
+if not a:
+    print('same-outputs: no files written'); sys.exit(1)
 if a != b:
-    print('same-outputs: different files:', sorted(a ^ b)); sys.exit(1)
+    if os.environ.get('COMMON') != '1':
+        print('same-outputs: different files:', sorted(a ^ b)); sys.exit(1)
+    for rel in sorted(a - b):
+        print('only old  ' + rel)
+    for rel in sorted(b - a):
+        print('only new  ' + rel)
+    a = a & b
 for rel in sorted(a):
     pa, pb = os.path.join(old, rel), os.path.join(new, rel)
     if rel.endswith('.json'):
@@ -89,5 +107,5 @@ for rel in sorted(a):
     print(('same      ' if same else 'DIFFERENT ') + rel)
     if not same:
         sys.exit(1)
-print(f'same-outputs: {len(a)} files, all the same')
+print(f'same-outputs: {len(a)} files, all the same' + (' (of those both write)' if a != files(new) else ''))
 PY

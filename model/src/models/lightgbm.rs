@@ -61,9 +61,10 @@ impl Settings {
     }
 }
 
-/// Fits on a row-major matrix of `width` features; returns LightGBM's model text.
+/// Fits on the rows `rows` gives (row-major, `width` features, see
+/// [`gbm::Rows`]), one label each in `y`; returns LightGBM's model text.
 pub fn fit(
-    x: &[f64],
+    rows: gbm::Rows,
     y: &[f64],
     width: usize,
     categorical: &[usize],
@@ -72,9 +73,10 @@ pub fn fit(
 ) -> Result<String> {
     let threads = settings.threads_for(y.len());
     Ok(gbm::train(
-        x,
-        y,
+        y.len(),
         width,
+        rows,
+        y,
         &settings.dataset_params(categorical, threads),
         &settings.booster_params(threads),
         settings.iterations,
@@ -124,7 +126,8 @@ mod tests {
             x.extend([(i % 7) as f64, cat]);
             y.push([1.0, 5.0, 3.0][i % 3]);
         }
-        let text = fit(&x, &y, 2, &[1], &Settings::new(1, 1), &|| {}).unwrap();
+        let rows = |at: &[usize]| at.iter().flat_map(|&r| [x[2 * r], x[2 * r + 1]]).collect();
+        let text = fit(&rows, &y, 2, &[1], &Settings::new(1, 1), &|| {}).unwrap();
         assert!(
             text.contains("cat_boundaries="),
             "categorical splits in the model"

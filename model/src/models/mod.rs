@@ -133,8 +133,12 @@ impl Fitted {
             }
             Algorithm::Lightgbm => {
                 let names = encoding.gbm_feature_names();
+                // A block of rows at a time: the float matrix is never whole.
+                let block = |at: &[usize]| {
+                    encoded.gbm_matrix(&at.iter().map(|&i| rows[i]).collect::<Vec<_>>())
+                };
                 let text = lightgbm::fit(
-                    &encoded.gbm_matrix(rows),
+                    &block,
                     &y,
                     names.len(),
                     &encoding.gbm_categorical_indices(),
