@@ -11,7 +11,7 @@
 #   - JSON and JSON lines: equal after dropping the fields that hold the
 #     wall clock (*_at, *_seconds, run ids, versions of the programs);
 #   - report.html: equal after masking times and durations.
-# Prints each file compared and exits 1 on the first difference. With
+# Prints each file compared and exits 1 when any differs. With
 # COMMON=1, files only one build writes (a feature added between them) are
 # listed and the files both write are compared.
 set -euo pipefail
@@ -85,6 +85,7 @@ if a != b:
     for rel in sorted(b - a):
         print('only new  ' + rel)
     a = a & b
+differ = 0
 for rel in sorted(a):
     pa, pb = os.path.join(old, rel), os.path.join(new, rel)
     if rel.endswith('.json'):
@@ -105,7 +106,8 @@ for rel in sorted(a):
             if same:
                 rel += ' (all but _extracted_at)'
     print(('same      ' if same else 'DIFFERENT ') + rel)
-    if not same:
-        sys.exit(1)
+    differ += not same
+if differ:
+    print(f'same-outputs: {differ} of {len(a)} files differ'); sys.exit(1)
 print(f'same-outputs: {len(a)} files, all the same' + (' (of those both write)' if a != files(new) else ''))
 PY
