@@ -134,7 +134,8 @@ const ROW_GROUPS_IN_FLIGHT: usize = 4;
 /// largest serial part of every stage. Here each (row group, column) is
 /// encoded and compressed on its own rayon task, with polars' encoder and
 /// settings (dictionary where it pays, statistics, 1 MiB pages), and the
-/// pages are written in order: the same file, on every core.
+/// pages are written in order: the same file, on every core. One pipeline
+/// (~80 lines): split into row groups, encode and compress, write in order.
 fn parallel_parquet(
     df: &mut DataFrame,
     w: &mut impl Write,

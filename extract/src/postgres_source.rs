@@ -159,7 +159,8 @@ impl Db {
 
     /// Reads one table whose columns [`Db::columns`] returned: COPY's CSV in
     /// blocks, each parsed and classified in columns (the CSV exports'
-    /// reader) while the next block arrives.
+    /// reader) while the next block arrives. Kept whole (~80 lines): the
+    /// reading thread and the parsing loop share the channel and its errors.
     pub fn extract_table(
         &mut self,
         table: RawTable,

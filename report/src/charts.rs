@@ -234,7 +234,8 @@ pub fn grouped_bars(
     })
 }
 
-/// One line per series over `x`, with a formatter for the x labels.
+/// One line per series over `x`, with a formatter for the x labels. One
+/// plotters chart from axes to legend, read top to bottom (~80 lines).
 pub fn lines(
     title: &str,
     x_axis: &str,

@@ -145,6 +145,7 @@ fn boost(
 /// `LGBM_SampleIndices`, by `data_random_seed` and `bin_construct_sample_cnt`)
 /// sets the bin boundaries, then the rows are pushed a block at a time. So
 /// the bins, and the model, are the ones the whole matrix would give.
+/// (~85 lines, a third of them the SAFETY notes of its four C calls.)
 fn dataset_from_blocks(
     n_rows: usize,
     n_features: usize,
