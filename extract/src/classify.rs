@@ -5,6 +5,7 @@
 //! kept; the counts of the report and the cursor follow from it.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use contract::reports::TableCounts;
 
@@ -33,7 +34,8 @@ pub struct Classifier {
     /// The source's present (microseconds): rows dated after it are kept but
     /// never move the cursor. Supabase's arrives with its first answer.
     pub horizon: i64,
-    collected: HashSet<String>,
+    /// Shared with the target: a reader never copies it.
+    collected: Arc<HashSet<String>>,
     pub counts: TableCounts,
     /// The greatest (created_at, id) kept and not past the horizon.
     pub max_key: Option<(i64, String)>,
@@ -129,7 +131,7 @@ mod tests {
             first_part: 0,
             extracted_at: at(10),
             horizon: at(5),
-            collected: HashSet::from(["old".to_string()]),
+            collected: Arc::new(HashSet::from(["old".to_string()])),
         }
     }
 

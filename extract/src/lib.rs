@@ -21,6 +21,7 @@ mod values;
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Duration, Utc};
@@ -487,7 +488,7 @@ impl Run<'_> {
         };
         // Rows the lookback re-reads that an earlier run already wrote.
         let collected = match (options.incremental, window.since) {
-            (true, Some(since)) => collected::ids_since(layout, table, since)?,
+            (true, Some(since)) => Arc::new(collected::ids_since(layout, table, since)?),
             _ => Default::default(),
         };
         let out_dir = if options.incremental {

@@ -6,6 +6,7 @@
 
 use std::collections::HashSet;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use contract::columns::*;
@@ -98,7 +99,7 @@ pub struct Target {
     pub horizon: DateTime<Utc>,
     /// Ids of this table already in the raw layer inside the window (incremental
     /// runs): re-read rows with these ids are counted, not written again.
-    pub collected: HashSet<String>,
+    pub collected: Arc<HashSet<String>>,
 }
 
 pub struct TableSink {
