@@ -92,10 +92,11 @@ pub fn write_atomic(
 /// small as the default level 3 on these tables, and a third faster to write.
 /// For what is kept (the raw layer, models, insights).
 pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<(), ContractError> {
-    let level = ZstdLevel::try_new(1).map_err(|source| ContractError::Write {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let level =
+        polars_parquet::write::ZstdLevel::try_new(1).map_err(|source| ContractError::Write {
+            path: path.to_path_buf(),
+            source,
+        })?;
     write_parquet_with(df, path, ParquetCompression::Zstd(Some(level)))
 }
 
@@ -150,7 +151,7 @@ fn parallel_parquet(
     // (a copy only when the chunks are too small to be row groups).
     df.align_chunks_par();
     if df.first_col_n_chunks() > 1 && df.height() / df.first_col_n_chunks() < ROW_GROUP_ROWS / 4 {
-        df.as_single_chunk_par();
+        df.rechunk_mut_par();
     }
     let schema = df.schema().clone();
     let arrow_schema = schema.to_arrow(CompatLevel::newest());
@@ -165,7 +166,7 @@ fn parallel_parquet(
         .with_compression(compression)
         .batched(&schema)?;
     let fields = writer.parquet_schema().fields().to_vec();
-    let lengths: Vec<usize> = match df.get_columns().first() {
+    let lengths: Vec<usize> = match df.columns().first() {
         Some(c) => c.as_materialized_series().chunk_lengths().collect(),
         None => Vec::new(),
     };
@@ -183,7 +184,7 @@ fn parallel_parquet(
         let groups: Vec<Vec<ArrayRef>> = window
             .iter()
             .map(|&(chunk, start, rows)| {
-                df.get_columns()
+                df.columns()
                     .iter()
                     .map(|c| {
                         c.as_materialized_series()
@@ -210,10 +211,10 @@ fn parallel_parquet(
             })
             .collect::<PolarsResult<_>>()?;
         let mut encoded = encoded.into_iter();
-        for _ in 0..groups.len() {
+        for &(_, _, rows) in window {
             let group: Vec<Vec<CompressedPage>> =
                 encoded.by_ref().take(fields.len()).flatten().collect();
-            writer.write_row_group(&group)?;
+            writer.write_row_group(rows as u64, &group)?;
         }
     }
     writer.finish()?;
@@ -254,6 +255,12 @@ fn open_input(path: &Path) -> Result<File, ContractError> {
             ContractError::io(path, e)
         }
     })
+}
+
+/// A lazy scan of one Parquet file (polars' default scan options). Polars'
+/// own error is returned so each caller names the file in its own words.
+pub fn scan_parquet(path: &Path) -> PolarsResult<LazyFrame> {
+    LazyFrame::scan_parquet(PlRefPath::try_from_path(path)?, ScanArgsParquet::default())
 }
 
 /// Reads a whole Parquet file.
@@ -301,7 +308,7 @@ pub fn conform(
         let cast = match (kind, &found) {
             // A timestamp without a zone is taken as UTC.
             (Kind::Timestamp, DataType::Datetime(unit, None)) => column
-                .cast(&DataType::Datetime(*unit, Some("UTC".into())))
+                .cast(&DataType::Datetime(*unit, Some(TimeZone::UTC)))
                 .and_then(|c| c.cast(&utc_timestamp())),
             _ => column.cast(&want),
         }
@@ -510,7 +517,7 @@ pub fn raw_frame(
         };
         ordered.push(column);
     }
-    DataFrame::new(ordered)
+    DataFrame::new(height, ordered)
 }
 
 #[cfg(test)]
@@ -681,11 +688,11 @@ mod tests {
                 write_parquet(&mut frame, &part).unwrap();
                 let back = read_raw(&layout, table).unwrap();
                 prop_assert_eq!(back.height(), n);
-                for (a, b) in frame.get_columns().iter().zip(back.get_columns()) {
+                for (a, b) in frame.columns().iter().zip(back.columns()) {
                     prop_assert_eq!(a.name(), b.name());
                     prop_assert_eq!(a.dtype(), b.dtype());
                     if a.dtype() == &DataType::Float64 {
-                        let bits = |c: &Column| c.f64().unwrap().into_iter().map(|v| v.map(f64::to_bits)).collect::<Vec<_>>();
+                        let bits = |c: &Column| c.f64().unwrap().iter().map(|v| v.map(f64::to_bits)).collect::<Vec<_>>();
                         prop_assert_eq!(bits(a), bits(b));
                     } else {
                         prop_assert!(a.equals_missing(b), "{} differs", a.name());

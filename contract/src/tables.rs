@@ -30,7 +30,7 @@ impl Kind {
 
 /// The one timestamp type of the pipeline: microseconds, UTC.
 pub fn utc_timestamp() -> DataType {
-    DataType::Datetime(TimeUnit::Microseconds, Some("UTC".into()))
+    DataType::Datetime(TimeUnit::Microseconds, Some(TimeZone::UTC))
 }
 
 #[derive(Clone, Copy, Debug)]

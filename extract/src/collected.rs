@@ -20,21 +20,16 @@ pub fn ids_since(
     let mut ids = HashSet::new();
     let since = lit(since.timestamp_micros()).cast(utc_timestamp());
     for part in layout.raw_parts_if_any(table)? {
-        let df = LazyFrame::scan_parquet(&part, ScanArgsParquet::default())
+        let df = contract::io::scan_parquet(&part)
             .and_then(|lf| {
                 lf.select([col(ID).cast(DataType::String), col(CREATED_AT)])
                     .filter(col(CREATED_AT).gt_eq(since.clone()))
                     .select([col(ID)])
                     .collect()
             })
+            .map_err(anyhow::Error::from)
             .with_context(|| format!("{}: reading the ids already collected", part.display()))?;
-        ids.extend(
-            df.column(ID)?
-                .str()?
-                .into_iter()
-                .flatten()
-                .map(str::to_string),
-        );
+        ids.extend(df.column(ID)?.str()?.iter().flatten().map(str::to_string));
     }
     Ok(ids)
 }

@@ -13,7 +13,7 @@
 //! window always stays, and a row older than it stays until every row of
 //! its part has aged out.
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, Utc};
@@ -109,9 +109,10 @@ pub fn tidy(
     Ok(done)
 }
 
-fn newest_created_at(part: &PathBuf) -> Result<Option<i64>> {
-    let df = LazyFrame::scan_parquet(part, ScanArgsParquet::default())
+fn newest_created_at(part: &Path) -> Result<Option<i64>> {
+    let df = contract::io::scan_parquet(part)
         .and_then(|lf| lf.select([col(CREATED_AT).max()]).collect())
+        .map_err(anyhow::Error::from)
         .with_context(|| format!("{}: not a readable Parquet file", part.display()))?;
     let c = df.column(CREATED_AT)?.cast(&DataType::Int64)?;
     Ok(c.i64()?.get(0))

@@ -194,7 +194,7 @@ impl<'a> Columnar<'a> {
             self.pending = Some(pending);
             return Ok(());
         }
-        pending.as_single_chunk_par();
+        pending.rechunk_mut_par();
         let mut offsets: Vec<usize> = (0..ready).step_by(ROWS_PER_PART).collect();
         if offsets.is_empty() {
             // An empty table still gets one (empty) part when asked.
@@ -227,7 +227,7 @@ impl<'a> Columnar<'a> {
                 .iter()
                 .map(|h| Column::new_empty(h.as_str().into(), &DataType::String))
                 .collect();
-            self.push(DataFrame::new(empty)?)?;
+            self.push(DataFrame::new(0, empty)?)?;
         }
         if write_empty || self.pending.as_ref().is_some_and(|p| p.height() > 0) {
             self.write_parts(true)?;
@@ -274,7 +274,7 @@ fn typed_columns(
     let casts: Vec<(Column, Vec<(usize, String)>)> = known
         .par_iter()
         .map(|&(position, column)| {
-            let text = blank_is_null(raw.get_columns()[position].str()?);
+            let text = blank_is_null(raw.columns()[position].str()?);
             let (values, failures) = cast(&text, column.kind)?;
             Ok((values.with_name(column.name.into()), failures))
         })
@@ -523,7 +523,7 @@ fn extra_column(raw: &DataFrame, header: &[String], table: RawTable) -> Result<C
     }
     let columns: Vec<&StringChunked> = extras
         .iter()
-        .map(|(i, _)| raw.get_columns()[*i].str())
+        .map(|(i, _)| raw.columns()[*i].str())
         .collect::<PolarsResult<_>>()?;
     let values: StringChunked = (0..n)
         .map(|row| {
@@ -551,7 +551,7 @@ fn rejects_frame(
     let idx = IdxCa::from_vec("idx".into(), rows.iter().map(|&r| r as IdxSize).collect());
     let mut cols: Vec<Column> = Vec::with_capacity(header.len() + 3);
     for (position, name) in header.iter().enumerate() {
-        let text = blank_is_null(raw.get_columns()[position].str()?).take(&idx)?;
+        let text = blank_is_null(raw.columns()[position].str()?).take(&idx)?;
         cols.push(text.into_column().with_name(name.as_str().into()));
     }
     let picked: Vec<&(&'static str, String)> =
@@ -560,7 +560,7 @@ fn rejects_frame(
         picked.iter().map(|(f, _)| *f).collect(),
         picked.iter().map(|(_, d)| d.as_str()).collect(),
     ));
-    Ok(DataFrame::new(cols)?)
+    Ok(DataFrame::new(rows.len(), cols)?)
 }
 
 #[cfg(test)]

@@ -324,7 +324,7 @@ impl TableSink {
             self.reject_field.iter().map(String::as_str).collect(),
             self.reject_detail.iter().map(String::as_str).collect(),
         ));
-        DataFrame::new(cols)
+        DataFrame::new_infer_height(cols)
     }
 }
 

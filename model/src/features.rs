@@ -24,7 +24,7 @@ pub struct Categorical {
 
 impl Categorical {
     fn from_column(values: &StringChunked) -> Self {
-        Self::from_values(values)
+        Self::from_values(values.iter())
     }
 
     /// From a column's values in row order (None for null).
@@ -102,10 +102,7 @@ impl Data {
                 );
             }
             let c = c.cast(&DataType::Float64)?;
-            Ok(c.f64()?
-                .into_iter()
-                .map(|v| v.unwrap_or(f64::NAN))
-                .collect())
+            Ok(c.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
         };
         let numeric = dataset
             .numeric_features()

@@ -145,7 +145,7 @@ impl Table {
         columns.push(Column::new(self.std_column().into(), stat(|s| s.std)));
         columns.push(Column::new(CI_LOW.into(), stat(|s| s.ci_low)));
         columns.push(Column::new(CI_HIGH.into(), stat(|s| s.ci_high)));
-        DataFrame::new(columns)
+        DataFrame::new_infer_height(columns)
     }
 }
 

@@ -130,6 +130,7 @@ pub fn run(args: &Args) -> Result<()> {
     for table in &inputs.insights.tables {
         let mut df = table
             .to_frame()
+            .map_err(anyhow::Error::from)
             .with_context(|| format!("building the {} table", table.name))?;
         io::write_parquet(&mut df, &commit.file(&layout.insight(table.name))?)?;
     }
@@ -325,8 +326,8 @@ fn count_by_source(df: &DataFrame) -> Result<BTreeMap<String, usize>> {
     let rows = counts.column("rows")?.cast(&DataType::UInt64)?;
     let rows = rows.u64()?;
     Ok(sources
-        .into_iter()
-        .zip(rows)
+        .iter()
+        .zip(rows.iter())
         .map(|(s, n)| (s.unwrap_or("(none)").to_string(), n.unwrap_or(0) as usize))
         .collect())
 }
@@ -347,8 +348,7 @@ fn examples(path: &Path, reason: Option<&str>) -> Result<(Vec<String>, Vec<Vec<S
             path.display()
         );
     }
-    let mut lf =
-        LazyFrame::scan_parquet(path, ScanArgsParquet::default()).map_err(unreadable(path))?;
+    let mut lf = io::scan_parquet(path).map_err(unreadable(path))?;
     if let Some(r) = reason {
         lf = lf.filter(col(REASON).eq(lit(r)));
     }
@@ -363,7 +363,7 @@ fn examples(path: &Path, reason: Option<&str>) -> Result<(Vec<String>, Vec<Vec<S
         .collect();
     let rows = (0..df.height())
         .map(|i| {
-            df.get_columns()
+            df.columns()
                 .iter()
                 .map(|c| cell_text(c.get(i).unwrap_or(AnyValue::Null)))
                 .collect()
@@ -425,15 +425,14 @@ fn model_view(layout: &Layout, name: &str, report: &ModelReport) -> Result<Model
     let column = |name: &str| -> Result<Vec<f64>> {
         let c = holdout
             .column(name)
+            .map_err(anyhow::Error::from)
             .with_context(|| format!("{}: missing column `{name}`", holdout_path.display()))?
             .cast(&DataType::Float64)
+            .map_err(anyhow::Error::from)
             .with_context(|| {
                 format!("{}: column `{name}` is not numeric", holdout_path.display())
             })?;
-        Ok(c.f64()?
-            .into_iter()
-            .map(|v| v.unwrap_or(f64::NAN))
-            .collect())
+        Ok(c.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
     };
     let actual = column(files::ACTUAL)?;
     let predicted = column(files::PREDICTED)?;
@@ -462,7 +461,7 @@ fn importance(df: &DataFrame) -> Result<BTreeMap<String, Vec<(String, f64)>>> {
     let feature = df.column(column::FEATURE)?.str()?;
     let gain = df.column(column::GAIN_SHARE)?.f64()?;
     let mut out: BTreeMap<String, Vec<(String, f64)>> = BTreeMap::new();
-    for ((m, f), g) in model.into_iter().zip(feature).zip(gain) {
+    for ((m, f), g) in model.iter().zip(feature.iter()).zip(gain.iter()) {
         if let (Some(m), Some(f), Some(g)) = (m, f, g) {
             out.entry(m.to_string())
                 .or_default()

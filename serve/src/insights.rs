@@ -79,7 +79,7 @@ fn value(v: AnyValue) -> Value {
 
 /// A frame as one JSON object per row, keyed by column name.
 fn records(df: &DataFrame) -> Result<Vec<Value>> {
-    let columns = df.get_columns();
+    let columns = df.columns();
     (0..df.height())
         .map(|i| {
             let mut row = Map::new();

@@ -54,7 +54,7 @@ fn summarise(paths: &[PathBuf], time_column: &str) -> Result<Summary, ContractEr
     let mut sources = std::collections::BTreeSet::new();
     let (mut min, mut max): (Option<i64>, Option<i64>) = (None, None);
     for path in paths {
-        let df = LazyFrame::scan_parquet(path, ScanArgsParquet::default())
+        let df = contract::io::scan_parquet(path)
             .and_then(|lf| lf.select([col(time_column), col(SOURCE)]).collect())
             .map_err(|e| invalid(path, e))?;
         rows += df.height();
@@ -69,12 +69,7 @@ fn summarise(paths: &[PathBuf], time_column: &str) -> Result<Summary, ContractEr
             .column(SOURCE)
             .and_then(|c| c.unique())
             .map_err(|e| invalid(path, e))?;
-        for s in unique
-            .str()
-            .map_err(|e| invalid(path, e))?
-            .into_iter()
-            .flatten()
-        {
+        for s in unique.str().map_err(|e| invalid(path, e))?.iter().flatten() {
             sources.insert(s.to_string());
         }
     }

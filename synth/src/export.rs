@@ -64,5 +64,6 @@ fn formatted(table: RawTable, frame: DataFrame, path: &Path) -> Result<DataFrame
         .lazy()
         .select(columns)
         .collect()
+        .map_err(anyhow::Error::from)
         .with_context(|| format!("formatting {}", path.display()))
 }

@@ -832,7 +832,7 @@ fn holdout_frame(df: &DataFrame, test_rows: &[usize], chosen: &Chosen) -> Result
         let picked: StringChunked = test_rows.iter().map(|&r| keys.get(r)).collect();
         Ok(picked.with_name(name.into()).into_column())
     };
-    let mut holdout = DataFrame::new(vec![pick(SOURCE_TABLE)?, pick(SOURCE_ID)?])?;
+    let mut holdout = DataFrame::new_infer_height(vec![pick(SOURCE_TABLE)?, pick(SOURCE_ID)?])?;
     holdout.with_column(Column::new(artifact::ACTUAL.into(), chosen.truth.clone()))?;
     holdout.with_column(Column::new(
         artifact::PREDICTED.into(),
@@ -845,7 +845,7 @@ fn holdout_frame(df: &DataFrame, test_rows: &[usize], chosen: &Chosen) -> Result
 fn row_buckets(df: &DataFrame) -> Result<Vec<f64>> {
     let tables = df.column(SOURCE_TABLE)?.str()?;
     let ids = df.column(SOURCE_ID)?.str()?;
-    Ok(split::buckets(tables.into_iter().zip(ids)))
+    Ok(split::buckets(tables.iter().zip(ids.iter())))
 }
 
 fn lineage(

@@ -100,6 +100,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let name = format!("predicted_{}", card.target);
     let mut out = df;
     out.with_column(Column::new(name.as_str().into(), predicted))
+        .map_err(anyhow::Error::from)
         .with_context(|| format!("adding {name}"))?;
     write(&mut out, &args.output)?;
     println!(

@@ -62,6 +62,7 @@ pub fn run(args: &Args) -> Result<()> {
         progress.set_phase(&format!("building {dataset}"));
         let mut df = conform(plan, dataset)
             .collect()
+            .map_err(anyhow::Error::from)
             .with_context(|| format!("building the {dataset} dataset"))?;
         let path = layout.training(dataset);
         io::write_parquet_fast(&mut df, &commit.file(&path)?)?;
@@ -128,7 +129,7 @@ fn check_sources(layout: &Layout, raw: &[DataFrame], allow_mixed: bool) -> Resul
     let mut sources = BTreeSet::new();
     for df in raw {
         let unique = df.column(SOURCE)?.unique()?;
-        for s in unique.str()?.into_iter().flatten() {
+        for s in unique.str()?.iter().flatten() {
             sources.insert(s.to_string());
         }
     }
@@ -386,7 +387,7 @@ pub fn csat(feedback: LazyFrame, ab_testing: LazyFrame) -> PolarsResult<LazyFram
         .clone()
         .filter(col(RESPONSE_ID).is_not_null())
         .sort([CREATED_AT, ID], SortMultipleOptions::default())
-        .unique_stable(Some(vec![RESPONSE_ID.into()]), UniqueKeepStrategy::First)
+        .unique_stable(Some(cols([RESPONSE_ID])), UniqueKeepStrategy::First)
         .select([
             col(RESPONSE_ID),
             col(PREDICTED_QUALITY).alias(QUALITY_SCORE),

@@ -6,6 +6,7 @@
 pub use contract::rules;
 
 use std::collections::BTreeMap;
+use std::hash::BuildHasher;
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
@@ -265,7 +266,7 @@ pub fn split(
     let (required, ranges) = (of_kind(true), of_kind(false));
     let horizon_lit = lit(horizon.timestamp_micros()).cast(DataType::Datetime(
         TimeUnit::Microseconds,
-        Some("UTC".into()),
+        Some(TimeZone::UTC),
     ));
     let bad_time = col(TIMESTAMP).is_null().or(col(TIMESTAMP).gt(horizon_lit));
 
@@ -405,20 +406,26 @@ fn describe(
         report.rejected.insert(r, 0);
     }
     if rejected.height() > 0 {
-        for name in rejected.column(REASON)?.str()?.into_iter().flatten() {
+        for name in rejected.column(REASON)?.str()?.iter().flatten() {
             let reason = Reason::from_name(name)
                 .with_context(|| format!("unknown rejection reason `{name}`"))?;
             *report.rejected.entry(reason).or_insert(0) += 1;
         }
     }
-    for c in input.get_columns() {
+    for c in input.columns() {
         report
             .null_counts
             .insert(c.name().to_string(), c.null_count());
     }
     if let Ok(ts) = clean.column(TIMESTAMP).and_then(|c| c.datetime().cloned()) {
-        report.timestamp_min = ts.min().and_then(DateTime::from_timestamp_micros);
-        report.timestamp_max = ts.max().and_then(DateTime::from_timestamp_micros);
+        report.timestamp_min = ts
+            .physical()
+            .min()
+            .and_then(DateTime::from_timestamp_micros);
+        report.timestamp_max = ts
+            .physical()
+            .max()
+            .and_then(DateTime::from_timestamp_micros);
     }
     if clean.height() < minimum {
         report.warnings.push(format!(
@@ -445,7 +452,7 @@ fn describe(
             // At most one level when no value differs from the first: stops
             // at the second level, so only a constant column is read through.
             let column = clean.column(feature)?.cast(&DataType::String)?;
-            let mut values = column.str()?.into_iter().flatten();
+            let mut values = column.str()?.iter().flatten();
             let levels = match values.next() {
                 None => 0,
                 Some(first) if values.any(|v| v != first) => 2,
@@ -573,7 +580,7 @@ mod properties {
             let want: Vec<Option<Reason>> = rows.iter().map(|r| expected(r, two_tables, &mut seen)).collect();
             prop_assert_eq!(clean.height(), want.iter().filter(|w| w.is_none()).count());
             let got: Vec<Reason> = rejected
-                .column(REASON).unwrap().str().unwrap().into_iter()
+                .column(REASON).unwrap().str().unwrap().iter()
                 .map(|r| Reason::from_name(r.unwrap()).unwrap())
                 .collect();
             let want_rejected: Vec<Reason> = want.into_iter().flatten().collect();

@@ -80,7 +80,7 @@ pub fn strs(df: &DataFrame, column: &str) -> Vec<Option<String>> {
         .expect("cast to text")
         .str()
         .expect("text")
-        .into_iter()
+        .iter()
         .map(|v| v.map(str::to_string))
         .collect()
 }
@@ -92,7 +92,7 @@ pub fn nums(df: &DataFrame, column: &str) -> Vec<Option<f64>> {
         .expect("cast to f64")
         .f64()
         .expect("f64")
-        .into_iter()
+        .iter()
         .collect()
 }
 

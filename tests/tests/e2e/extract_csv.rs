@@ -55,6 +55,7 @@ fn reads_supabase_exports() {
         .unwrap()
         .datetime()
         .unwrap()
+        .physical()
         .get(0)
         .unwrap();
     assert_eq!(

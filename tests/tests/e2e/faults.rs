@@ -508,7 +508,7 @@ fn reported_version(data: &Path) -> &'static str {
             .unwrap()
             .u64()
             .unwrap()
-            .into_iter()
+            .iter()
             .flatten()
             .sum::<u64>() as usize;
         assert_eq!(sum, n, "{table} and insights.json disagree");

@@ -152,7 +152,12 @@ fn postgres_streams_every_row_once_with_faithful_types() {
         .unwrap();
     assert_eq!(nums(&fb, QUALITY_RATING)[0], Some(row.get::<_, f64>(0)));
     assert_eq!(
-        fb.column(CREATED_AT).unwrap().datetime().unwrap().get(0),
+        fb.column(CREATED_AT)
+            .unwrap()
+            .datetime()
+            .unwrap()
+            .physical()
+            .get(0),
         Some(row.get::<_, i64>(1))
     );
     let ex = read(

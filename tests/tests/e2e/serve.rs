@@ -132,7 +132,7 @@ fn json_rows(data: &Path, model: &str, n: usize) -> Vec<Value> {
     (0..df.height())
         .map(|i| {
             let mut row = Map::new();
-            for c in df.get_columns() {
+            for c in df.columns() {
                 let v = match c.get(i).unwrap() {
                     AnyValue::Null => Value::Null,
                     AnyValue::Float64(x) => json!(x),

@@ -132,6 +132,7 @@ fn pages_through_every_row_exactly_once() {
         .unwrap()
         .datetime()
         .unwrap()
+        .physical()
         .get(0)
         .unwrap();
     assert_eq!(created % 1_000_000, 123_456, "microseconds kept");

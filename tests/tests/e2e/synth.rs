@@ -187,7 +187,7 @@ fn nums_i64(df: &polars::prelude::DataFrame, column: &str) -> Vec<Option<i64>> {
         .unwrap()
         .i64()
         .unwrap()
-        .into_iter()
+        .iter()
         .collect()
 }
 

@@ -178,7 +178,7 @@ fn write_cases(dir: &Path, dataset: Dataset) -> Vec<(String, Option<&'static str
         };
         columns.push(column);
     }
-    let mut df = DataFrame::new(columns).unwrap();
+    let mut df = DataFrame::new_infer_height(columns).unwrap();
     contract::io::write_parquet(
         &mut df,
         &dir.join("training")
