@@ -5,6 +5,7 @@
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use polars::prelude::*;
 
@@ -347,8 +348,6 @@ pub fn check_dataset_columns(
     check_footer(path, &dataset_kinds(dataset, columns))
 }
 
-/// Opens a Parquet file, conforms its (empty) schema to `expected` and
-/// returns its row count from the footer.
 /// Rows of a Parquet file, from its footer alone.
 pub fn parquet_rows(path: &Path) -> Result<usize, ContractError> {
     ParquetReader::new(open_input(path)?)
@@ -371,6 +370,8 @@ pub fn read_json_if_present<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// Opens a Parquet file, conforms its (empty) schema to `expected` and
+/// returns its row count from the footer.
 fn check_footer(path: &Path, expected: &[(&str, Kind)]) -> Result<usize, ContractError> {
     let invalid = |source| ContractError::Parquet {
         path: path.to_path_buf(),
@@ -407,6 +408,15 @@ pub fn read_dataset_columns(
 /// Reads the columns of `names` a Parquet file has (a missing one is named
 /// when the frame is conformed).
 fn read_parquet_columns(path: &Path, names: &[&str]) -> Result<DataFrame, ContractError> {
+    read_parquet_columns_with(path, names, |reader| reader)
+}
+
+/// [`read_parquet_columns`], the reader set up by `configure` (a slice).
+fn read_parquet_columns_with(
+    path: &Path,
+    names: &[&str],
+    configure: impl FnOnce(ParquetReader<File>) -> ParquetReader<File>,
+) -> Result<DataFrame, ContractError> {
     let file = open_input(path)?;
     let invalid = |source| ContractError::Parquet {
         path: path.to_path_buf(),
@@ -424,7 +434,9 @@ fn read_parquet_columns(path: &Path, names: &[&str]) -> Result<DataFrame, Contra
         .filter(|n| present.iter().any(|p| p == *n))
         .map(|n| n.to_string())
         .collect();
-    reader.with_columns(Some(wanted)).finish().map_err(invalid)
+    configure(reader.with_columns(Some(wanted)))
+        .finish()
+        .map_err(invalid)
 }
 
 /// Reads every part of a raw table into one frame with the raw schema.
@@ -498,6 +510,111 @@ pub fn read_raw_columns(
     };
     df.align_chunks_par();
     Ok(df)
+}
+
+/// The expression that gives column `name`, found as `found`, the contract's
+/// type for `kind` (the lazy twin of [`conform`]'s casts).
+fn conform_expr(name: &str, kind: Kind, found: &DataType) -> Expr {
+    let want = kind.dtype();
+    match (kind, found) {
+        _ if *found == want => col(name),
+        // A timestamp without a zone is taken as UTC.
+        (Kind::Timestamp, DataType::Datetime(unit, None)) => col(name)
+            .cast(DataType::Datetime(*unit, Some(TimeZone::UTC)))
+            .cast(want),
+        _ => col(name).cast(want),
+    }
+}
+
+/// A lazy scan of only `columns` of every part of a raw table, cast to the
+/// contract's types, for a streaming plan: the rows are read batch by batch
+/// as the plan asks for them. Each part's footer is checked first, so a
+/// missing column or a wrong type names the part before any row is read.
+pub fn scan_raw_columns(
+    layout: &Layout,
+    table: RawTable,
+    columns: &[&str],
+) -> Result<LazyFrame, ContractError> {
+    let expected: Vec<(&str, Kind)> = columns
+        .iter()
+        .filter_map(|c| raw_kind(table, c).map(|k| (*c, k)))
+        .collect();
+    let mut scans = Vec::new();
+    for part in layout.raw_parts(table)? {
+        let invalid = |source| ContractError::Parquet {
+            path: part.clone(),
+            source,
+        };
+        let empty = read_parquet_columns_with(&part, columns, |r| r.with_slice(Some((0, 0))))?;
+        let found = empty.schema().clone();
+        conform(empty, &expected, &part)?;
+        let exprs: Vec<Expr> = expected
+            .iter()
+            .map(|(name, kind)| {
+                let dtype = found.get(name).cloned().unwrap_or(DataType::Null);
+                conform_expr(name, *kind, &dtype)
+            })
+            .collect();
+        scans.push(scan_parquet(&part).map_err(invalid)?.select(exprs));
+    }
+    if scans.is_empty() {
+        let schema: Schema = expected
+            .iter()
+            .map(|(n, k)| Field::new((*n).into(), k.dtype()))
+            .collect();
+        return Ok(DataFrame::empty_with_schema(&schema).lazy());
+    }
+    let args = UnionArgs {
+        parallel: true,
+        rechunk: false,
+        ..UnionArgs::default()
+    };
+    concat(scans, args).map_err(|source| ContractError::Frame {
+        path: layout.raw_dir(table),
+        source,
+    })
+}
+
+/// Runs `plan` on polars' streaming engine into an uncompressed Parquet file
+/// at `path` (as [`write_parquet_fast`] writes one), atomically: rows pass
+/// through in batches, so memory holds what the plan must keep (a join's
+/// build side, a sort's input, a group-by's table), never the whole output.
+/// Row groups of the same size as the in-memory writer's. Returns the rows.
+pub fn sink_parquet_fast(plan: LazyFrame, path: &Path) -> Result<usize, ContractError> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    fs::create_dir_all(dir).map_err(|e| ContractError::io(dir, e))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".tmp")
+        .suffix(".parquet")
+        .tempfile_in(dir)
+        .map_err(|e| ContractError::io(dir, e))?;
+    let error = |source| ContractError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let options = ParquetWriteOptions {
+        compression: ParquetCompression::Uncompressed,
+        row_group_size: Some(ROW_GROUP_ROWS),
+        ..ParquetWriteOptions::default()
+    };
+    let target = SinkTarget::Path(PlRefPath::try_from_path(tmp.path()).map_err(error)?);
+    plan.sink(
+        SinkDestination::File { target },
+        FileWriteFormat::Parquet(Arc::new(options)),
+        UnifiedSinkArgs {
+            sync_on_close: polars::io::utils::sync_on_close::SyncOnCloseType::All,
+            ..UnifiedSinkArgs::default()
+        },
+    )
+    .and_then(|plan| plan.collect_with_engine(Engine::Streaming))
+    .map_err(|source| ContractError::Frame {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let rows = parquet_rows(tmp.path())?;
+    tmp.persist(path)
+        .map_err(|e| ContractError::io(path, e.error))?;
+    Ok(rows)
 }
 
 /// Builds a raw table frame in the contract's column order and types from

@@ -5,6 +5,41 @@ use contract::io;
 use polars::prelude::*;
 
 /// Where the stage binaries of this test's build profile are: target/<profile>.
+/// `make` in the repository root, as a user runs it: without a surrounding
+/// make's MAKEFLAGS, nor the variables cargo sets for a test binary. A nested
+/// `cargo build` (make's build target) would see those as changes to what
+/// build scripts watch (ring watches CARGO_MANIFEST_DIR and CARGO_PKG_NAME)
+/// and rebuild ring, rustls, reqwest and all of polars: minutes per test run.
+pub fn make() -> Command {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
+    let mut cmd = Command::new("make");
+    cmd.current_dir(root)
+        .arg("--no-print-directory")
+        .env_remove("MAKEFLAGS");
+    let set_by_cargo = |name: &str| {
+        name.starts_with("CARGO_PKG_")
+            || name.starts_with("CARGO_BIN_")
+            || [
+                "CARGO",
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_MANIFEST_LINKS",
+                "CARGO_CRATE_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "CARGO_RUSTC_CURRENT_DIR",
+                "OUT_DIR",
+            ]
+            .contains(&name)
+    };
+    for (name, _) in std::env::vars_os() {
+        if name.to_str().is_some_and(set_by_cargo) {
+            cmd.env_remove(name);
+        }
+    }
+    cmd
+}
+
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     exe.parent()

@@ -1,5 +1,3 @@
-use std::process::Command;
-
 use tempfile::tempdir;
 
 use crate::common::*;
@@ -7,21 +5,15 @@ use crate::common::*;
 /// `make pipeline` with no database: synthetic data, a banner, then every stage.
 #[test]
 fn make_pipeline_runs_out_of_the_box_and_reruns_only_stale_stages() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
     let data = tempdir().unwrap();
     let make = |extra: &[&str]| {
-        let mut cmd = Command::new("make");
-        cmd.current_dir(&root)
-            .args(["--no-print-directory", "stages", "ROWS=800"])
+        let mut cmd = make();
+        cmd.args(["stages", "ROWS=800"])
             .arg(format!("DATA={}", data.path().display()))
             .arg(format!("BIN={}", bin_dir().display()))
             .args(extra)
             .env_remove("SUPABASE_URL")
-            .env_remove("DATABASE_URL")
-            .env_remove("MAKEFLAGS");
+            .env_remove("DATABASE_URL");
         cmd
     };
     let out = ok(&mut make(&[]));

@@ -4,7 +4,6 @@
 
 use std::collections::HashSet;
 use std::path::Path;
-use std::process::Command;
 
 use contract::columns::*;
 use contract::reports::Reason;
@@ -586,24 +585,13 @@ fn unknown_table_is_a_clear_error() {
 fn make_pipeline_from_postgres_runs_end_to_end() {
     let (url, mut client) = database("pipeline");
     insert(&mut client, 0, 1200);
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
     let data = tempdir().unwrap();
-    let out = ok(Command::new("make")
-        .current_dir(&root)
-        .args([
-            "--no-print-directory",
-            "stages",
-            "SOURCE=postgres",
-            "DAYS=30",
-        ])
+    let out = ok(make()
+        .args(["stages", "SOURCE=postgres", "DAYS=30"])
         .arg(format!("DATA={}", data.path().display()))
         .arg(format!("BIN={}", bin_dir().display()))
         .env("DATABASE_URL", &url)
-        .env_remove("SUPABASE_URL")
-        .env_remove("MAKEFLAGS"));
+        .env_remove("SUPABASE_URL"));
     let text = stdout(&out);
     assert!(
         text.contains("validate: performance") && text.contains("baseline RMSE"),

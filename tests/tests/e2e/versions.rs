@@ -196,15 +196,12 @@ fn only_a_better_version_is_promoted_and_a_rollback_restores_the_old_predictions
 
     // Rollback: v0001 again, bit for bit; then back to v0002.
     let make = |model: &str, version: &str| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap();
-        let mut cmd = std::process::Command::new("make");
-        cmd.current_dir(root)
-            .args(["--no-print-directory", "rollback"])
+        let mut cmd = make();
+        cmd.args(["rollback"])
             .arg(format!("DATA={}", data.display()))
             .arg(format!("BIN={}", bin_dir().display()))
             .arg(format!("MODEL={model}"))
-            .arg(format!("VERSION={version}"))
-            .env_remove("MAKEFLAGS");
+            .arg(format!("VERSION={version}"));
         ok(&mut cmd)
     };
     let said = stdout(&make("csat", "v0001"));
