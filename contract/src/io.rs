@@ -581,39 +581,33 @@ pub fn scan_raw_columns(
 /// build side, a sort's input, a group-by's table), never the whole output.
 /// Row groups of the same size as the in-memory writer's. Returns the rows.
 pub fn sink_parquet_fast(plan: LazyFrame, path: &Path) -> Result<usize, ContractError> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir).map_err(|e| ContractError::io(dir, e))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".tmp")
-        .suffix(".parquet")
-        .tempfile_in(dir)
-        .map_err(|e| ContractError::io(dir, e))?;
-    let error = |source| ContractError::Write {
-        path: path.to_path_buf(),
-        source,
-    };
+    // The same temporary file, permissions and rename as every other write;
+    // polars opens it by name and writes it, the rename publishes it.
+    let mut file = AtomicFile::create(path)?;
+    let tmp = file.writer().get_ref().path().to_path_buf();
     let options = ParquetWriteOptions {
         compression: ParquetCompression::Uncompressed,
         row_group_size: Some(ROW_GROUP_ROWS),
         ..ParquetWriteOptions::default()
     };
-    let target = SinkTarget::Path(PlRefPath::try_from_path(tmp.path()).map_err(error)?);
+    let target = PlRefPath::try_from_path(&tmp).map_err(|source| ContractError::Write {
+        path: path.to_path_buf(),
+        source,
+    })?;
     plan.sink(
-        SinkDestination::File { target },
-        FileWriteFormat::Parquet(Arc::new(options)),
-        UnifiedSinkArgs {
-            sync_on_close: polars::io::utils::sync_on_close::SyncOnCloseType::All,
-            ..UnifiedSinkArgs::default()
+        SinkDestination::File {
+            target: SinkTarget::Path(target),
         },
+        FileWriteFormat::Parquet(Arc::new(options)),
+        UnifiedSinkArgs::default(),
     )
     .and_then(|plan| plan.collect_with_engine(Engine::Streaming))
     .map_err(|source| ContractError::Frame {
         path: path.to_path_buf(),
         source,
     })?;
-    let rows = parquet_rows(tmp.path())?;
-    tmp.persist(path)
-        .map_err(|e| ContractError::io(path, e.error))?;
+    let rows = parquet_rows(&tmp)?;
+    file.commit()?;
     Ok(rows)
 }
 

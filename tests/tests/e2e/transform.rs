@@ -233,7 +233,15 @@ fn streamed_datasets_equal_in_memory_ones() {
         let datasets = ["quality", "csat", "performance"];
         let built = |engine: &str| {
             stage("transform", data, &["--engine", engine]);
-            datasets.map(|d| read(data.join(format!("training/{d}.parquet"))))
+            datasets.map(|d| {
+                let path = data.join(format!("training/{d}.parquet"));
+                // Ordinary files, readable by others, whichever engine wrote them.
+                let mode = std::os::unix::fs::PermissionsExt::mode(
+                    &fs::metadata(&path).unwrap().permissions(),
+                );
+                assert_eq!(mode & 0o044, 0o044, "{engine}: {d}: mode {mode:o}");
+                read(path)
+            })
         };
         let in_memory = built("in-memory");
         let streamed = [built("streaming"), built("streaming")].concat();
