@@ -457,6 +457,29 @@ fn raw_kind(table: RawTable, name: &str) -> Option<Kind> {
     }
 }
 
+/// The first part of a raw table whose `columns` do not read (a corrupt page
+/// behind a sound footer), as the error reading it gives; None when every
+/// part reads. One part in memory at a time: for naming the file after a
+/// streamed plan failed, since the streaming engine's errors name no file.
+pub fn find_unreadable_raw_part(
+    layout: &Layout,
+    table: RawTable,
+    columns: &[&str],
+) -> Result<Option<ContractError>, ContractError> {
+    let expected: Vec<(&str, Kind)> = columns
+        .iter()
+        .filter_map(|c| raw_kind(table, c).map(|k| (*c, k)))
+        .collect();
+    for part in layout.raw_parts(table)? {
+        let read =
+            read_parquet_columns(&part, columns).and_then(|df| conform(df, &expected, &part));
+        if let Err(e) = read {
+            return Ok(Some(e));
+        }
+    }
+    Ok(None)
+}
+
 /// Reads only `columns` of every part of a raw table (Parquet reads just
 /// those column chunks), checked and cast to the contract's types.
 pub fn read_raw_columns(

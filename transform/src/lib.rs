@@ -103,7 +103,10 @@ pub fn run(args: &Args) -> Result<()> {
         let staged = commit.file(&path)?;
         let context = || format!("building the {dataset} dataset");
         let rows = match args.engine {
-            Engine::Streaming => io::sink_parquet_fast(plan, &staged).with_context(context)?,
+            Engine::Streaming => match io::sink_parquet_fast(plan, &staged) {
+                Ok(rows) => rows,
+                Err(e) => return Err(streaming_failure(&layout, e, &context())),
+            },
             Engine::InMemory => {
                 let mut df = plan
                     .collect()
@@ -127,6 +130,26 @@ pub fn run(args: &Args) -> Result<()> {
         println!("{line}");
     }
     Ok(())
+}
+
+/// The error of a streamed dataset that failed. The streaming engine's
+/// errors do not say which file they came from, so the raw parts are read
+/// again, one at a time, for the first that does not read: that error names
+/// the part, as the in-memory engine's does. Otherwise (a full disk, say)
+/// the engine's own error, with what was being built.
+fn streaming_failure(
+    layout: &Layout,
+    error: contract::ContractError,
+    doing: &str,
+) -> anyhow::Error {
+    for table in RawTable::ALL {
+        match io::find_unreadable_raw_part(layout, table, used_columns(table)) {
+            Ok(Some(unreadable)) => return unreadable.into(),
+            Ok(None) => {}
+            Err(e) => return e.into(),
+        }
+    }
+    anyhow::Error::from(error).context(doing.to_string())
 }
 
 /// The raw columns each table contributes to the datasets.

@@ -174,6 +174,33 @@ fn missing_or_corrupt_raw_data_is_one_clear_error() {
         "{err}"
     );
     assert!(!data.path().join("training").exists(), "no partial output");
+
+    // A corrupt page behind a sound footer fails inside the streamed plan,
+    // whose errors name no file: the part is still named, on both engines.
+    let data = tempdir().unwrap();
+    synth(data.path(), 20_000, 0.0);
+    let part = data
+        .path()
+        .join("raw/ai_gm_quality_feedback/part-000000.parquet");
+    let mut bytes = fs::read(&part).unwrap();
+    let third = bytes.len() / 3;
+    bytes[third..third + 2000].fill(0xAB);
+    fs::write(&part, bytes).unwrap();
+    for engine in ["streaming", "in-memory"] {
+        let (code, err) = fails(bin("transform").args([
+            "--data",
+            data.path().to_str().unwrap(),
+            "--engine",
+            engine,
+        ]));
+        assert_eq!(code, 1, "{engine}");
+        assert_eq!(error_lines(&err).len(), 1, "{engine}: {err}");
+        assert!(
+            err.contains("ai_gm_quality_feedback/part-000000.parquet: not a readable Parquet file"),
+            "{engine}: {err}"
+        );
+        assert!(!data.path().join("training").exists(), "no partial output");
+    }
 }
 
 #[test]
