@@ -394,6 +394,33 @@ fn dataset_kinds(dataset: Dataset, columns: &[&str]) -> Vec<(&'static str, Kind)
         .collect()
 }
 
+/// A lazy scan of only `columns` of a dataset file, cast to the contract's
+/// types, for a streaming plan. The footer is checked first: a missing
+/// column or a wrong type names the file before any row is read.
+pub fn scan_dataset_columns(
+    path: &Path,
+    dataset: Dataset,
+    columns: &[&str],
+) -> Result<LazyFrame, ContractError> {
+    let expected = dataset_kinds(dataset, columns);
+    let empty = read_parquet_columns_with(path, columns, |r| r.with_slice(Some((0, 0))))?;
+    let found = empty.schema().clone();
+    conform(empty, &expected, path)?;
+    let exprs: Vec<Expr> = expected
+        .iter()
+        .map(|(name, kind)| {
+            let dtype = found.get(name).cloned().unwrap_or(DataType::Null);
+            conform_expr(name, *kind, &dtype)
+        })
+        .collect();
+    Ok(scan_parquet(path)
+        .map_err(|source| ContractError::Parquet {
+            path: path.to_path_buf(),
+            source,
+        })?
+        .select(exprs))
+}
+
 /// Reads only `columns` of a dataset file (Parquet reads just those column
 /// chunks), checked and cast to the contract's types.
 pub fn read_dataset_columns(

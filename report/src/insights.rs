@@ -172,19 +172,30 @@ fn grouped(lf: LazyFrame, keys: &[(&str, Expr)], value: &str) -> Result<Vec<Grou
         .collect();
     let mut sort_by: Vec<&str> = vec![SOURCE];
     sort_by.extend(keys.iter().map(|(n, _)| *n));
+    // Each group's values summed in value order: the same bits whichever
+    // batches the streaming engine handed its threads (its own mean and std
+    // add partial sums in the order the threads finish).
+    let values = || col("values").list().sort(SortOptions::default()).list();
     let df = lf
         .group_by(by)
-        .agg([
-            col(value).count().cast(DataType::UInt64).alias(ROWS),
-            col(value).mean().alias("mean"),
-            col(value).std(1).alias("std"),
+        .agg([col(value).drop_nulls().alias("values")])
+        .select([
+            all().exclude_cols(["values"]).as_expr(),
+            col("values")
+                .list()
+                .len()
+                .cast(DataType::UInt64)
+                .alias(ROWS),
+            values().mean().alias("mean"),
+            values().std(1).alias("std"),
         ])
         .sort(
             sort_by,
             SortMultipleOptions::default().with_nulls_last(true),
         )
         .with_columns(as_text)
-        .collect()?;
+        .collect_with_engine(Engine::Streaming)?
+        .unwrap_single();
     let source = df.column(SOURCE)?.str()?.clone();
     let key_columns: Vec<StringChunked> = keys
         .iter()
@@ -299,8 +310,8 @@ pub fn optimal_range(ranges: &[Group]) -> (Option<OptimalRange>, Option<String>)
 /// (`_source`, provider, model, action_type, quality_score, csat_score,
 /// timestamp) and the clean quality dataset (`_source`, provider, model,
 /// action_type, quality_score).
-pub fn compute(csat: &DataFrame, quality: &DataFrame, now: DateTime<Utc>) -> Result<Insights> {
-    let c = || csat.clone().lazy();
+pub fn compute(csat: LazyFrame, quality: LazyFrame, now: DateTime<Utc>) -> Result<Insights> {
+    let c = || csat.clone();
     let mut ranges = grouped(c(), &[(QUALITY_RANGE, quality_range())], CSAT_SCORE)
         .context("CSAT by quality range")?;
     for g in &mut ranges {
@@ -369,16 +380,14 @@ pub fn compute(csat: &DataFrame, quality: &DataFrame, now: DateTime<Utc>) -> Res
 
 /// Mean quality score by provider / model and by action type, in one table
 /// keyed (grouping, provider, model, action_type).
-fn quality_baselines(quality: &DataFrame) -> Result<Vec<Group>> {
+fn quality_baselines(quality: LazyFrame) -> Result<Vec<Group>> {
     let mut baselines = Vec::new();
     for (grouping, keys) in [
         ("provider_model", vec![PROVIDER, MODEL]),
         ("action_type", vec![ACTION_TYPE]),
     ] {
         let exprs: Vec<(&str, Expr)> = keys.iter().map(|k| (*k, col(*k))).collect();
-        for g in
-            grouped(quality.clone().lazy(), &exprs, QUALITY_SCORE).context("quality baselines")?
-        {
+        for g in grouped(quality.clone(), &exprs, QUALITY_SCORE).context("quality baselines")? {
             let mut key = vec![Some(grouping.to_string()), None, None, None];
             for (k, v) in keys.iter().zip(g.key) {
                 let slot = match *k {
@@ -502,7 +511,7 @@ mod tests {
             QUALITY_SCORE => [80.0, 90.0, 40.0],
         )
         .unwrap();
-        let insights = compute(&csat, &quality, Utc::now()).unwrap();
+        let insights = compute(csat.lazy(), quality.lazy(), Utc::now()).unwrap();
         let table = |name| insights.table(name).unwrap();
         let find = |name, source: &str, key: &[Option<&str>]| -> Stat {
             table(name)

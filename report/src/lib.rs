@@ -200,10 +200,14 @@ fn read_inputs(layout: &Layout) -> Result<Inputs> {
     })
 }
 
-/// The clean datasets' rows per source, and the CSAT insights computed from them.
+/// The clean datasets' rows per source, and the CSAT insights computed from
+/// them: group-bys on polars' streaming engine over scans of the clean files,
+/// so the report holds the groups, not the datasets.
 fn read_clean(layout: &Layout, now: DateTime<Utc>) -> Result<(CleanBySource, Insights)> {
-    let csat = io::read_dataset_columns(
-        &layout.clean(Dataset::Csat),
+    let scan = |dataset: Dataset, columns: &[&str]| {
+        io::scan_dataset_columns(&layout.clean(dataset), dataset, columns)
+    };
+    let csat = scan(
         Dataset::Csat,
         &[
             SOURCE,
@@ -215,29 +219,31 @@ fn read_clean(layout: &Layout, now: DateTime<Utc>) -> Result<(CleanBySource, Ins
             TIMESTAMP,
         ],
     )?;
-    let quality = io::read_dataset_columns(
-        &layout.clean(Dataset::Quality),
+    let quality = scan(
         Dataset::Quality,
         &[SOURCE, PROVIDER, MODEL, ACTION_TYPE, QUALITY_SCORE],
     )?;
-    let performance = io::read_dataset_columns(
-        &layout.clean(Dataset::Performance),
-        Dataset::Performance,
-        &[SOURCE],
-    )?;
+    let performance = scan(Dataset::Performance, &[SOURCE])?;
     let mut clean_by_source = BTreeMap::new();
-    for (dataset, df) in [
+    for (dataset, lf) in [
         (Dataset::Quality, &quality),
         (Dataset::Csat, &csat),
         (Dataset::Performance, &performance),
     ] {
         clean_by_source.insert(
             dataset,
-            count_by_source(df)
-                .with_context(|| format!("counting {}", layout.clean(dataset).display()))?,
+            count_by_source(lf.clone())
+                .with_context(|| format!("{}: counting rows", layout.clean(dataset).display()))?,
         );
     }
-    let insights = insights::compute(&csat, &quality, now)?;
+    // The streaming engine's errors name no file: say which ones were read.
+    let insights = insights::compute(csat, quality, now).with_context(|| {
+        format!(
+            "{} and {}: computing the insights",
+            layout.clean(Dataset::Csat).display(),
+            layout.clean(Dataset::Quality).display()
+        )
+    })?;
     Ok((clean_by_source, insights))
 }
 
@@ -315,13 +321,12 @@ fn read_models(
     Ok((models, calibration))
 }
 
-fn count_by_source(df: &DataFrame) -> Result<BTreeMap<String, usize>> {
-    let counts = df
-        .clone()
-        .lazy()
+fn count_by_source(lf: LazyFrame) -> Result<BTreeMap<String, usize>> {
+    let counts = lf
         .group_by([col(SOURCE)])
         .agg([len().alias("rows")])
-        .collect()?;
+        .collect_with_engine(Engine::Streaming)?
+        .unwrap_single();
     let sources = counts.column(SOURCE)?.str()?.clone();
     let rows = counts.column("rows")?.cast(&DataType::UInt64)?;
     let rows = rows.u64()?;
