@@ -402,10 +402,21 @@ pub fn scan_dataset_columns(
     dataset: Dataset,
     columns: &[&str],
 ) -> Result<LazyFrame, ContractError> {
-    let expected = dataset_kinds(dataset, columns);
+    scan_conformed(path, columns, &dataset_kinds(dataset, columns))
+}
+
+/// A lazy scan of `columns` of one Parquet file, cast to `expected`'s types
+/// (the lazy twin of [`read_conformed`]). The footer is checked first, as
+/// [`conform`] checks a frame: a missing column or a wrong type names the
+/// file before any row is read.
+fn scan_conformed(
+    path: &Path,
+    columns: &[&str],
+    expected: &[(&str, Kind)],
+) -> Result<LazyFrame, ContractError> {
     let empty = read_parquet_columns_with(path, columns, |r| r.with_slice(Some((0, 0))))?;
     let found = empty.schema().clone();
-    conform(empty, &expected, path)?;
+    conform(empty, expected, path)?;
     let exprs: Vec<Expr> = expected
         .iter()
         .map(|(name, kind)| {
@@ -428,8 +439,16 @@ pub fn read_dataset_columns(
     dataset: Dataset,
     columns: &[&str],
 ) -> Result<DataFrame, ContractError> {
-    let df = read_parquet_columns(path, columns)?;
-    conform(df, &dataset_kinds(dataset, columns), path)
+    read_conformed(path, columns, &dataset_kinds(dataset, columns))
+}
+
+/// Reads `columns` of one Parquet file and casts them to `expected`'s types.
+fn read_conformed(
+    path: &Path,
+    columns: &[&str],
+    expected: &[(&str, Kind)],
+) -> Result<DataFrame, ContractError> {
+    conform(read_parquet_columns(path, columns)?, expected, path)
 }
 
 /// Reads the columns of `names` a Parquet file has (a missing one is named
@@ -474,6 +493,24 @@ pub fn read_raw(layout: &Layout, table: RawTable) -> Result<DataFrame, ContractE
     read_raw_columns(layout, table, &names)
 }
 
+/// The contract's kind of each of `columns` of a raw table.
+fn raw_kinds<'a>(table: RawTable, columns: &[&'a str]) -> Vec<(&'a str, Kind)> {
+    columns
+        .iter()
+        .filter_map(|c| raw_kind(table, c).map(|k| (*c, k)))
+        .collect()
+}
+
+/// An empty frame with `expected`'s columns and types (a table with no parts).
+fn empty_frame(expected: &[(&str, Kind)]) -> DataFrame {
+    DataFrame::empty_with_schema(
+        &expected
+            .iter()
+            .map(|(n, k)| Field::new((*n).into(), k.dtype()))
+            .collect(),
+    )
+}
+
 /// The kind of a raw column, lineage columns included.
 fn raw_kind(table: RawTable, name: &str) -> Option<Kind> {
     use crate::columns::{EXTRA, EXTRACTED_AT, SOURCE};
@@ -493,14 +530,9 @@ pub fn find_unreadable_raw_part(
     table: RawTable,
     columns: &[&str],
 ) -> Result<Option<ContractError>, ContractError> {
-    let expected: Vec<(&str, Kind)> = columns
-        .iter()
-        .filter_map(|c| raw_kind(table, c).map(|k| (*c, k)))
-        .collect();
+    let expected = raw_kinds(table, columns);
     for part in layout.raw_parts(table)? {
-        let read =
-            read_parquet_columns(&part, columns).and_then(|df| conform(df, &expected, &part));
-        if let Err(e) = read {
+        if let Err(e) = read_conformed(&part, columns, &expected) {
             return Ok(Some(e));
         }
     }
@@ -514,10 +546,7 @@ pub fn read_raw_columns(
     table: RawTable,
     columns: &[&str],
 ) -> Result<DataFrame, ContractError> {
-    let expected: Vec<(&str, Kind)> = columns
-        .iter()
-        .filter_map(|c| raw_kind(table, c).map(|k| (*c, k)))
-        .collect();
+    let expected = raw_kinds(table, columns);
     let names: Vec<PlSmallStr> = expected.iter().map(|(n, _)| (*n).into()).collect();
     // The parts are read on every core (each is one row group, which polars
     // would decode on one), then stacked in order.
@@ -527,8 +556,7 @@ pub fn read_raw_columns(
         parts
             .par_iter()
             .map(|part| {
-                let df = read_parquet_columns(part, columns)?;
-                conform(df, &expected, part)?
+                read_conformed(part, columns, &expected)?
                     .select(names.clone())
                     .map_err(|source| ContractError::Frame {
                         path: part.clone(),
@@ -549,15 +577,7 @@ pub fn read_raw_columns(
             }
         }
     }
-    let mut df = match all {
-        Some(df) => df,
-        None => DataFrame::empty_with_schema(
-            &expected
-                .iter()
-                .map(|(n, k)| Field::new((*n).into(), k.dtype()))
-                .collect(),
-        ),
-    };
+    let mut df = all.unwrap_or_else(|| empty_frame(&expected));
     df.align_chunks_par();
     Ok(df)
 }
@@ -585,34 +605,14 @@ pub fn scan_raw_columns(
     table: RawTable,
     columns: &[&str],
 ) -> Result<LazyFrame, ContractError> {
-    let expected: Vec<(&str, Kind)> = columns
+    let expected = raw_kinds(table, columns);
+    let scans = layout
+        .raw_parts(table)?
         .iter()
-        .filter_map(|c| raw_kind(table, c).map(|k| (*c, k)))
-        .collect();
-    let mut scans = Vec::new();
-    for part in layout.raw_parts(table)? {
-        let invalid = |source| ContractError::Parquet {
-            path: part.clone(),
-            source,
-        };
-        let empty = read_parquet_columns_with(&part, columns, |r| r.with_slice(Some((0, 0))))?;
-        let found = empty.schema().clone();
-        conform(empty, &expected, &part)?;
-        let exprs: Vec<Expr> = expected
-            .iter()
-            .map(|(name, kind)| {
-                let dtype = found.get(name).cloned().unwrap_or(DataType::Null);
-                conform_expr(name, *kind, &dtype)
-            })
-            .collect();
-        scans.push(scan_parquet(&part).map_err(invalid)?.select(exprs));
-    }
+        .map(|part| scan_conformed(part, columns, &expected))
+        .collect::<Result<Vec<_>, _>>()?;
     if scans.is_empty() {
-        let schema: Schema = expected
-            .iter()
-            .map(|(n, k)| Field::new((*n).into(), k.dtype()))
-            .collect();
-        return Ok(DataFrame::empty_with_schema(&schema).lazy());
+        return Ok(empty_frame(&expected).lazy());
     }
     let args = UnionArgs {
         parallel: true,
