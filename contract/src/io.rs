@@ -125,7 +125,7 @@ fn write_parquet_with(
 }
 
 /// Rows per row group, as polars writes them.
-const ROW_GROUP_ROWS: usize = 512 * 512;
+pub const ROW_GROUP_ROWS: usize = 512 * 512;
 
 /// Row groups encoded at once: their compressed pages wait in memory for
 /// their turn to be written.
@@ -136,90 +136,128 @@ const ROW_GROUPS_IN_FLIGHT: usize = 4;
 /// largest serial part of every stage. Here each (row group, column) is
 /// encoded and compressed on its own rayon task, with polars' encoder and
 /// settings (dictionary where it pays, statistics, 1 MiB pages), and the
-/// pages are written in order: the same file, on every core. One pipeline
-/// (~80 lines): split into row groups, encode and compress, write in order.
+/// pages are written in order: the same file, on every core.
 fn parallel_parquet(
     df: &mut DataFrame,
     w: &mut impl Write,
     compression: ParquetCompression,
 ) -> PolarsResult<()> {
-    use polars_parquet::write::{
-        CompressedPage, StatisticsOptions, Version, WriteOptions, array_to_columns, compress,
-    };
-    use rayon::prelude::*;
+    let mut writer = RowGroupWriter::new(w, df.schema(), compression)?;
+    writer.write(df)?;
+    writer.finish()
+}
 
-    // Every column's chunks line up; each chunk becomes one or more row groups
-    // (a copy only when the chunks are too small to be row groups).
-    df.align_chunks_par();
-    if df.first_col_n_chunks() > 1 && df.height() / df.first_col_n_chunks() < ROW_GROUP_ROWS / 4 {
-        df.rechunk_mut_par();
-    }
-    let schema = df.schema().clone();
-    let arrow_schema = schema.to_arrow(CompatLevel::newest());
-    let encodings = get_encodings(&arrow_schema);
-    let options = WriteOptions {
-        statistics: StatisticsOptions::default(),
-        version: Version::V1,
-        compression: compression.into(),
-        data_page_size: None,
-    };
-    let mut writer = ParquetWriter::new(w)
-        .with_compression(compression)
-        .batched(&schema)?;
-    let fields = writer.parquet_schema().fields().to_vec();
-    let lengths: Vec<usize> = match df.columns().first() {
-        Some(c) => c.as_materialized_series().chunk_lengths().collect(),
-        None => Vec::new(),
-    };
-    // (chunk, offset, rows) of each row group.
-    let slices: Vec<(usize, usize, usize)> = lengths
-        .iter()
-        .enumerate()
-        .flat_map(|(chunk, &len)| {
-            (0..len)
-                .step_by(ROW_GROUP_ROWS)
-                .map(move |start| (chunk, start, ROW_GROUP_ROWS.min(len - start)))
+/// A Parquet file written frame after frame (each frame's rows become whole
+/// row groups of at most [`ROW_GROUP_ROWS`]), so a stage that works in
+/// batches never holds more than one: split into row groups, encode and
+/// compress every (row group, column) on its own rayon task, write in order.
+pub struct RowGroupWriter<W: Write> {
+    writer: polars::io::parquet::write::BatchedWriter<W>,
+    fields: Vec<polars_parquet::parquet::schema::types::ParquetType>,
+    encodings: Vec<Vec<polars_parquet::write::Encoding>>,
+    options: polars_parquet::write::WriteOptions,
+    schema: SchemaRef,
+}
+
+impl<W: Write> RowGroupWriter<W> {
+    /// A writer of frames with `schema` (the file is valid with no frames at all).
+    pub fn new(w: W, schema: &SchemaRef, compression: ParquetCompression) -> PolarsResult<Self> {
+        use polars_parquet::write::{StatisticsOptions, Version, WriteOptions};
+        let arrow_schema = schema.to_arrow(CompatLevel::newest());
+        let mut writer = ParquetWriter::new(w)
+            .with_compression(compression)
+            .batched(schema)?;
+        Ok(Self {
+            fields: writer.parquet_schema().fields().to_vec(),
+            encodings: get_encodings(&arrow_schema).to_vec(),
+            options: WriteOptions {
+                statistics: StatisticsOptions::default(),
+                version: Version::V1,
+                compression: compression.into(),
+                data_page_size: None,
+            },
+            schema: schema.clone(),
+            writer,
         })
-        .collect();
-    for window in slices.chunks(ROW_GROUPS_IN_FLIGHT) {
-        let groups: Vec<Vec<ArrayRef>> = window
-            .iter()
-            .map(|&(chunk, start, rows)| {
-                df.columns()
-                    .iter()
-                    .map(|c| {
-                        c.as_materialized_series()
-                            .to_arrow(chunk, CompatLevel::newest())
-                            .sliced(start, rows)
-                    })
-                    .collect()
-            })
-            .collect();
-        let tasks: Vec<(usize, usize)> = (0..groups.len())
-            .flat_map(|g| (0..fields.len()).map(move |c| (g, c)))
-            .collect();
-        let encoded: Vec<Vec<Vec<CompressedPage>>> = tasks
-            .par_iter()
-            .map(|&(g, c)| {
-                array_to_columns(&groups[g][c], fields[c].clone(), options, &encodings[c])?
-                    .into_iter()
-                    .map(|pages| {
-                        pages
-                            .map(|page| Ok(compress(page?, vec![], options.compression)?))
-                            .collect::<PolarsResult<Vec<CompressedPage>>>()
-                    })
-                    .collect()
-            })
-            .collect::<PolarsResult<_>>()?;
-        let mut encoded = encoded.into_iter();
-        for &(_, _, rows) in window {
-            let group: Vec<Vec<CompressedPage>> =
-                encoded.by_ref().take(fields.len()).flatten().collect();
-            writer.write_row_group(rows as u64, &group)?;
-        }
     }
-    writer.finish()?;
-    Ok(())
+
+    /// Appends `df`'s rows (its schema must be the writer's).
+    pub fn write(&mut self, df: &mut DataFrame) -> PolarsResult<()> {
+        use polars_parquet::write::{CompressedPage, array_to_columns, compress};
+        use rayon::prelude::*;
+
+        if df.schema() != &self.schema {
+            polars_bail!(SchemaMismatch: "a batch's columns {:?} are not the file's {:?}",
+                df.schema().iter_names().collect::<Vec<_>>(),
+                self.schema.iter_names().collect::<Vec<_>>());
+        }
+        // Every column's chunks line up; each chunk becomes one or more row
+        // groups (a copy only when the chunks are too small to be row groups).
+        df.align_chunks_par();
+        if df.first_col_n_chunks() > 1 && df.height() / df.first_col_n_chunks() < ROW_GROUP_ROWS / 4
+        {
+            df.rechunk_mut_par();
+        }
+        let (fields, encodings, options) = (&self.fields, &self.encodings, self.options);
+        let lengths: Vec<usize> = match df.columns().first() {
+            Some(c) => c.as_materialized_series().chunk_lengths().collect(),
+            None => Vec::new(),
+        };
+        // (chunk, offset, rows) of each row group.
+        let slices: Vec<(usize, usize, usize)> = lengths
+            .iter()
+            .enumerate()
+            .flat_map(|(chunk, &len)| {
+                (0..len)
+                    .step_by(ROW_GROUP_ROWS)
+                    .map(move |start| (chunk, start, ROW_GROUP_ROWS.min(len - start)))
+            })
+            .collect();
+        for window in slices.chunks(ROW_GROUPS_IN_FLIGHT) {
+            let groups: Vec<Vec<ArrayRef>> = window
+                .iter()
+                .map(|&(chunk, start, rows)| {
+                    df.columns()
+                        .iter()
+                        .map(|c| {
+                            c.as_materialized_series()
+                                .to_arrow(chunk, CompatLevel::newest())
+                                .sliced(start, rows)
+                        })
+                        .collect()
+                })
+                .collect();
+            let tasks: Vec<(usize, usize)> = (0..groups.len())
+                .flat_map(|g| (0..fields.len()).map(move |c| (g, c)))
+                .collect();
+            let encoded: Vec<Vec<Vec<CompressedPage>>> = tasks
+                .par_iter()
+                .map(|&(g, c)| {
+                    array_to_columns(&groups[g][c], fields[c].clone(), options, &encodings[c])?
+                        .into_iter()
+                        .map(|pages| {
+                            pages
+                                .map(|page| Ok(compress(page?, vec![], options.compression)?))
+                                .collect::<PolarsResult<Vec<CompressedPage>>>()
+                        })
+                        .collect()
+                })
+                .collect::<PolarsResult<_>>()?;
+            let mut encoded = encoded.into_iter();
+            for &(_, _, rows) in window {
+                let group: Vec<Vec<CompressedPage>> =
+                    encoded.by_ref().take(fields.len()).flatten().collect();
+                self.writer.write_row_group(rows as u64, &group)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the footer.
+    pub fn finish(self) -> PolarsResult<()> {
+        self.writer.finish()?;
+        Ok(())
+    }
 }
 
 /// Writes a value as pretty JSON, atomically.
@@ -330,6 +368,20 @@ pub fn conform(
 /// Reads a training, clean or rejected dataset file and checks its schema.
 pub fn read_dataset(path: &Path, dataset: Dataset) -> Result<DataFrame, ContractError> {
     conform(read_parquet(path)?, dataset.columns(), path)
+}
+
+/// Rows `offset..offset + len` of a dataset file (Parquet reads only the row
+/// groups they lie in), checked and cast to the contract's types: a stage
+/// that works in batches reads a file this way, one batch at a time.
+pub fn read_dataset_slice(
+    path: &Path,
+    dataset: Dataset,
+    offset: usize,
+    len: usize,
+) -> Result<DataFrame, ContractError> {
+    let names: Vec<&str> = dataset.columns().iter().map(|(n, _)| *n).collect();
+    let df = read_parquet_columns_with(path, &names, |r| r.with_slice(Some((offset, len))))?;
+    conform(df, dataset.columns(), path)
 }
 
 /// Checks a dataset file without reading its rows: it opens as Parquet and

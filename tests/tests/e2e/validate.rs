@@ -397,3 +397,91 @@ fn corrupt_parquet_is_an_error() {
         "training/performance.parquet: not a readable Parquet file",
     );
 }
+
+/// Validate reads, checks and writes a batch of rows at a time: many small
+/// batches give the same clean and rejected files and the same report as one
+/// batch holding every row (what the whole-frame validate did), duplicates
+/// whose first row lies in an earlier batch included.
+#[test]
+fn batches_split_rows_as_one_batch_does() {
+    let data = tempdir().unwrap();
+    synth(data.path(), 3000, 0.1);
+    stage("transform", data.path(), &[]);
+    let batch = 97;
+    // Some duplicate's first row is in an earlier batch than the duplicate.
+    let training = read(data.path().join("training/csat.parquet"));
+    let keys: Vec<(Option<String>, Option<String>)> = strs(&training, SOURCE_TABLE)
+        .into_iter()
+        .zip(strs(&training, SOURCE_ID))
+        .collect();
+    let mut first = std::collections::HashMap::new();
+    let across = keys.iter().enumerate().any(|(row, key)| {
+        key.1.is_some() && *first.entry(key.clone()).or_insert(row) / batch < row / batch
+    });
+    assert!(across, "a duplicate across batches");
+    let split = |rows: usize| {
+        stage(
+            "validate",
+            data.path(),
+            &["--now", NOW, "--batch-rows", &rows.to_string()],
+        );
+        let files = ["clean", "rejected"].map(|kind| {
+            ["quality", "csat", "performance"]
+                .map(|d| read(data.path().join(format!("{kind}/{d}.parquet"))))
+        });
+        let mut report = validation_report(data.path());
+        report.validated_at = Default::default();
+        (files, serde_json::to_string(&report).unwrap())
+    };
+    let (whole, whole_report) = split(1 << 30);
+    let (batched, batched_report) = split(batch);
+    for (a, b) in whole.iter().flatten().zip(batched.iter().flatten()) {
+        assert!(a.height() > 0);
+        assert!(a.equals_missing(b), "batched files differ\n{a}\n{b}");
+    }
+    assert_eq!(whole_report, batched_report);
+}
+
+/// A damaged row group behind a sound footer fails when its batch is read,
+/// after earlier batches were split and written: one line naming the file,
+/// and nothing of the earlier batches is left behind.
+#[test]
+fn a_damaged_later_batch_leaves_no_output() {
+    let data = fresh_inputs();
+    let path = data.path().join("training/csat.parquet");
+    let mut df = read(&path);
+    let file = fs::File::create(&path).unwrap();
+    ParquetWriter::new(file)
+        .with_row_group_size(Some(100))
+        .finish(&mut df)
+        .unwrap();
+    let mut bytes = fs::read(&path).unwrap();
+    let at = bytes.len() * 2 / 3;
+    // The footer (its length sits before the closing magic) stays sound.
+    let n = bytes.len();
+    let footer = u32::from_le_bytes(bytes[n - 8..n - 4].try_into().unwrap()) as usize;
+    assert!(at + 2000 < n - 8 - footer, "the damage misses the footer");
+    bytes[at..at + 2000].fill(0xAB);
+    fs::write(&path, bytes).unwrap();
+    let before = files(data.path());
+    let (code, err) = fails(bin("validate").args([
+        "--data",
+        data.path().to_str().unwrap(),
+        "--now",
+        NOW,
+        "--batch-rows",
+        "100",
+    ]));
+    assert_eq!(code, 1);
+    assert_eq!(error_lines(&err).len(), 1, "{err}");
+    assert!(
+        err.contains("training/csat.parquet: not a readable Parquet file"),
+        "{err}"
+    );
+    assert!(
+        !data.path().join("clean").exists()
+            && !data.path().join("reports/validation.json").exists(),
+        "no partial output"
+    );
+    assert_eq!(files(data.path()), before, "no file left behind");
+}
