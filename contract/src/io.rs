@@ -370,18 +370,19 @@ pub fn read_dataset(path: &Path, dataset: Dataset) -> Result<DataFrame, Contract
     conform(read_parquet(path)?, dataset.columns(), path)
 }
 
-/// Rows `offset..offset + len` of a dataset file (Parquet reads only the row
-/// groups they lie in), checked and cast to the contract's types: a stage
-/// that works in batches reads a file this way, one batch at a time.
+/// Rows `offset..offset + len` of `columns` of a dataset file (Parquet reads
+/// only the row groups they lie in), checked and cast to the contract's
+/// types: a stage that works in batches reads a file this way, one batch at
+/// a time.
 pub fn read_dataset_slice(
     path: &Path,
     dataset: Dataset,
+    columns: &[&str],
     offset: usize,
     len: usize,
 ) -> Result<DataFrame, ContractError> {
-    let names: Vec<&str> = dataset.columns().iter().map(|(n, _)| *n).collect();
-    let df = read_parquet_columns_with(path, &names, |r| r.with_slice(Some((offset, len))))?;
-    conform(df, dataset.columns(), path)
+    let df = read_parquet_columns_with(path, columns, |r| r.with_slice(Some((offset, len))))?;
+    conform(df, &dataset_kinds(dataset, columns), path)
 }
 
 /// Checks a dataset file without reading its rows: it opens as Parquet and

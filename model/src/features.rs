@@ -23,47 +23,74 @@ pub struct Categorical {
 }
 
 impl Categorical {
-    fn from_column(values: &StringChunked) -> Self {
-        Self::from_values(values.iter())
-    }
-
     /// From a column's values in row order (None for null).
     pub fn from_values<'a>(values: impl IntoIterator<Item = Option<&'a str>>) -> Self {
-        let mut index: HashMap<&str, u32> = HashMap::new();
-        let mut first_seen: Vec<&str> = Vec::new();
-        let codes: Vec<u32> = values
-            .into_iter()
-            .map(|v| match v {
-                None => MISSING,
-                Some(s) => *index.entry(s).or_insert_with(|| {
-                    first_seen.push(s);
-                    (first_seen.len() - 1) as u32
-                }),
-            })
-            .collect();
-        // Codes in sorted level order, so they do not depend on row order.
-        let mut order: Vec<u32> = (0..first_seen.len() as u32).collect();
-        order.sort_by_key(|&i| first_seen[i as usize]);
-        let mut remap = vec![0u32; order.len()];
-        for (sorted, &old) in order.iter().enumerate() {
-            remap[old as usize] = sorted as u32;
-        }
-        Self {
-            levels: order
-                .iter()
-                .map(|&i| first_seen[i as usize].to_string())
-                .collect(),
-            codes: codes
-                .into_iter()
-                .map(|c| if c == MISSING { c } else { remap[c as usize] })
-                .collect(),
-        }
+        let mut builder = CategoricalBuilder::default();
+        builder.extend(values);
+        builder.finish()
     }
 
     /// The value of a row, for messages and group keys.
     pub fn value(&self, row: usize) -> Option<&str> {
         let code = self.codes[row];
         (code != MISSING).then(|| self.levels[code as usize].as_str())
+    }
+}
+
+/// A categorical column built batch by batch: codes in order of first
+/// appearance, renumbered in sorted level order by [`CategoricalBuilder::finish`].
+#[derive(Default)]
+pub struct CategoricalBuilder {
+    index: HashMap<String, u32>,
+    first_seen: Vec<String>,
+    codes: Vec<u32>,
+}
+
+impl CategoricalBuilder {
+    pub fn extend<'a>(&mut self, values: impl IntoIterator<Item = Option<&'a str>>) {
+        let Self {
+            index,
+            first_seen,
+            codes,
+        } = self;
+        codes.extend(values.into_iter().map(|v| match v {
+            None => MISSING,
+            Some(s) => match index.get(s) {
+                Some(&code) => code,
+                None => {
+                    let code = first_seen.len() as u32;
+                    index.insert(s.to_string(), code);
+                    first_seen.push(s.to_string());
+                    code
+                }
+            },
+        }));
+    }
+
+    /// Codes in sorted level order, so they do not depend on row order.
+    pub fn finish(self) -> Categorical {
+        let first_seen = self.first_seen;
+        let mut order: Vec<u32> = (0..first_seen.len() as u32).collect();
+        order.sort_by(|&a, &b| first_seen[a as usize].cmp(&first_seen[b as usize]));
+        let mut remap = vec![0u32; order.len()];
+        for (sorted, &old) in order.iter().enumerate() {
+            remap[old as usize] = sorted as u32;
+        }
+        let mut codes = self.codes;
+        for c in &mut codes {
+            if *c != MISSING {
+                *c = remap[*c as usize];
+            }
+        }
+        let mut levels = first_seen;
+        let by_code: Vec<String> = order
+            .iter()
+            .map(|&i| std::mem::take(&mut levels[i as usize]))
+            .collect();
+        Categorical {
+            levels: by_code,
+            codes,
+        }
     }
 }
 
@@ -87,13 +114,57 @@ impl Data {
         with_target: bool,
         origin: &Path,
     ) -> Result<Self> {
-        let numeric_column = |name: &str| -> Result<Vec<f64>> {
-            let Ok(c) = df.column(name) else {
-                bail!(
+        let mut builder = DataBuilder::new(dataset, with_target, origin);
+        builder.push(df)?;
+        Ok(builder.finish())
+    }
+
+    pub fn target_of(&self, rows: &[usize]) -> Vec<f64> {
+        rows.iter().map(|&r| self.target[r]).collect()
+    }
+}
+
+/// A [`Data`] built from a dataset's rows a batch (frame) at a time, so a
+/// file is never held whole: only its numbers and codes grow.
+pub struct DataBuilder<'a> {
+    dataset: Dataset,
+    with_target: bool,
+    origin: &'a Path,
+    rows: usize,
+    numeric: Vec<Vec<f64>>,
+    categorical: Vec<CategoricalBuilder>,
+    target: Vec<f64>,
+}
+
+impl<'a> DataBuilder<'a> {
+    pub fn new(dataset: Dataset, with_target: bool, origin: &'a Path) -> Self {
+        Self {
+            dataset,
+            with_target,
+            origin,
+            rows: 0,
+            numeric: vec![Vec::new(); dataset.numeric_features().len()],
+            categorical: (0..dataset.categorical_features().len())
+                .map(|_| CategoricalBuilder::default())
+                .collect(),
+            target: Vec::new(),
+        }
+    }
+
+    /// Appends a frame's rows; a missing column or one of the wrong type is
+    /// an error naming it.
+    pub fn push(&mut self, df: &DataFrame) -> Result<()> {
+        let (dataset, origin) = (self.dataset, self.origin);
+        let column = |name: &str| -> Result<&Column> {
+            df.column(name).map_err(|_| {
+                anyhow::anyhow!(
                     "{}: missing column `{name}` (the {dataset} model needs it)",
                     origin.display()
-                );
-            };
+                )
+            })
+        };
+        let numeric_column = |name: &str, into: &mut Vec<f64>| -> Result<()> {
+            let c = column(name)?;
             if !(c.dtype().is_primitive_numeric() || c.dtype() == &DataType::Null) {
                 bail!(
                     "{}: column `{name}` has type {}, expected a number",
@@ -102,21 +173,18 @@ impl Data {
                 );
             }
             let c = c.cast(&DataType::Float64)?;
-            Ok(c.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)).collect())
+            into.extend(c.f64()?.iter().map(|v| v.unwrap_or(f64::NAN)));
+            Ok(())
         };
-        let numeric = dataset
-            .numeric_features()
+        for (name, into) in dataset.numeric_features().iter().zip(&mut self.numeric) {
+            numeric_column(name, into)?;
+        }
+        for (name, into) in dataset
+            .categorical_features()
             .iter()
-            .map(|n| numeric_column(n))
-            .collect::<Result<Vec<_>>>()?;
-        let mut categorical = Vec::new();
-        for name in dataset.categorical_features() {
-            let Ok(c) = df.column(name) else {
-                bail!(
-                    "{}: missing column `{name}` (the {dataset} model needs it)",
-                    origin.display()
-                );
-            };
+            .zip(&mut self.categorical)
+        {
+            let c = column(name)?;
             if !matches!(c.dtype(), DataType::String | DataType::Null) {
                 bail!(
                     "{}: column `{name}` has type {}, expected text",
@@ -125,23 +193,26 @@ impl Data {
                 );
             }
             let c = c.cast(&DataType::String)?;
-            categorical.push(Categorical::from_column(c.str()?));
+            into.extend(c.str()?.iter());
         }
-        let target = if with_target {
-            numeric_column(dataset.target())?
-        } else {
-            Vec::new()
-        };
-        Ok(Self {
-            rows: df.height(),
-            numeric,
-            categorical,
-            target,
-        })
+        if self.with_target {
+            numeric_column(dataset.target(), &mut self.target)?;
+        }
+        self.rows += df.height();
+        Ok(())
     }
 
-    pub fn target_of(&self, rows: &[usize]) -> Vec<f64> {
-        rows.iter().map(|&r| self.target[r]).collect()
+    pub fn finish(self) -> Data {
+        Data {
+            rows: self.rows,
+            numeric: self.numeric,
+            categorical: self
+                .categorical
+                .into_iter()
+                .map(CategoricalBuilder::finish)
+                .collect(),
+            target: self.target,
+        }
     }
 }
 

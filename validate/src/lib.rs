@@ -156,6 +156,7 @@ fn validate_dataset(
     progress: &contract::progress::Progress,
 ) -> Result<Summary> {
     let rows = io::parquet_rows(path)?;
+    let columns: Vec<&str> = dataset.columns().iter().map(|(n, _)| *n).collect();
     let (send, receive) = std::sync::mpsc::sync_channel::<Written>(1);
     std::thread::scope(|scope| -> Result<Summary> {
         let writer = scope.spawn(move || write_split(receive, &clean_path, &rejected_path));
@@ -163,7 +164,7 @@ fn validate_dataset(
         let mut summary = Summary::new(dataset);
         let mut split_all = || -> Result<()> {
             for offset in (0..rows).step_by(batch_rows) {
-                let df = io::read_dataset_slice(path, dataset, offset, batch_rows)?;
+                let df = io::read_dataset_slice(path, dataset, &columns, offset, batch_rows)?;
                 progress.inc(df.height() as u64);
                 let (clean, rejected) = split_batch(df.clone(), dataset, horizon, &mut seen)
                     .with_context(|| format!("validating {}", path.display()))?;
