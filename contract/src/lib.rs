@@ -35,6 +35,24 @@ pub fn exit<E: std::fmt::Display>(stage: &str, result: Result<(), E>) -> std::pr
     exit_with(stage, result, |_| 1)
 }
 
+/// Called first in train's `main`: glibc's malloc raises its mmap threshold
+/// each time a large block is freed (up to 32 MiB), after which the batches
+/// train reads and drops (a few MiB per column) come from the heap and stay
+/// resident, fragmented, beside the model inputs they were copied into. A
+/// fixed 1 MiB threshold hands every large block back to the kernel when it
+/// is freed: at 10M rows per table, the csat model's peak fell from 3.16 to
+/// 2.47 GB, time unchanged (76 s against 75 s). Not for the other stages:
+/// validate took 17.7 s against 11.3 s (a page fault for every fresh block)
+/// for 13% less memory, transform 24.1 s against 21.8 s for 11% less.
+#[allow(unsafe_code)] // one libc call, no pointers
+pub fn tune_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets a malloc parameter; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
+    }
+}
+
 /// As [`exit`], with the exit status chosen by the error (`validate` tells
 /// "too few clean rows" apart with its own status).
 pub fn exit_with<E: std::fmt::Display>(

@@ -525,7 +525,7 @@ impl Rows {
         columns.extend(dataset.numeric_features());
         columns.extend(dataset.categorical_features());
         let rows = io::parquet_rows(path)?;
-        let mut data = model::features::DataBuilder::new(dataset, true, path);
+        let mut data = model::features::DataBuilder::with_capacity(dataset, true, path, rows);
         let mut buckets = Vec::with_capacity(rows);
         let (mut timestamp_min, mut timestamp_max) = (None, None);
         let mut keys: Option<DataFrame> = None;

@@ -53,6 +53,8 @@ pub fn sample(rows: &[usize], max: usize, seed: u64) -> Vec<usize> {
     let mut copy = rows.to_vec();
     copy.shuffle(&mut StdRng::seed_from_u64(seed ^ 0x5eed));
     copy.truncate(max);
+    // The sample is kept through the fits: not the whole copy's room.
+    copy.shrink_to_fit();
     copy.sort_unstable();
     copy
 }

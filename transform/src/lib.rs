@@ -446,32 +446,87 @@ fn with_metadata_columns(explanations: LazyFrame) -> LazyFrame {
     )
 }
 
+/// The two halves of a join key's 128-bit hash, the columns the joins and
+/// group-bys match on.
+const KEY_HI: &str = "__key_hi";
+const KEY_LO: &str = "__key_lo";
+
+/// `plan` with `column`'s text replaced by its 128-bit xxh3 hash, as two
+/// u64 columns ([`KEY_HI`], [`KEY_LO`]; null for a null key). The joins'
+/// build sides and the group-by tables hold every response id of a table:
+/// 16 bytes a key instead of the id's text (a UUID is 52 bytes as a view and
+/// its text). Two distinct ids share a hash with odds of about n^2 / 2^129
+/// (1e-23 for 30M ids). A map the streaming engine runs batch by batch.
+fn with_key_hash(plan: LazyFrame, column: &'static str) -> LazyFrame {
+    let schema = move |input: &Schema| -> PolarsResult<SchemaRef> {
+        let mut schema = input.clone();
+        schema.shift_remove(column);
+        schema.with_column(KEY_HI.into(), DataType::UInt64);
+        schema.with_column(KEY_LO.into(), DataType::UInt64);
+        Ok(Arc::new(schema))
+    };
+    plan.map(
+        move |df: DataFrame| {
+            let keys = df.column(column)?.str()?.clone();
+            let hashes: Vec<Option<u128>> = keys
+                .iter()
+                .map(|k| k.map(|k| xxhash_rust::xxh3::xxh3_128(k.as_bytes())))
+                .collect();
+            let mut df = df.drop(column)?;
+            df.hstack_mut(&[
+                UInt64Chunked::from_iter_options(
+                    KEY_HI.into(),
+                    hashes.iter().map(|h| h.map(|h| (h >> 64) as u64)),
+                )
+                .into_column(),
+                UInt64Chunked::from_iter_options(
+                    KEY_LO.into(),
+                    hashes.iter().map(|h| h.map(|h| h as u64)),
+                )
+                .into_column(),
+            ])?;
+            Ok(df)
+        },
+        OptFlags::STREAMING,
+        Some(Arc::new(schema)),
+        Some("key hash"),
+    )
+}
+
+fn key_hash() -> [Expr; 2] {
+    [col(KEY_HI), col(KEY_LO)]
+}
+
 /// One row per explanation: metrics from metadata (null when absent), the
 /// score on 0-100, and csat = mean of the valid (0-1) ratings of the response.
 pub fn quality(explanations: LazyFrame, feedback: LazyFrame) -> LazyFrame {
-    let ratings = feedback
-        .filter(
-            col(RESPONSE_ID).is_not_null().and(
-                col(QUALITY_RATING)
-                    .gt_eq(lit(0.0))
-                    .and(col(QUALITY_RATING).lt_eq(lit(1.0))),
-            ),
-        )
-        .group_by([col(RESPONSE_ID)])
-        .agg([col(QUALITY_RATING)])
-        // Each response's ratings summed in value order: the same bits
-        // whichever batches the rows came in. A streamed mean adds up partial
-        // sums in the order its threads finish, which moved the last bit of
-        // about one csat in 200 from run to run.
-        .select([
-            col(RESPONSE_ID),
+    let ratings = feedback.filter(
+        col(RESPONSE_ID).is_not_null().and(
             col(QUALITY_RATING)
-                .list()
-                .sort(SortOptions::default())
-                .list()
-                .mean()
-                .alias(CSAT),
-        ]);
+                .gt_eq(lit(0.0))
+                .and(col(QUALITY_RATING).lt_eq(lit(1.0))),
+        ),
+    );
+    let ratings = with_key_hash(
+        ratings.select([col(RESPONSE_ID), col(QUALITY_RATING)]),
+        RESPONSE_ID,
+    )
+    .group_by(key_hash())
+    .agg([col(QUALITY_RATING)])
+    // Each response's ratings summed in value order: the same bits
+    // whichever batches the rows came in. A streamed mean adds up partial
+    // sums in the order its threads finish, which moved the last bit of
+    // about one csat in 200 from run to run.
+    .select([
+        col(KEY_HI),
+        col(KEY_LO),
+        col(QUALITY_RATING)
+            .list()
+            .sort(SortOptions::default())
+            .list()
+            .mean()
+            .alias(CSAT),
+    ]);
 
     let from_extra = json_text(EXTRA, RESPONSE_ID);
     let response_key = when(from_extra.clone().is_not_null())
@@ -492,12 +547,11 @@ pub fn quality(explanations: LazyFrame, feedback: LazyFrame) -> LazyFrame {
         response_key,
     ];
     columns.extend(METRICS.iter().map(|(_, name)| col(*name)));
-    with_metadata_columns(explanations).select(columns).join(
-        ratings,
-        [col(RESPONSE_KEY)],
-        [col(RESPONSE_ID)],
-        left_join_in_order(),
+    with_key_hash(
+        with_metadata_columns(explanations).select(columns),
+        RESPONSE_KEY,
     )
+    .join(ratings, key_hash(), key_hash(), left_join_in_order())
 }
 
 /// One row per feedback row (quality_score from the A/B row of the same
@@ -507,39 +561,47 @@ pub fn csat(feedback: LazyFrame, ab_testing: LazyFrame) -> PolarsResult<LazyFram
     // response (its id, time and predicted quality) sorted, so that the
     // earliest prediction of each response is kept whatever the order of
     // the parts. Ties keep their order: the same rows on every engine.
-    let predicted = ab_testing
-        .clone()
-        .filter(col(RESPONSE_ID).is_not_null())
-        .sort(
-            [CREATED_AT, ID],
-            SortMultipleOptions::default().with_maintain_order(true),
-        )
-        .unique_stable(Some(cols([RESPONSE_ID])), UniqueKeepStrategy::First)
-        .select([
-            col(RESPONSE_ID),
-            col(PREDICTED_QUALITY).alias(QUALITY_SCORE),
-        ]);
+    let predicted = with_key_hash(
+        ab_testing
+            .clone()
+            .filter(col(RESPONSE_ID).is_not_null())
+            .select([
+                col(RESPONSE_ID),
+                col(CREATED_AT),
+                col(ID),
+                col(PREDICTED_QUALITY),
+            ]),
+        RESPONSE_ID,
+    )
+    .sort(
+        [CREATED_AT, ID],
+        SortMultipleOptions::default().with_maintain_order(true),
+    )
+    .unique_stable(Some(cols([KEY_HI, KEY_LO])), UniqueKeepStrategy::First)
+    .select([
+        col(KEY_HI),
+        col(KEY_LO),
+        col(PREDICTED_QUALITY).alias(QUALITY_SCORE),
+    ]);
 
-    let from_feedback = feedback
-        .join(
-            predicted,
-            [col(RESPONSE_ID)],
-            [col(RESPONSE_ID)],
-            left_join_in_order(),
-        )
-        .select([
-            lit(RawTable::Feedback.name()).alias(SOURCE_TABLE),
-            col(ID).alias(SOURCE_ID),
-            col(CREATED_AT).alias(TIMESTAMP),
-            col(SOURCE),
-            col(PROVIDER),
-            col(MODEL),
-            col(ACTION_TYPE),
-            col(SESSION_ID),
-            col(RESPONSE_TIME_MS),
-            col(QUALITY_SCORE),
-            col(QUALITY_RATING).alias(CSAT_SCORE),
-        ]);
+    let from_feedback = with_key_hash(
+        feedback.with_column(col(RESPONSE_ID).alias(RESPONSE_KEY)),
+        RESPONSE_KEY,
+    )
+    .join(predicted, key_hash(), key_hash(), left_join_in_order())
+    .select([
+        lit(RawTable::Feedback.name()).alias(SOURCE_TABLE),
+        col(ID).alias(SOURCE_ID),
+        col(CREATED_AT).alias(TIMESTAMP),
+        col(SOURCE),
+        col(PROVIDER),
+        col(MODEL),
+        col(ACTION_TYPE),
+        col(SESSION_ID),
+        col(RESPONSE_TIME_MS),
+        col(QUALITY_SCORE),
+        col(QUALITY_RATING).alias(CSAT_SCORE),
+    ]);
 
     let from_ab = ab_testing.select([
         lit(RawTable::AbTesting.name()).alias(SOURCE_TABLE),
