@@ -381,7 +381,18 @@ pub fn read_dataset_slice(
     offset: usize,
     len: usize,
 ) -> Result<DataFrame, ContractError> {
-    let df = read_parquet_columns_with(path, columns, |r| r.with_slice(Some((offset, len))))?;
+    read_dataset_rows(path, dataset, columns, Some((offset, len)))
+}
+
+/// [`read_dataset_columns`] and [`read_dataset_slice`]: `slice` rows of
+/// `columns` (all rows when None), checked and cast to the contract's types.
+fn read_dataset_rows(
+    path: &Path,
+    dataset: Dataset,
+    columns: &[&str],
+    slice: Option<(usize, usize)>,
+) -> Result<DataFrame, ContractError> {
+    let df = read_parquet_columns_with(path, columns, |r| r.with_slice(slice))?;
     conform(df, &dataset_kinds(dataset, columns), path)
 }
 
@@ -492,7 +503,7 @@ pub fn read_dataset_columns(
     dataset: Dataset,
     columns: &[&str],
 ) -> Result<DataFrame, ContractError> {
-    read_conformed(path, columns, &dataset_kinds(dataset, columns))
+    read_dataset_rows(path, dataset, columns, None)
 }
 
 /// Reads `columns` of one Parquet file and casts them to `expected`'s types.

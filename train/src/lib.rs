@@ -521,9 +521,7 @@ const LOAD_BATCH_ROWS: usize = io::ROW_GROUP_ROWS;
 
 impl Rows {
     fn load(path: &std::path::Path, dataset: Dataset, test_fraction: f64) -> Result<Self> {
-        let mut columns = vec![SOURCE_TABLE, SOURCE_ID, TIMESTAMP, dataset.target()];
-        columns.extend(dataset.numeric_features());
-        columns.extend(dataset.categorical_features());
+        let columns = train_columns(dataset);
         let rows = io::parquet_rows(path)?;
         let mut data = model::features::DataBuilder::with_capacity(dataset, true, path, rows);
         let mut buckets = Vec::with_capacity(rows);

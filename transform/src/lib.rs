@@ -401,6 +401,19 @@ fn json_text(column: &str, key: &str) -> Expr {
     col(column).str().json_path_match(lit(format!("$.{key}")))
 }
 
+/// Every dataset row's lineage (the raw table and row it came from, its time
+/// and source) followed by `rest`.
+fn with_lineage(table: RawTable, rest: impl IntoIterator<Item = Expr>) -> Vec<Expr> {
+    let mut columns = vec![
+        lit(table.name()).alias(SOURCE_TABLE),
+        col(ID).alias(SOURCE_ID),
+        col(CREATED_AT).alias(TIMESTAMP),
+        col(SOURCE),
+    ];
+    columns.extend(rest);
+    columns
+}
+
 /// A left join that keeps the left rows in their order (no sort afterwards).
 fn left_join_in_order() -> JoinArgs {
     let mut args = JoinArgs::new(JoinType::Left);
@@ -534,18 +547,17 @@ pub fn quality(explanations: LazyFrame, feedback: LazyFrame) -> LazyFrame {
         .otherwise(col(METADATA_RESPONSE))
         .alias(RESPONSE_KEY);
 
-    let mut columns = vec![
-        lit(RawTable::Explanations.name()).alias(SOURCE_TABLE),
-        col(ID).alias(SOURCE_ID),
-        col(CREATED_AT).alias(TIMESTAMP),
-        col(SOURCE),
-        col(PROVIDER),
-        col(MODEL),
-        col(ACTION_TYPE),
-        col(SCENARIO_ID),
-        (col(QUALITY_SCORE) * lit(100.0)).alias(QUALITY_SCORE),
-        response_key,
-    ];
+    let mut columns = with_lineage(
+        RawTable::Explanations,
+        [
+            col(PROVIDER),
+            col(MODEL),
+            col(ACTION_TYPE),
+            col(SCENARIO_ID),
+            (col(QUALITY_SCORE) * lit(100.0)).alias(QUALITY_SCORE),
+            response_key,
+        ],
+    );
     columns.extend(METRICS.iter().map(|(_, name)| col(*name)));
     with_key_hash(
         with_metadata_columns(explanations).select(columns),
@@ -584,56 +596,50 @@ pub fn csat(feedback: LazyFrame, ab_testing: LazyFrame) -> PolarsResult<LazyFram
         col(PREDICTED_QUALITY).alias(QUALITY_SCORE),
     ]);
 
-    let from_feedback = with_key_hash(
-        feedback.with_column(col(RESPONSE_ID).alias(RESPONSE_KEY)),
-        RESPONSE_KEY,
-    )
-    .join(predicted, key_hash(), key_hash(), left_join_in_order())
-    .select([
-        lit(RawTable::Feedback.name()).alias(SOURCE_TABLE),
-        col(ID).alias(SOURCE_ID),
-        col(CREATED_AT).alias(TIMESTAMP),
-        col(SOURCE),
-        col(PROVIDER),
-        col(MODEL),
-        col(ACTION_TYPE),
-        col(SESSION_ID),
-        col(RESPONSE_TIME_MS),
-        col(QUALITY_SCORE),
-        col(QUALITY_RATING).alias(CSAT_SCORE),
-    ]);
+    let from_feedback = with_key_hash(feedback, RESPONSE_ID)
+        .join(predicted, key_hash(), key_hash(), left_join_in_order())
+        .select(with_lineage(
+            RawTable::Feedback,
+            [
+                col(PROVIDER),
+                col(MODEL),
+                col(ACTION_TYPE),
+                col(SESSION_ID),
+                col(RESPONSE_TIME_MS),
+                col(QUALITY_SCORE),
+                col(QUALITY_RATING).alias(CSAT_SCORE),
+            ],
+        ));
 
-    let from_ab = ab_testing.select([
-        lit(RawTable::AbTesting.name()).alias(SOURCE_TABLE),
-        col(ID).alias(SOURCE_ID),
-        col(CREATED_AT).alias(TIMESTAMP),
-        col(SOURCE),
-        col(PROVIDER),
-        col(MODEL),
-        null_text().alias(ACTION_TYPE),
-        null_text().alias(SESSION_ID),
-        null_number().alias(RESPONSE_TIME_MS),
-        col(PREDICTED_QUALITY).alias(QUALITY_SCORE),
-        col(USER_RATING).alias(CSAT_SCORE),
-    ]);
+    let from_ab = ab_testing.select(with_lineage(
+        RawTable::AbTesting,
+        [
+            col(PROVIDER),
+            col(MODEL),
+            null_text().alias(ACTION_TYPE),
+            null_text().alias(SESSION_ID),
+            null_number().alias(RESPONSE_TIME_MS),
+            col(PREDICTED_QUALITY).alias(QUALITY_SCORE),
+            col(USER_RATING).alias(CSAT_SCORE),
+        ],
+    ));
 
     concat([from_feedback, from_ab], UnionArgs::default())
 }
 
 /// One row per A/B row: how the predicted quality compared with the rating.
 pub fn performance(ab_testing: LazyFrame) -> LazyFrame {
-    ab_testing.select([
-        lit(RawTable::AbTesting.name()).alias(SOURCE_TABLE),
-        col(ID).alias(SOURCE_ID),
-        col(CREATED_AT).alias(TIMESTAMP),
-        col(SOURCE),
-        col(EXPERIMENT_NAME).alias(MODEL_NAME),
-        col(VARIANT),
-        col(PROVIDER),
-        col(MODEL),
-        col(PREDICTED_QUALITY).alias(PREDICTION),
-        col(USER_RATING).alias(ACTUAL),
-    ])
+    ab_testing.select(with_lineage(
+        RawTable::AbTesting,
+        [
+            col(EXPERIMENT_NAME).alias(MODEL_NAME),
+            col(VARIANT),
+            col(PROVIDER),
+            col(MODEL),
+            col(PREDICTED_QUALITY).alias(PREDICTION),
+            col(USER_RATING).alias(ACTUAL),
+        ],
+    ))
 }
 
 #[cfg(test)]

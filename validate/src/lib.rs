@@ -105,7 +105,7 @@ pub fn run(args: &Args) -> Result<()> {
             commit.file(&layout.clean(dataset))?,
             commit.file(&layout.rejected(dataset))?,
         );
-        let mut entry = validate_dataset(
+        let entry = validate_dataset(
             &layout.training(dataset),
             dataset,
             horizon,
@@ -113,7 +113,7 @@ pub fn run(args: &Args) -> Result<()> {
             staged,
             &progress,
         )?
-        .into_report(dataset, minimum);
+        .into_report(minimum);
         progress.suspend(|| print_entry(dataset, &entry));
         if entry.clean < minimum {
             small.push(format!(
@@ -122,7 +122,6 @@ pub fn run(args: &Args) -> Result<()> {
                 entry.clean
             ));
         }
-        entry.min_rows = minimum;
         report.datasets.insert(dataset.name().to_string(), entry);
     }
     progress.finish();
@@ -622,7 +621,8 @@ impl Summary {
 
     /// The report's entry, with the warnings for a dataset below `minimum`,
     /// a constant numeric feature and a categorical of one level or none.
-    pub fn into_report(self, dataset: Dataset, minimum: usize) -> DatasetReport {
+    pub fn into_report(self, minimum: usize) -> DatasetReport {
+        let dataset = self.dataset;
         let mut report = DatasetReport {
             rows_in: self.rows_in,
             clean: self.clean,
@@ -816,7 +816,7 @@ mod describe_tests {
             let part = clean.slice(offset, len);
             summary.add(&part, &part, &rejected).unwrap();
         }
-        let report = summary.into_report(Dataset::Performance, 2000);
+        let report = summary.into_report(2000);
         assert_eq!(
             report.warnings,
             [
