@@ -517,7 +517,7 @@ fn read_conformed(
 
 /// Reads the columns of `names` a Parquet file has (a missing one is named
 /// when the frame is conformed).
-fn read_parquet_columns(path: &Path, names: &[&str]) -> Result<DataFrame, ContractError> {
+pub fn read_parquet_columns(path: &Path, names: &[&str]) -> Result<DataFrame, ContractError> {
     read_parquet_columns_with(path, names, |reader| reader)
 }
 

@@ -201,33 +201,29 @@ impl Insights {
 }
 
 /// Groups `lf` by `_source` and `keys` (each cast to text) and summarises `value`.
+///
+/// The streaming engine counts each distinct value of each group, so memory
+/// is set by the number of (group, value) pairs (scores carry a few decimals:
+/// about 10 000 values a group), not by the rows. The group's numbers are then
+/// summed here from those counts in value order: the same bits on every run,
+/// whichever batches the engine handed its threads (its own mean and std
+/// add partial sums in the order the threads finish).
 fn grouped(lf: LazyFrame, keys: &[(&str, Expr)], value: &str) -> Result<Vec<Group>> {
+    const COUNT: &str = "count";
     let mut by = vec![col(SOURCE)];
     by.extend(keys.iter().map(|(name, e)| e.clone().alias(*name)));
-    // Keys become text only on the few grouped rows, not on every input row.
+    by.push(col(value));
+    // Keys become text only on the counted rows, not on every input row.
     let as_text: Vec<Expr> = keys
         .iter()
         .map(|(name, _)| col(*name).cast(DataType::String))
         .collect();
     let mut sort_by: Vec<&str> = vec![SOURCE];
     sort_by.extend(keys.iter().map(|(n, _)| *n));
-    // Each group's values summed in value order: the same bits whichever
-    // batches the streaming engine handed its threads (its own mean and std
-    // add partial sums in the order the threads finish).
-    let values = || col("values").list().sort(SortOptions::default()).list();
+    sort_by.push(value);
     let df = lf
         .group_by(by)
-        .agg([col(value).drop_nulls().alias("values")])
-        .select([
-            all().exclude_cols(["values"]).as_expr(),
-            col("values")
-                .list()
-                .len()
-                .cast(DataType::UInt64)
-                .alias(ROWS),
-            values().mean().alias("mean"),
-            values().std(1).alias("std"),
-        ])
+        .agg([len().alias(COUNT)])
         .sort(
             sort_by,
             SortMultipleOptions::default().with_nulls_last(true),
@@ -240,19 +236,40 @@ fn grouped(lf: LazyFrame, keys: &[(&str, Expr)], value: &str) -> Result<Vec<Grou
         .iter()
         .map(|(n, _)| Ok(df.column(n)?.str()?.clone()))
         .collect::<PolarsResult<_>>()?;
-    let rows = df.column(ROWS)?.u64()?.clone();
-    let mean = df.column("mean")?.f64()?.clone();
-    let std = df.column("std")?.f64()?.clone();
-    Ok((0..df.height())
-        .map(|i| Group {
-            source: source.get(i).unwrap_or("(none)").to_string(),
-            key: key_columns
-                .iter()
-                .map(|c| c.get(i).map(str::to_string))
-                .collect(),
-            stat: stat(rows.get(i).unwrap_or(0) as usize, mean.get(i), std.get(i)),
-        })
-        .collect())
+    let values = df.column(value)?.cast(&DataType::Float64)?.f64()?.clone();
+    let counts = df.column(COUNT)?.cast(&DataType::UInt64)?.u64()?.clone();
+    let key_of = |i: usize| -> (Option<&str>, Vec<Option<&str>>) {
+        (
+            source.get(i),
+            key_columns.iter().map(|c| c.get(i)).collect(),
+        )
+    };
+    let mut groups = Vec::new();
+    let mut start = 0;
+    while start < df.height() {
+        let key = key_of(start);
+        let mut end = start + 1;
+        while end < df.height() && key_of(end) == key {
+            end += 1;
+        }
+        // (value, count) pairs of the group, nulls dropped, in value order.
+        let pairs: Vec<(f64, f64)> = (start..end)
+            .filter_map(|i| Some((values.get(i)?, counts.get(i)? as f64)))
+            .collect();
+        let rows: f64 = pairs.iter().map(|(_, c)| c).sum();
+        let mean = (rows > 0.0).then(|| pairs.iter().map(|(v, c)| v * c).sum::<f64>() / rows);
+        let std = mean.filter(|_| rows >= 2.0).map(|m| {
+            let squares: f64 = pairs.iter().map(|(v, c)| c * (v - m) * (v - m)).sum();
+            (squares / (rows - 1.0)).sqrt()
+        });
+        groups.push(Group {
+            source: key.0.unwrap_or("(none)").to_string(),
+            key: key.1.iter().map(|k| k.map(str::to_string)).collect(),
+            stat: stat(rows as usize, mean, std),
+        });
+        start = end;
+    }
+    Ok(groups)
 }
 
 /// The index of a 0-1 quality score's range in [`QUALITY_RANGES`]; null
@@ -646,5 +663,52 @@ mod tests {
                 CI_HIGH
             ]
         );
+    }
+
+    /// Counting distinct values then summing from the counts gives each
+    /// group's plain mean and sample deviation; a group whose values are all
+    /// null stays, with no rows and no mean.
+    #[test]
+    fn grouped_counts_match_the_plain_statistics() {
+        let mut sources = Vec::new();
+        let mut providers = Vec::new();
+        let mut values = Vec::new();
+        for i in 0..2000usize {
+            sources.push(if i % 3 == 0 { "synth" } else { "supabase" });
+            providers.push(["a", "b", "c"][i % 7 % 3]);
+            // Few distinct values, repeated; a null now and then.
+            values.push((i % 11 != 0).then(|| ((i * 37) % 101) as f64 / 100.0));
+        }
+        sources.push("synth");
+        providers.push("only-null");
+        values.push(None);
+        let df = df!(SOURCE => &sources, PROVIDER => &providers, CSAT_SCORE => &values).unwrap();
+        let groups = grouped(df.lazy(), &[(PROVIDER, col(PROVIDER))], CSAT_SCORE).unwrap();
+        assert_eq!(groups.len(), 7);
+        for g in &groups {
+            let provider = g.key[0].as_deref().unwrap();
+            let v: Vec<f64> = (0..values.len())
+                .filter(|&i| sources[i] == g.source && providers[i] == provider)
+                .filter_map(|i| values[i])
+                .collect();
+            assert_eq!(g.stat.rows, v.len(), "{g:?}");
+            if v.is_empty() {
+                assert_eq!((g.stat.mean, g.stat.std), (None, None));
+                continue;
+            }
+            let n = v.len() as f64;
+            let mean = v.iter().sum::<f64>() / n;
+            let std = (v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0)).sqrt();
+            assert!(close(g.stat.mean, mean), "{g:?} vs {mean}");
+            assert!(close(g.stat.std, std), "{g:?} vs {std}");
+        }
+        // Sorted by source, then key.
+        let order: Vec<(String, Option<String>)> = groups
+            .iter()
+            .map(|g| (g.source.clone(), g.key[0].clone()))
+            .collect();
+        let mut sorted = order.clone();
+        sorted.sort();
+        assert_eq!(order, sorted);
     }
 }

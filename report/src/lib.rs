@@ -426,7 +426,8 @@ fn model_view(layout: &Layout, name: &str, report: &ModelReport) -> Result<Model
         );
     }
     let holdout_path = dir.join(files::HOLDOUT);
-    let holdout = io::read_parquet(&holdout_path)?;
+    // Only the two numbers: the held-out keys are text, most of the file.
+    let holdout = io::read_parquet_columns(&holdout_path, &[files::ACTUAL, files::PREDICTED])?;
     let column = |name: &str| -> Result<Vec<f64>> {
         let c = holdout
             .column(name)
