@@ -53,6 +53,25 @@ pub fn tune_memory() {
     }
 }
 
+/// This machine's memory in bytes: /proc/meminfo's MemTotal, or the cgroup
+/// (v2) limit when one is set and smaller. None where neither can be read.
+pub fn machine_memory() -> Option<u64> {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse::<u64>()
+        .ok()?
+        * 1024;
+    let limit = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok());
+    Some(limit.map_or(total, |l| l.min(total)))
+}
+
 /// As [`exit`], with the exit status chosen by the error (`validate` tells
 /// "too few clean rows" apart with its own status).
 pub fn exit_with<E: std::fmt::Display>(

@@ -110,6 +110,13 @@ pub struct Args {
     /// seed and --threads give the same models.
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
+    /// Memory to plan for, in GiB: models train side by side only while
+    /// their estimated peaks fit in it together (a model larger than this
+    /// still trains, alone). 0 = a third of this machine's memory (or of the
+    /// cgroup's limit): the database and the game master may share the machine.
+    /// Which models run together never changes their settings (see --threads).
+    #[arg(long, default_value_t = 0.0)]
+    pub memory: f64,
     /// No progress bars or progress lines (errors are printed all the same).
     #[arg(long)]
     pub quiet: bool,
@@ -123,6 +130,15 @@ impl Args {
         match self.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
+        }
+    }
+
+    /// The memory budget in bytes (see --memory).
+    fn memory_budget(&self) -> u64 {
+        if self.memory > 0.0 {
+            (self.memory * GIB) as u64
+        } else {
+            contract::machine_memory().map_or(u64::MAX, |bytes| bytes / 3)
         }
     }
 
@@ -237,6 +253,12 @@ impl Args {
             bail!(
                 "--test-fraction must be between 0.05 and 0.5, got {}",
                 self.test_fraction
+            );
+        }
+        if !(self.memory >= 0.0 && self.memory.is_finite()) {
+            bail!(
+                "--memory must be a number of GiB (0 = a third of the machine's), got {}",
+                self.memory
             );
         }
         if self.folds < 2 {
@@ -418,40 +440,86 @@ fn run_record(
     }
 }
 
+const GIB: f64 = (1u64 << 30) as f64;
+
+/// A model's estimated peak memory in train, in bytes: per row its numbers
+/// (8 bytes a numeric feature, 4 a category code, 8 for the target and 8 for
+/// its bucket), 8 for its place in the split, and about 48 for LightGBM's
+/// binned dataset, gradients and scores on the training rows; 100 MiB
+/// besides. Measured at 10M rows per table, each model alone: csat 1.85 GB
+/// (estimate 1.98), quality 1.39 (1.37), performance 0.91 (0.94).
+fn estimated_peak(dataset: Dataset, rows: usize) -> u64 {
+    let per_row =
+        8 * dataset.numeric_features().len() + 4 * dataset.categorical_features().len() + 72;
+    (rows * per_row) as u64 + (100 << 20)
+}
+
 /// Trains the models side by side: LightGBM uses a second core poorly on
 /// these few features (1.2-1.4x at 1M rows, slower than one below 400k
 /// rows), so up to `--threads` models (at most three) run at once, the
 /// largest first, each fit with an equal share of the threads. The share
-/// depends only on `--threads`, never on timing or on `--only`: LightGBM's
-/// result depends on its thread count, and the same seed must give the same
-/// model. Outcomes come back in `jobs` order.
+/// depends only on `--threads`, never on timing, on `--only` or on memory:
+/// LightGBM's result depends on its thread count, and the same seed must
+/// give the same model. A model starts only while the estimated peaks of
+/// those running and its own fit in the memory budget (`--memory`); when
+/// nothing runs, the largest waiting model starts whatever its size.
+/// Outcomes come back in `jobs` order.
 fn train_side_by_side(
     args: &Args,
     layout: &Layout,
     context: &RunContext,
     jobs: &[Job],
 ) -> Vec<Result<Outcome>> {
-    use std::sync::Mutex;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Condvar, Mutex};
 
     let threads = args.threads();
     let workers = threads.clamp(1, Dataset::ALL.len());
     let share = (threads / workers).max(1);
-    let mut order: Vec<usize> = (0..jobs.len()).collect();
-    order.sort_by_key(|&i| std::cmp::Reverse(jobs[i].rows));
-    let next = AtomicUsize::new(0);
+    let budget = args.memory_budget();
+    let peaks: Vec<u64> = jobs
+        .iter()
+        .map(|j| estimated_peak(j.dataset, j.rows))
+        .collect();
+    let mut waiting: Vec<usize> = (0..jobs.len()).collect();
+    waiting.sort_by_key(|&i| std::cmp::Reverse(jobs[i].rows));
+    // (models waiting, largest first; bytes the running models are estimated to hold; how many run)
+    let state = Mutex::new((waiting, 0u64, 0usize));
+    let changed = Condvar::new();
     let outcomes: Vec<Mutex<Option<Result<Outcome>>>> =
         jobs.iter().map(|_| Mutex::new(None)).collect();
+    let next = || -> Option<usize> {
+        let mut guard = state.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            let (waiting, held, running) = &mut *guard;
+            if waiting.is_empty() {
+                return None;
+            }
+            let fits = waiting
+                .iter()
+                .position(|&i| *running == 0 || held.saturating_add(peaks[i]) <= budget);
+            if let Some(at) = fits {
+                let i = waiting.remove(at);
+                *held += peaks[i];
+                *running += 1;
+                return Some(i);
+            }
+            guard = changed.wait(guard).unwrap_or_else(|e| e.into_inner());
+        }
+    };
     let work = || {
-        while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+        while let Some(i) = next() {
             let job = &jobs[i];
             let dataset = job.dataset;
             let path = layout.clean(dataset);
-            let outcome = Rows::load(&path, dataset, args.test_fraction).and_then(|rows| {
+            let outcome = Rows::load(&path, dataset).and_then(|rows| {
                 train_one(args, share, layout, context, job, rows)
                     .with_context(|| format!("training the {dataset} model on {}", path.display()))
             });
             *outcomes[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
+            let mut guard = state.lock().unwrap_or_else(|e| e.into_inner());
+            guard.1 -= peaks[i];
+            guard.2 -= 1;
+            changed.notify_all();
         }
     };
     std::thread::scope(|scope| {
@@ -500,18 +568,14 @@ fn train_columns(dataset: Dataset) -> Vec<&'static str> {
 }
 
 /// A model's clean rows as train holds them: the features and target as
-/// numbers, each row's bucket, the held-out candidates' keys and the time
-/// range. The file is read a batch of rows at a time, so its text columns
-/// are never all in memory (at 10M rows per table, the csat frame held
-/// through the fits was 3 GB of train's 8 GB peak).
+/// numbers, each row's bucket and the time range. The file is read a batch
+/// of rows at a time, so its text columns are never all in memory (at 10M
+/// rows per table, the csat frame held through the fits was 3 GB of train's
+/// 8 GB peak); the held-out rows' keys are read again once the fits are done
+/// (see [`holdout_keys`]).
 struct Rows {
     data: Data,
     buckets: Vec<f64>,
-    /// The keys (source_table, source_id) of the rows that can be held out:
-    /// those whose bucket is below the test fraction, and the lowest bucket's
-    /// row (held out when no bucket is below it); their row numbers in order.
-    keys: DataFrame,
-    key_rows: Vec<usize>,
     timestamp_min: Option<i64>,
     timestamp_max: Option<i64>,
 }
@@ -520,16 +584,12 @@ struct Rows {
 const LOAD_BATCH_ROWS: usize = io::ROW_GROUP_ROWS;
 
 impl Rows {
-    fn load(path: &std::path::Path, dataset: Dataset, test_fraction: f64) -> Result<Self> {
+    fn load(path: &std::path::Path, dataset: Dataset) -> Result<Self> {
         let columns = train_columns(dataset);
         let rows = io::parquet_rows(path)?;
         let mut data = model::features::DataBuilder::with_capacity(dataset, true, path, rows);
         let mut buckets = Vec::with_capacity(rows);
         let (mut timestamp_min, mut timestamp_max) = (None, None);
-        let mut keys: Option<DataFrame> = None;
-        let mut key_rows = Vec::new();
-        // The lowest bucket's row and its key, when it is not kept anyway.
-        let mut lowest: Option<(usize, DataFrame)> = None;
         for offset in (0..rows).step_by(LOAD_BATCH_ROWS) {
             let batch = io::read_dataset_slice(path, dataset, &columns, offset, LOAD_BATCH_ROWS)?;
             data.push(&batch)?;
@@ -537,48 +597,11 @@ impl Rows {
             let times = times.i64()?;
             timestamp_min = [timestamp_min, times.min()].into_iter().flatten().min();
             timestamp_max = [timestamp_max, times.max()].into_iter().flatten().max();
-            let batch_keys = batch.select([SOURCE_TABLE, SOURCE_ID])?;
-            drop(batch);
-            let first = buckets.len();
-            buckets.extend(row_buckets(&batch_keys)?);
-            let held: Vec<bool> = buckets[first..]
-                .iter()
-                .map(|&b| b < test_fraction)
-                .collect();
-            key_rows.extend((0..held.len()).filter(|&i| held[i]).map(|i| first + i));
-            let kept = batch_keys.filter(&BooleanChunked::from_slice("held".into(), &held))?;
-            match &mut keys {
-                Some(keys) => {
-                    keys.vstack_mut(&kept)?;
-                }
-                None => keys = Some(kept),
-            }
-            let low = (first..buckets.len()).min_by(|&a, &b| buckets[a].total_cmp(&buckets[b]));
-            if let Some(low) = low
-                && lowest
-                    .as_ref()
-                    .is_none_or(|(row, _)| buckets[low] < buckets[*row])
-            {
-                lowest = Some((low, batch_keys.slice((low - first) as i64, 1)));
-            }
+            buckets.extend(row_buckets(&batch)?);
         }
-        let mut keys = keys.unwrap_or_default();
-        if let Some((row, key)) = lowest
-            && buckets[row] >= test_fraction
-        {
-            // Only for a handful of rows (see split::train_test), in order.
-            let at = key_rows.partition_point(|&r| r < row);
-            key_rows.insert(at, row);
-            let (before, after) = keys.split_at(at as i64);
-            keys = before.vstack(&key)?.vstack(&after)?;
-        }
-        // One chunk, so picking a key is a lookup, not a walk over batches.
-        keys.rechunk_mut_par();
         Ok(Self {
             data: data.finish(),
             buckets,
-            keys,
-            key_rows,
             timestamp_min,
             timestamp_max,
         })
@@ -603,8 +626,6 @@ fn train_one(
     let Rows {
         data,
         buckets,
-        keys,
-        key_rows,
         timestamp_min,
         timestamp_max,
     } = rows;
@@ -616,8 +637,6 @@ fn train_one(
         );
     }
     let split = Split::new(args, &buckets);
-    let holdout_keys = holdout_keys(&keys, &key_rows, &split.test_rows)?;
-    drop(keys);
     let candidates = models::candidates(dataset);
     let settings = GbmSettings::new(args.seed, threads);
     // Progress in LightGBM's boosting rounds (one per C API call), over every
@@ -659,7 +678,8 @@ fn train_one(
     } else {
         None
     };
-    let mut holdout = holdout_frame(holdout_keys, &chosen)?;
+    let keys = holdout_keys(&path, dataset, data.rows, &split.test_rows)?;
+    let mut holdout = holdout_frame(keys, &chosen)?;
     let lineage = lineage(
         context,
         dataset,
@@ -920,26 +940,55 @@ impl Chosen {
     }
 }
 
-/// The held-out rows' keys (source_table, source_id), picked row by row
-/// from the kept keys (`key_rows` gives each one's row): polars' `take` on a
-/// column read in several chunks first copies the whole column into one.
-fn holdout_keys(keys: &DataFrame, key_rows: &[usize], test_rows: &[usize]) -> Result<DataFrame> {
-    let at = test_rows
-        .iter()
-        .map(|r| {
-            key_rows
-                .binary_search(r)
-                .map_err(|_| anyhow::anyhow!("held-out row {r} has no key kept"))
-        })
-        .collect::<Result<Vec<usize>>>()?;
-    let pick = |name: &str| -> Result<Column> {
-        let keys = keys.column(name)?.str()?;
-        let picked: StringChunked = at.iter().map(|&i| keys.get(i)).collect();
-        Ok(picked.with_name(name.into()).into_column())
-    };
+/// The held-out rows' keys (source_table, source_id), read again from the
+/// clean file a batch at a time once the fits are done: keeping them from
+/// the first read would hold text through the fits (polars' filtered text
+/// keeps its whole batch's buffers, 0.8 GB of the csat model's 2.4 GB at
+/// 10M rows per table). `test_rows` are in ascending order.
+fn holdout_keys(
+    path: &std::path::Path,
+    dataset: Dataset,
+    rows: usize,
+    test_rows: &[usize],
+) -> Result<DataFrame> {
+    let now = io::parquet_rows(path)?;
+    if now != rows {
+        bail!(
+            "{}: {now} rows now, {rows} when training began; it changed during the run",
+            path.display()
+        );
+    }
+    let mut tables = StringChunked::full_null(SOURCE_TABLE.into(), 0);
+    let mut ids = StringChunked::full_null(SOURCE_ID.into(), 0);
+    let mut next = 0;
+    for offset in (0..rows).step_by(LOAD_BATCH_ROWS) {
+        let end = test_rows[next..].partition_point(|&r| r < offset + LOAD_BATCH_ROWS) + next;
+        if end == next {
+            continue;
+        }
+        let batch = io::read_dataset_slice(
+            path,
+            dataset,
+            &[SOURCE_TABLE, SOURCE_ID],
+            offset,
+            LOAD_BATCH_ROWS,
+        )?;
+        // Picked value by value: new, compact buffers (a gather would keep
+        // pointing into the batch's).
+        let pick = |name: &str| -> Result<StringChunked> {
+            let column = batch.column(name)?.str()?;
+            Ok(test_rows[next..end]
+                .iter()
+                .map(|&r| column.get(r - offset))
+                .collect())
+        };
+        tables.append_owned(pick(SOURCE_TABLE)?)?;
+        ids.append_owned(pick(SOURCE_ID)?)?;
+        next = end;
+    }
     Ok(DataFrame::new_infer_height(vec![
-        pick(SOURCE_TABLE)?,
-        pick(SOURCE_ID)?,
+        tables.with_name(SOURCE_TABLE.into()).into_column(),
+        ids.with_name(SOURCE_ID.into()).into_column(),
     ])?)
 }
 

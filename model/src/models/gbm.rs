@@ -70,24 +70,23 @@ pub fn train(
     n_rows: usize,
     n_features: usize,
     rows: Rows,
-    y: &[f64],
+    labels: &[f32],
     dataset_params: &str,
     booster_params: &str,
     iterations: usize,
     on_round: &dyn Fn(),
 ) -> Result<String, GbmError> {
-    if n_rows == 0 || n_features == 0 || y.len() != n_rows {
+    if n_rows == 0 || n_features == 0 || labels.len() != n_rows {
         return Err(GbmError(format!(
             "{} labels for {n_rows} rows of {n_features} features",
-            y.len()
+            labels.len()
         )));
     }
-    let labels: Vec<f32> = y.iter().map(|&v| v as f32).collect();
     let dataset_params = c_string(dataset_params)?;
     let booster_params = c_string(booster_params)?;
 
     let dataset = dataset_from_blocks(n_rows, n_features, rows, &dataset_params)?;
-    boost(&dataset, &labels, &booster_params, iterations, on_round)
+    boost(&dataset, labels, &booster_params, iterations, on_round)
 }
 
 /// Sets the labels and boosts `iterations` rounds; returns the model text.
@@ -292,18 +291,18 @@ mod tests {
                 .flat_map(|&r| x[r * width..(r + 1) * width].iter().copied())
                 .collect()
         };
+        let labels: Vec<f32> = y.iter().map(|&v| v as f32).collect();
         let blocks = train(
             n,
             width,
             &rows,
-            &y,
+            &labels,
             dataset_params,
             booster_params,
             20,
             &|| {},
         )
         .unwrap();
-        let labels: Vec<f32> = y.iter().map(|&v| v as f32).collect();
         let whole = boost(
             &dataset_from_mat(&x, width, &c_string(dataset_params).unwrap()),
             &labels,

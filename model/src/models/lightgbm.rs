@@ -65,7 +65,7 @@ impl Settings {
 /// [`gbm::Rows`]), one label each in `y`; returns LightGBM's model text.
 pub fn fit(
     rows: gbm::Rows,
-    y: &[f64],
+    y: &[f32],
     width: usize,
     categorical: &[usize],
     settings: &Settings,
@@ -124,7 +124,7 @@ mod tests {
         for i in 0..n {
             let cat = (i % 3) as f64;
             x.extend([(i % 7) as f64, cat]);
-            y.push([1.0, 5.0, 3.0][i % 3]);
+            y.push([1.0f32, 5.0, 3.0][i % 3]);
         }
         let rows = |at: &[usize]| at.iter().flat_map(|&r| [x[2 * r], x[2 * r + 1]]).collect();
         let text = fit(&rows, &y, 2, &[1], &Settings::new(1, 1), &|| {}).unwrap();

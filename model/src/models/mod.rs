@@ -92,6 +92,9 @@ fn prediction_column(dataset: Dataset) -> Option<usize> {
         .position(|c| *c == PREDICTION)
 }
 
+/// Rows LightGBM predicts at a time.
+const PREDICT_BLOCK_ROWS: usize = 65_536;
+
 impl Fitted {
     pub fn fit(
         algorithm: Algorithm,
@@ -137,9 +140,12 @@ impl Fitted {
                 let block = |at: &[usize]| {
                     encoded.gbm_matrix(&at.iter().map(|&i| rows[i]).collect::<Vec<_>>())
                 };
+                // LightGBM's labels are f32: the f64 copy goes before its dataset is built.
+                let labels: Vec<f32> = y.iter().map(|&v| v as f32).collect();
+                drop(y);
                 let text = lightgbm::fit(
                     &block,
-                    &y,
+                    &labels,
                     names.len(),
                     &encoding.gbm_categorical_indices(),
                     settings,
@@ -220,12 +226,18 @@ impl Fitted {
                     .booster
                     .as_ref()
                     .context("LightGBM model text missing")?;
-                lightgbm::predict(
-                    booster,
-                    &encoded.gbm_matrix(rows),
-                    feature_names.len(),
-                    self.predict_threads,
-                )?
+                // A block of rows at a time, as in training: the float
+                // matrix of every held-out row is never whole.
+                let mut predicted = Vec::with_capacity(rows.len());
+                for block in rows.chunks(PREDICT_BLOCK_ROWS) {
+                    predicted.extend(lightgbm::predict(
+                        booster,
+                        &encoded.gbm_matrix(block),
+                        feature_names.len(),
+                        self.predict_threads,
+                    )?);
+                }
+                predicted
             }
         })
     }

@@ -314,3 +314,47 @@ fn a_corrupt_lightgbm_model_is_our_one_line_not_lightgbms() {
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains("not a complete LightGBM model"), "{err}");
 }
+
+/// A memory budget too small for any two models trains them one at a time,
+/// and the models are the ones trained side by side: LightGBM's threads per
+/// model depend on --threads only.
+#[test]
+fn the_memory_budget_orders_models_but_never_changes_them() {
+    let data = tempdir().unwrap();
+    synth(data.path(), 1500, 0.02);
+    stage("transform", data.path(), &[]);
+    stage("validate", data.path(), &["--now", NOW]);
+    let train = |memory: &str| {
+        stage(
+            "train",
+            data.path(),
+            &["--seed", "3", "--threads", "2", "--memory", memory],
+        )
+    };
+    train("64");
+    train("0.000001");
+    for model in ["quality", "csat", "performance"] {
+        let versions = data.path().join("models/versions").join(model);
+        let read = |v: &str| {
+            contract::registry::CardSummary::read(&versions.join(v))
+                .unwrap_or_else(|e| panic!("{e}"))
+        };
+        let (a, b) = (read("v0001"), read("v0002"));
+        assert_eq!(a.algorithm, b.algorithm, "{model}");
+        // The same up to the last bits of a sum: LightGBM's vectorised sums
+        // can round differently with the alignment of its buffers.
+        for (algorithm, x) in &a.candidates {
+            let y = &b.candidates[algorithm];
+            for (p, q) in [(x.test.rmse, y.test.rmse), (x.cv_rmse, y.cv_rmse)] {
+                assert!(
+                    (p - q).abs() <= 1e-9 * p.abs(),
+                    "{model} {algorithm:?}: {p} vs {q}"
+                );
+            }
+        }
+    }
+    let (code, err) =
+        fails(bin("train").args(["--data", data.path().to_str().unwrap(), "--memory=-1"]));
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("--memory"), "{err}");
+}
