@@ -443,9 +443,15 @@ fn check_footer(path: &Path, expected: &[(&str, Kind)]) -> Result<usize, Contrac
     };
     let mut reader = ParquetReader::new(open_input(path)?);
     let rows = reader.num_rows().map_err(invalid)?;
-    let empty = reader.with_slice(Some((0, 0))).finish().map_err(invalid)?;
-    conform(empty, expected, path)?;
+    conform(footer_frame(&mut reader).map_err(invalid)?, expected, path)?;
     Ok(rows)
+}
+
+/// An empty frame with the columns and types of a Parquet file's footer
+/// (no row group is read: polars' zero-row slice decoded the first one).
+fn footer_frame(reader: &mut ParquetReader<File>) -> PolarsResult<DataFrame> {
+    let schema = Schema::from_arrow_schema(reader.schema()?.as_ref());
+    Ok(DataFrame::empty_with_schema(&schema))
 }
 
 /// The contract's name and kind of each of `columns` in the dataset.
@@ -478,7 +484,20 @@ fn scan_conformed(
     columns: &[&str],
     expected: &[(&str, Kind)],
 ) -> Result<LazyFrame, ContractError> {
-    let empty = read_parquet_columns_with(path, columns, |r| r.with_slice(Some((0, 0))))?;
+    let mut reader = ParquetReader::new(open_input(path)?);
+    let empty = footer_frame(&mut reader)
+        .and_then(|df| {
+            let names: Vec<&str> = columns
+                .iter()
+                .copied()
+                .filter(|c| df.schema().contains(c))
+                .collect();
+            df.select(names)
+        })
+        .map_err(|source| ContractError::Parquet {
+            path: path.to_path_buf(),
+            source,
+        })?;
     let found = empty.schema().clone();
     conform(empty, expected, path)?;
     let exprs: Vec<Expr> = expected

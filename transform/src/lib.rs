@@ -15,6 +15,8 @@ use contract::{Dataset, Layout, RawTable, SYNTH_SOURCE, io};
 use polars::prelude::*;
 use rayon::prelude::*;
 
+mod earliest;
+
 /// Builds DATA/training/{quality,csat,performance}.parquet from DATA/raw.
 #[derive(Debug, Parser)]
 #[command(version, about, long_about = None)]
@@ -39,9 +41,9 @@ pub struct Args {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Engine {
     /// Polars' streaming engine: memory holds what the plans must keep (the
-    /// joins' build sides: one row per rated response or A/B prediction;
-    /// the A/B rows sorted to pick each response's earliest prediction),
-    /// never a whole table or dataset.
+    /// ratings' group-by and join build side: one row per rated response;
+    /// the earliest A/B prediction of each response), never a whole table
+    /// or dataset.
     Streaming,
     /// Every raw table read whole (on every core), the datasets built in
     /// memory, then written.
@@ -87,21 +89,36 @@ pub fn run(args: &Args) -> Result<()> {
     let [explanations, fb, ab]: [LazyFrame; 3] = raw
         .try_into()
         .map_err(|_| anyhow::anyhow!("three raw tables"))?;
-    let plans = [
-        (Dataset::Quality, quality(explanations, fb.clone())),
-        (Dataset::Csat, csat(fb, ab.clone())?),
-        (Dataset::Performance, performance(ab)),
-    ];
+    let ab_rows = layout
+        .raw_parts(RawTable::AbTesting)?
+        .iter()
+        .map(|part| io::parquet_rows(part))
+        .sum::<Result<usize, _>>()?;
     // Each dataset is staged as soon as it is built (writing one beside
     // building the next measured no faster: the joins keep both cores busy);
     // none replaces the old ones until all three are there.
     let mut lines = Vec::new();
-    for (dataset, plan) in plans {
+    for dataset in Dataset::ALL {
         progress.set_phase(&format!("building {dataset}"));
+        let context = || format!("building the {dataset} dataset");
+        let plan = match dataset {
+            Dataset::Quality => quality(explanations.clone(), fb.clone()),
+            // On the streaming engine this reads the A/B rows already.
+            Dataset::Csat => match csat(fb.clone(), ab.clone(), ab_rows, args.engine) {
+                Ok(plan) => plan,
+                Err(e) => {
+                    let e = contract::ContractError::Frame {
+                        path: layout.raw_dir(RawTable::AbTesting),
+                        source: e,
+                    };
+                    return Err(streaming_failure(&layout, e, &context()));
+                }
+            },
+            Dataset::Performance => performance(ab.clone()),
+        };
         let plan = conform(plan, dataset);
         let path = layout.training(dataset);
         let staged = commit.file(&path)?;
-        let context = || format!("building the {dataset} dataset");
         let rows = match args.engine {
             Engine::Streaming => match io::sink_parquet_fast(plan, &staged) {
                 Ok(rows) => rows,
@@ -205,8 +222,8 @@ fn check_sources(
     for plan in raw {
         let unique = plan
             .clone()
-            .select([col(SOURCE)])
-            .unique(None, UniqueKeepStrategy::Any)
+            .group_by([col(SOURCE)])
+            .agg([len()])
             .collect_with_engine(engine.polars())
             .map_err(anyhow::Error::from)
             .with_context(|| format!("{}: reading {SOURCE}", layout.raw_root().display()))?
@@ -523,23 +540,60 @@ pub fn quality(explanations: LazyFrame, feedback: LazyFrame) -> LazyFrame {
     let ratings = with_key_hash(
         ratings.select([col(RESPONSE_ID), col(QUALITY_RATING)]),
         RESPONSE_ID,
-    )
-    .group_by(key_hash())
-    .agg([col(QUALITY_RATING)])
-    // Each response's ratings summed in value order: the same bits
-    // whichever batches the rows came in. A streamed mean adds up partial
-    // sums in the order its threads finish, which moved the last bit of
-    // about one csat in 200 from run to run.
-    .select([
-        col(KEY_HI),
-        col(KEY_LO),
-        col(QUALITY_RATING)
-            .list()
-            .sort(SortOptions::default())
-            .list()
-            .mean()
-            .alias(CSAT),
+    );
+    // Each response's ratings are summed in value order: the same bits
+    // whichever batches the rows came in (a streamed mean adds up partial
+    // sums in the order its threads finish, which moved the last bit of about
+    // one csat in 200 from run to run). One or two ratings need no order
+    // (a + b is b + a), so their mean comes from the count, the smallest and
+    // the largest, all streaming reductions (one group-by row a response, no
+    // list per response: polars gathers lists on its in-memory engine,
+    // 1.2 GB at 10M rows per table). Only the responses rated three times or
+    // more (4% of them in the synthetic data) have their ratings listed.
+    const COUNT: &str = "__count";
+    const LOW: &str = "__low";
+    const HIGH: &str = "__high";
+    const LISTED: &str = "__listed";
+    let counted = ratings.clone().group_by(key_hash()).agg([
+        len().alias(COUNT),
+        col(QUALITY_RATING).min().alias(LOW),
+        col(QUALITY_RATING).max().alias(HIGH),
     ]);
+    let many = counted
+        .clone()
+        .filter(col(COUNT).gt_eq(lit(3)))
+        .select(key_hash());
+    let listed = ratings
+        .join(many, key_hash(), key_hash(), JoinArgs::new(JoinType::Inner))
+        .group_by(key_hash())
+        .agg([col(QUALITY_RATING)])
+        .select([
+            col(KEY_HI),
+            col(KEY_LO),
+            col(QUALITY_RATING)
+                .list()
+                .sort(SortOptions::default())
+                .list()
+                .mean()
+                .alias(LISTED),
+        ]);
+    let ratings = counted
+        .join(
+            listed,
+            key_hash(),
+            key_hash(),
+            JoinArgs::new(JoinType::Left),
+        )
+        .select([
+            col(KEY_HI),
+            col(KEY_LO),
+            when(col(COUNT).eq(lit(1)))
+                .then(col(LOW))
+                .when(col(COUNT).eq(lit(2)))
+                .then((col(LOW) + col(HIGH)) / lit(2.0))
+                .otherwise(col(LISTED))
+                .alias(CSAT),
+        ]);
 
     let from_extra = json_text(EXTRA, RESPONSE_ID);
     let response_key = when(from_extra.clone().is_not_null())
@@ -567,49 +621,67 @@ pub fn quality(explanations: LazyFrame, feedback: LazyFrame) -> LazyFrame {
 }
 
 /// One row per feedback row (quality_score from the A/B row of the same
-/// response, the earliest if several) and one per A/B row.
-pub fn csat(feedback: LazyFrame, ab_testing: LazyFrame) -> PolarsResult<LazyFrame> {
-    // The one step that holds a whole table's column: the A/B rows with a
-    // response (its id, time and predicted quality) sorted, so that the
-    // earliest prediction of each response is kept whatever the order of
-    // the parts. Ties keep their order: the same rows on every engine.
-    let predicted = with_key_hash(
-        ab_testing
-            .clone()
-            .filter(col(RESPONSE_ID).is_not_null())
-            .select([
-                col(RESPONSE_ID),
-                col(CREATED_AT),
-                col(ID),
-                col(PREDICTED_QUALITY),
-            ]),
-        RESPONSE_ID,
-    )
-    .sort(
-        [CREATED_AT, ID],
-        SortMultipleOptions::default().with_maintain_order(true),
-    )
-    .unique_stable(Some(cols([KEY_HI, KEY_LO])), UniqueKeepStrategy::First)
-    .select([
-        col(KEY_HI),
-        col(KEY_LO),
-        col(PREDICTED_QUALITY).alias(QUALITY_SCORE),
-    ]);
-
-    let from_feedback = with_key_hash(feedback, RESPONSE_ID)
-        .join(predicted, key_hash(), key_hash(), left_join_in_order())
-        .select(with_lineage(
-            RawTable::Feedback,
-            [
-                col(PROVIDER),
-                col(MODEL),
-                col(ACTION_TYPE),
-                col(SESSION_ID),
-                col(RESPONSE_TIME_MS),
-                col(QUALITY_SCORE),
-                col(QUALITY_RATING).alias(CSAT_SCORE),
-            ],
-        ));
+/// response, the earliest if several; see [`earliest`]) and one per A/B row.
+/// On the streaming engine the earliest predictions are read here, first.
+/// `ab_rows` is the A/B table's row count.
+pub fn csat(
+    feedback: LazyFrame,
+    ab_testing: LazyFrame,
+    ab_rows: usize,
+    engine: Engine,
+) -> PolarsResult<LazyFrame> {
+    let with_quality = match engine {
+        Engine::Streaming => {
+            Arc::new(earliest::Earliest::build(ab_testing.clone(), ab_rows)?).looked_up(feedback)
+        }
+        Engine::InMemory => {
+            // The A/B rows with a response (its id, time and predicted
+            // quality) sorted in the order `Earliest` keeps; ties keep their
+            // order: the same rows on both engines.
+            let (keyed, order) = earliest::sort_key(
+                ab_testing
+                    .clone()
+                    .filter(col(RESPONSE_ID).is_not_null())
+                    .select([
+                        col(RESPONSE_ID),
+                        col(CREATED_AT),
+                        col(ID),
+                        col(PREDICTED_QUALITY),
+                    ]),
+            );
+            let predicted = with_key_hash(keyed, RESPONSE_ID)
+                .sort(
+                    order,
+                    SortMultipleOptions::default()
+                        .with_maintain_order(true)
+                        .with_nulls_last(true),
+                )
+                .unique_stable(Some(cols([KEY_HI, KEY_LO])), UniqueKeepStrategy::First)
+                .select([
+                    col(KEY_HI),
+                    col(KEY_LO),
+                    col(PREDICTED_QUALITY).alias(QUALITY_SCORE),
+                ]);
+            with_key_hash(feedback, RESPONSE_ID).join(
+                predicted,
+                key_hash(),
+                key_hash(),
+                left_join_in_order(),
+            )
+        }
+    };
+    let from_feedback = with_quality.select(with_lineage(
+        RawTable::Feedback,
+        [
+            col(PROVIDER),
+            col(MODEL),
+            col(ACTION_TYPE),
+            col(SESSION_ID),
+            col(RESPONSE_TIME_MS),
+            col(QUALITY_SCORE),
+            col(QUALITY_RATING).alias(CSAT_SCORE),
+        ],
+    ));
 
     let from_ab = ab_testing.select(with_lineage(
         RawTable::AbTesting,
