@@ -1,7 +1,7 @@
 # Entry points: `make pipeline` runs the data pipeline, `make test` the tests.
 include pipeline.mk
 
-.PHONY: test check fmt clippy bench bench-serve bench-db soak
+.PHONY: test check fmt clippy bench bench-scale bench-serve bench-db soak
 
 ## test: the whole suite (starts a throwaway PostgreSQL when one is installed)
 test: build
@@ -21,8 +21,13 @@ fmt:
 ## bench: speed and accuracy benchmarks (not part of the tests)
 bench: build
 	bench/run.sh
+	bench/scale.sh
 	bench/extract-db.sh
 	bench/serve.sh
+
+## bench-scale: every stage's time and peak memory at 1M, 10M and 30M rows per table (part of bench)
+bench-scale: build
+	bench/scale.sh
 
 ## bench-db: extract --source postgres against psql \copy of the same rows (part of bench)
 bench-db: build
