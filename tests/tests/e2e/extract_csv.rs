@@ -341,7 +341,8 @@ fn both_csv_readers_keep_reject_and_count_every_row_alike() {
     }
 }
 
-/// An export longer than one batch of the columnar reader (200 000 rows):
+/// An export longer than one batch of the columnar reader (200 000 rows,
+/// a part's worth):
 /// read batch by batch, its rows, parts and counts are the row reader's.
 /// One export has a record with one field too many near its end, found after
 /// parts were written: those parts go and the row reader takes over.
@@ -355,7 +356,7 @@ fn a_long_export_is_read_in_batches_as_the_row_reader_reads_it() {
         "--out",
         exports.to_str().unwrap(),
         "--rows",
-        "450000",
+        "250000",
         "--seed",
         "5",
         "--now",
@@ -384,7 +385,7 @@ fn a_long_export_is_read_in_batches_as_the_row_reader_reads_it() {
             "{name}: counts"
         );
         let parts = |data: &Path| files(&data.join("raw").join(name));
-        assert!(parts(&runs[0]).len() > 2, "{name}: several parts");
+        assert!(parts(&runs[0]).len() >= 2, "{name}: several parts");
         assert_eq!(parts(&runs[0]), parts(&runs[1]), "{name}: the same parts");
         let raw = |data: &Path| {
             contract::io::read_raw(&contract::Layout::new(data), table)
