@@ -480,27 +480,38 @@ fn train_side_by_side(
         .iter()
         .map(|j| estimated_peak(j.dataset, j.rows))
         .collect();
+    /// The models waiting (largest first), the bytes the running ones are
+    /// estimated to hold, and how many run.
+    struct Queue {
+        waiting: Vec<usize>,
+        held: u64,
+        running: usize,
+    }
     let mut waiting: Vec<usize> = (0..jobs.len()).collect();
     waiting.sort_by_key(|&i| std::cmp::Reverse(jobs[i].rows));
-    // (models waiting, largest first; bytes the running models are estimated to hold; how many run)
-    let state = Mutex::new((waiting, 0u64, 0usize));
+    let state = Mutex::new(Queue {
+        waiting,
+        held: 0,
+        running: 0,
+    });
     let changed = Condvar::new();
     let outcomes: Vec<Mutex<Option<Result<Outcome>>>> =
         jobs.iter().map(|_| Mutex::new(None)).collect();
     let next = || -> Option<usize> {
         let mut guard = state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
-            let (waiting, held, running) = &mut *guard;
-            if waiting.is_empty() {
+            let queue = &mut *guard;
+            if queue.waiting.is_empty() {
                 return None;
             }
-            let fits = waiting
+            let fits = queue
+                .waiting
                 .iter()
-                .position(|&i| *running == 0 || held.saturating_add(peaks[i]) <= budget);
+                .position(|&i| queue.running == 0 || queue.held.saturating_add(peaks[i]) <= budget);
             if let Some(at) = fits {
-                let i = waiting.remove(at);
-                *held += peaks[i];
-                *running += 1;
+                let i = queue.waiting.remove(at);
+                queue.held += peaks[i];
+                queue.running += 1;
                 return Some(i);
             }
             guard = changed.wait(guard).unwrap_or_else(|e| e.into_inner());
@@ -516,9 +527,9 @@ fn train_side_by_side(
                     .with_context(|| format!("training the {dataset} model on {}", path.display()))
             });
             *outcomes[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
-            let mut guard = state.lock().unwrap_or_else(|e| e.into_inner());
-            guard.1 -= peaks[i];
-            guard.2 -= 1;
+            let mut queue = state.lock().unwrap_or_else(|e| e.into_inner());
+            queue.held -= peaks[i];
+            queue.running -= 1;
             changed.notify_all();
         }
     };

@@ -17,7 +17,9 @@ use std::sync::{Arc, Mutex};
 use contract::columns::*;
 use polars::prelude::*;
 use rayon::prelude::*;
-use xxhash_rust::xxh3::{xxh3_64, xxh3_128};
+use xxhash_rust::xxh3::xxh3_64;
+
+use crate::{key_halves, with_computed_column};
 
 /// Entries a partition holds at most (when the responses are as many as
 /// the A/B rows): a partition is sized for it once, 65 536 slots at
@@ -64,14 +66,7 @@ impl Earliest {
                 .collect(),
         }));
         let fill = Arc::clone(&table);
-        ab_testing
-            .filter(col(RESPONSE_ID).is_not_null())
-            .select([
-                col(RESPONSE_ID),
-                col(CREATED_AT),
-                col(ID),
-                col(PREDICTED_QUALITY),
-            ])
+        predictions(ab_testing)
             .sink_batches(
                 PlanCallback::new(move |df: DataFrame| {
                     fill.lock().unwrap_or_else(|e| e.into_inner()).add(&df)?;
@@ -105,7 +100,7 @@ impl Earliest {
         {
             let Some(response) = response else { continue };
             let entry = Entry {
-                key: key(response),
+                key: key_halves(response),
                 at: at.unwrap_or(i64::MAX),
                 quality: quality.unwrap_or(f64::NAN),
                 id: id_hash(id),
@@ -136,7 +131,7 @@ impl Earliest {
     /// The earliest predicted quality of a response (None when it has no A/B
     /// row, or its earliest has no prediction).
     fn quality(&self, response_id: &str) -> Option<f64> {
-        let key = key(response_id);
+        let key = key_halves(response_id);
         self.partitions[key[0] as usize % self.partitions.len()]
             .find(key[1], |e| e.key == key)
             .filter(|e| e.has_quality)
@@ -146,31 +141,32 @@ impl Earliest {
     /// `feedback` with QUALITY_SCORE, each row's earliest predicted
     /// quality: a map the streaming engine runs batch by batch.
     pub fn looked_up(self: Arc<Self>, feedback: LazyFrame) -> LazyFrame {
-        let schema = |input: &Schema| -> PolarsResult<SchemaRef> {
-            let mut schema = input.clone();
-            schema.with_column(QUALITY_SCORE.into(), DataType::Float64);
-            Ok(Arc::new(schema))
-        };
-        feedback.map(
-            move |mut df: DataFrame| {
-                let responses = df.column(RESPONSE_ID)?.str()?;
-                let quality: Float64Chunked = responses
+        with_computed_column(
+            feedback,
+            QUALITY_SCORE,
+            DataType::Float64,
+            "earliest prediction",
+            move |df| {
+                let quality: Float64Chunked = df
+                    .column(RESPONSE_ID)?
+                    .str()?
                     .iter()
                     .map(|r| r.and_then(|r| self.quality(r)))
                     .collect();
-                df.with_column(quality.with_name(QUALITY_SCORE.into()).into_column())?;
-                Ok(df)
+                Ok(quality.into_column())
             },
-            OptFlags::STREAMING,
-            Some(Arc::new(schema)),
-            Some("earliest prediction"),
         )
     }
 }
 
-fn key(response_id: &str) -> [u64; 2] {
-    let hash = xxh3_128(response_id.as_bytes());
-    [(hash >> 64) as u64, hash as u64]
+/// The A/B rows with a response, and what both engines read of them.
+pub fn predictions(ab_testing: LazyFrame) -> LazyFrame {
+    ab_testing.filter(col(RESPONSE_ID).is_not_null()).select([
+        col(RESPONSE_ID),
+        col(CREATED_AT),
+        col(ID),
+        col(PREDICTED_QUALITY),
+    ])
 }
 
 fn hasher(e: &Entry) -> u64 {
@@ -186,26 +182,15 @@ fn id_hash(id: Option<&str>) -> u32 {
 /// The A/B rows' order for the in-memory engine's sort, the same as
 /// [`Earliest`]'s: created_at, then the id's hash (column [`ID_HASH`]).
 pub fn sort_key(ab_testing: LazyFrame) -> (LazyFrame, [&'static str; 2]) {
-    let schema = |input: &Schema| -> PolarsResult<SchemaRef> {
-        let mut schema = input.clone();
-        schema.with_column(ID_HASH.into(), DataType::UInt32);
-        Ok(Arc::new(schema))
-    };
-    let plan = ab_testing.map(
-        |mut df: DataFrame| {
-            let hashes: UInt32Chunked = df
-                .column(ID)?
-                .str()?
-                .iter()
-                .map(|id| Some(id_hash(id)))
-                .collect();
-            df.with_column(hashes.with_name(ID_HASH.into()).into_column())?;
-            Ok(df)
-        },
-        OptFlags::STREAMING,
-        Some(Arc::new(schema)),
-        Some("id hash"),
-    );
+    let plan = with_computed_column(ab_testing, ID_HASH, DataType::UInt32, "id hash", |df| {
+        let hashes: UInt32Chunked = df
+            .column(ID)?
+            .str()?
+            .iter()
+            .map(|id| Some(id_hash(id)))
+            .collect();
+        Ok(hashes.into_column())
+    });
     (plan, [CREATED_AT, ID_HASH])
 }
 

@@ -222,8 +222,8 @@ fn check_sources(
     for plan in raw {
         let unique = plan
             .clone()
-            .group_by([col(SOURCE)])
-            .agg([len()])
+            .select([col(SOURCE)])
+            .unique(None, UniqueKeepStrategy::Any)
             .collect_with_engine(engine.polars())
             .map_err(anyhow::Error::from)
             .with_context(|| format!("{}: reading {SOURCE}", layout.raw_root().display()))?
@@ -487,6 +487,39 @@ const KEY_LO: &str = "__key_lo";
 /// 16 bytes a key instead of the id's text (a UUID is 52 bytes as a view and
 /// its text). Two distinct ids share a hash with odds of about n^2 / 2^129
 /// (1e-23 for 30M ids). A map the streaming engine runs batch by batch.
+/// A response id's 128-bit xxh3 hash as its (high, low) halves: the key of
+/// the joins and group-bys here, and of [`earliest::Earliest`]'s table.
+fn key_halves(id: &str) -> [u64; 2] {
+    let hash = xxhash_rust::xxh3::xxh3_128(id.as_bytes());
+    [(hash >> 64) as u64, hash as u64]
+}
+
+/// `plan` with a column `name` of type `dtype` added to each batch by `f`: a
+/// map the streaming engine runs batch by batch (`label` names it in plans).
+fn with_computed_column(
+    plan: LazyFrame,
+    name: &'static str,
+    dtype: DataType,
+    label: &'static str,
+    f: impl Fn(&DataFrame) -> PolarsResult<Column> + Send + Sync + 'static,
+) -> LazyFrame {
+    let schema = move |input: &Schema| -> PolarsResult<SchemaRef> {
+        let mut schema = input.clone();
+        schema.with_column(name.into(), dtype.clone());
+        Ok(Arc::new(schema))
+    };
+    plan.map(
+        move |mut df: DataFrame| {
+            let column = f(&df)?.with_name(name.into());
+            df.with_column(column)?;
+            Ok(df)
+        },
+        OptFlags::STREAMING,
+        Some(Arc::new(schema)),
+        Some(label),
+    )
+}
+
 fn with_key_hash(plan: LazyFrame, column: &'static str) -> LazyFrame {
     let schema = move |input: &Schema| -> PolarsResult<SchemaRef> {
         let mut schema = input.clone();
@@ -498,20 +531,17 @@ fn with_key_hash(plan: LazyFrame, column: &'static str) -> LazyFrame {
     plan.map(
         move |df: DataFrame| {
             let keys = df.column(column)?.str()?.clone();
-            let hashes: Vec<Option<u128>> = keys
-                .iter()
-                .map(|k| k.map(|k| xxhash_rust::xxh3::xxh3_128(k.as_bytes())))
-                .collect();
+            let hashes: Vec<Option<[u64; 2]>> = keys.iter().map(|k| k.map(key_halves)).collect();
             let mut df = df.drop(column)?;
             df.hstack_mut(&[
                 UInt64Chunked::from_iter_options(
                     KEY_HI.into(),
-                    hashes.iter().map(|h| h.map(|h| (h >> 64) as u64)),
+                    hashes.iter().map(|h| h.map(|h| h[0])),
                 )
                 .into_column(),
                 UInt64Chunked::from_iter_options(
                     KEY_LO.into(),
-                    hashes.iter().map(|h| h.map(|h| h as u64)),
+                    hashes.iter().map(|h| h.map(|h| h[1])),
                 )
                 .into_column(),
             ])?;
@@ -638,17 +668,7 @@ pub fn csat(
             // The A/B rows with a response (its id, time and predicted
             // quality) sorted in the order `Earliest` keeps; ties keep their
             // order: the same rows on both engines.
-            let (keyed, order) = earliest::sort_key(
-                ab_testing
-                    .clone()
-                    .filter(col(RESPONSE_ID).is_not_null())
-                    .select([
-                        col(RESPONSE_ID),
-                        col(CREATED_AT),
-                        col(ID),
-                        col(PREDICTED_QUALITY),
-                    ]),
-            );
+            let (keyed, order) = earliest::sort_key(earliest::predictions(ab_testing.clone()));
             let predicted = with_key_hash(keyed, RESPONSE_ID)
                 .sort(
                     order,

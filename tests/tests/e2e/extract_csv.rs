@@ -20,6 +20,27 @@ fn extract_csv(data: &Path, input: &Path, extra: &[&str]) -> std::process::Outpu
     ok(&mut cmd)
 }
 
+/// Supabase-style CSV exports of `rows` synthetic rows per table in
+/// `work/exports`, dated up to 2026-01-15.
+fn synth_exports(work: &Path, rows: &str, seed: &str, messy: &str) -> std::path::PathBuf {
+    let exports = work.join("exports");
+    ok(bin("synth").args([
+        "--format",
+        "csv",
+        "--out",
+        exports.to_str().unwrap(),
+        "--rows",
+        rows,
+        "--seed",
+        seed,
+        "--now",
+        "2026-01-15T00:00:00Z",
+        "--messy",
+        messy,
+    ]));
+    exports
+}
+
 /// A copy of the fixture exports that a test may break.
 fn fixture_copy() -> tempfile::TempDir {
     let dir = tempdir().unwrap();
@@ -256,21 +277,7 @@ fn csv_exports_of_synth_data_round_trip() {
 #[test]
 fn both_csv_readers_keep_reject_and_count_every_row_alike() {
     let work = tempdir().unwrap();
-    let exports = work.path().join("exports");
-    ok(bin("synth").args([
-        "--format",
-        "csv",
-        "--out",
-        exports.to_str().unwrap(),
-        "--rows",
-        "3000",
-        "--seed",
-        "11",
-        "--now",
-        "2026-01-15T00:00:00Z",
-        "--messy",
-        "0.05",
-    ]));
+    let exports = synth_exports(work.path(), "3000", "11", "0.05");
     // Rows no reader can type, in files polars still reads strictly.
     let spoil = |table: &str, column: &str, value: &str, every: usize| {
         let path = exports.join(format!("{table}.csv"));
@@ -349,21 +356,7 @@ fn both_csv_readers_keep_reject_and_count_every_row_alike() {
 #[test]
 fn a_long_export_is_read_in_batches_as_the_row_reader_reads_it() {
     let work = tempdir().unwrap();
-    let exports = work.path().join("exports");
-    ok(bin("synth").args([
-        "--format",
-        "csv",
-        "--out",
-        exports.to_str().unwrap(),
-        "--rows",
-        "250000",
-        "--seed",
-        "5",
-        "--now",
-        "2026-01-15T00:00:00Z",
-        "--messy",
-        "0.01",
-    ]));
+    let exports = synth_exports(work.path(), "250000", "5", "0.01");
     let ab = exports.join("ai_gm_ab_testing.csv");
     let mut text = fs::read_to_string(&ab).unwrap();
     let header_fields = text.lines().next().unwrap().split(',').count();
