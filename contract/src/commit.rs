@@ -19,15 +19,19 @@
 //! new, whatever the moment of a kill, a power cut or a full disk.
 //!
 //! That holds for our own stages. For anyone else reading the folder between a
-//! kill and our next command, the outputs of synth and extract, of transform and
-//! of validate are published as one generation each ([`Layout::output_group`]):
+//! kill and our next command (`serve`, a person), the outputs of synth and
+//! extract, of transform, of validate and of report are published as one
+//! generation each ([`Layout::output_group`]):
 //! every output path of the group is a symbolic link through
 //! `DATA/.current/<group>` into `DATA/.gen/<group>-<id>/`, a complete copy of
 //! the group's outputs (unchanged files hard-linked from the generation before).
 //! The stage builds the new generation beside the old one, then renames one new
 //! `.current/<group>` link over the old: a single atomic rename, so at every
 //! moment every path shows the old outputs or every path the new. [`recover`]
-//! deletes generations no link leads to.
+//! deletes generations no link leads to. Train's outputs go through the journal:
+//! each model's champion is a link switched in one rename (what `serve` reads),
+//! but its reports and versions may show old and new side by side until the
+//! next command rolls the journal forward.
 //!
 //! The lock is an advisory `flock` on `DATA/.lock`: the kernel drops it when
 //! its owner dies, so a lock left by a killed run is simply taken over.

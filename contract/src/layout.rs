@@ -174,8 +174,10 @@ impl Layout {
     /// The output group a stage writes, if its outputs are published as one
     /// generation: synth and extract (the raw tables, their rejects, the extract
     /// report and state), transform (the training datasets), validate (clean and
-    /// rejected datasets, the validation report). Train publishes model versions
-    /// through champion links of its own; report's page is one file.
+    /// rejected datasets, the validation report), report (its insight tables,
+    /// insights.json and the page, which `serve` answers from while the report
+    /// is rewritten). Train publishes model versions through champion links of
+    /// its own.
     pub fn output_group(&self, stage: &str) -> Option<OutputGroup> {
         let rel = |p: PathBuf| {
             p.strip_prefix(&self.root)
@@ -196,6 +198,15 @@ impl Layout {
                 links.extend(Dataset::ALL.iter().map(|d| self.rejected(*d)));
                 links.push(self.validation_report());
                 ("validated", links)
+            }
+            "report" => {
+                let mut links: Vec<PathBuf> = crate::reports::insight::BY_REPORT
+                    .iter()
+                    .map(|t| self.insight(t))
+                    .collect();
+                links.push(self.insights_report());
+                links.push(self.report_html());
+                ("reported", links)
             }
             _ => return None,
         };

@@ -274,6 +274,15 @@ pub mod insight {
     pub const CSAT_BY_DAY: &str = "csat_by_day";
     /// Written by `report`, from the clean quality dataset.
     pub const QUALITY_BASELINES: &str = "quality_baselines";
+    /// Every table `report` writes, published with its page as one generation.
+    pub const BY_REPORT: [&str; 6] = [
+        CSAT_BY_QUALITY_RANGE,
+        CSAT_BY_PROVIDER,
+        CSAT_BY_MODEL,
+        CSAT_BY_ACTION_TYPE,
+        CSAT_BY_DAY,
+        QUALITY_BASELINES,
+    ];
 
     /// The columns of [`FEATURE_IMPORTANCE`]: per model and feature, its share of
     /// the model's total gain.
