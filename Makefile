@@ -18,10 +18,11 @@ check:
 fmt:
 	$(CARGO) fmt --all
 
-## bench: speed and accuracy benchmarks (not part of the tests)
+## bench: speed and accuracy benchmarks (not part of the tests): bench/results.md
 bench: build
 	bench/run.sh
 	bench/scale.sh
+	bench/with-scale.sh
 	bench/extract-db.sh
 	bench/serve.sh
 
