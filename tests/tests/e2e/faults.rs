@@ -282,10 +282,9 @@ fn kill_at_renames_and_writes(case: &Case) {
     let expected = uninterrupted(case);
     let renames = count_syscalls(case, RENAMES);
     assert!(!renames.is_empty(), "{}: no renames seen", case.stage);
+    let mut points: Vec<(&str, usize)> = Vec::new();
     for (syscall, &n) in &renames {
-        for when in 1..=n {
-            kill_at(case, syscall, when, &expected);
-        }
+        points.extend((1..=n).map(|when| (syscall.as_str(), when)));
     }
     // Writes spread over the run (every one when there are few: Parquet and
     // JSON are written in large blocks). Their count may vary a little from run
@@ -294,12 +293,25 @@ fn kill_at_renames_and_writes(case: &Case) {
     let mut killed = 0;
     for (syscall, &n) in &writes {
         let span = (n * 9 / 10).max(1);
-        let points = span.min(16);
-        for i in 0..points {
-            kill_at(case, syscall, 1 + i * span / points, &expected);
-        }
-        killed += points;
+        let count = span.min(16);
+        points.extend((0..count).map(|i| (syscall.as_str(), 1 + i * span / count)));
+        killed += count;
     }
+    // Two at a time, each in its own folder: under ptrace (no seccomp filter,
+    // see kill_at) a multi-threaded stage like train runs several times
+    // slower, and this test was the suite's last minutes alone.
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            scope.spawn(|| {
+                while let Some(&(syscall, when)) =
+                    points.get(next.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+                {
+                    kill_at(case, syscall, when, &expected);
+                }
+            });
+        }
+    });
     eprintln!(
         "faults: {}: killed at each of its renames {renames:?} and {killed} of its writes {writes:?}",
         case.stage
