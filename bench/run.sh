@@ -4,6 +4,7 @@
 #
 #   ROWS=1000000 (rows per table)   SCALE_ROWS=250000 (train's growth check)
 #   BENCH_DATA=dir (default: a temp folder)   BENCH_OUT=bench/results.md
+#   BENCH_TIMES=bench (where each size's times-<rows>.txt is kept; CI's smoke uses target/)
 #
 # Not a test: timings on a shared machine vary, so figures are ratios taken
 # back to back. Needs GNU time; the Python side needs polars, lightgbm,
@@ -18,7 +19,8 @@ SCALE_ROWS=${SCALE_ROWS:-$((ROWS / 4))}
 BIN=${BIN:-target/release}
 WORK=${BENCH_DATA:-$(mktemp -d /tmp/gm-bench.XXXXXX)}
 OUT=${BENCH_OUT:-bench/results.md}
-mkdir -p "$WORK"
+TIMES_DIR=${BENCH_TIMES:-bench}
+mkdir -p "$WORK" "$TIMES_DIR"
 
 # timed NAME LOGFILE CMD...: one line "NAME SECONDS PEAK_MIB" into $WORK/times
 timed() {
@@ -83,13 +85,13 @@ if ((!BIG)); then
     rm -rf "$WORK/twin"
 fi
 
-# Every size's figures stay in bench/times-<rows>.txt: the cost curve below
+# Every size's figures stay in $TIMES_DIR/times-<rows>.txt: the cost curve below
 # is drawn from all of them (each file names the run that wrote it).
-{ echo "# $(date -u +%Y-%m-%dT%H:%MZ) ROWS=$ROWS"; cat "$WORK/times"; } > "bench/times-$ROWS.txt"
+{ echo "# $(date -u +%Y-%m-%dT%H:%MZ) ROWS=$ROWS"; cat "$WORK/times"; } > "$TIMES_DIR/times-$ROWS.txt"
 
-python3 - "$WORK" "$ROWS" "$SCALE_ROWS" > "$OUT" <<'PY'
+python3 - "$WORK" "$ROWS" "$SCALE_ROWS" "$TIMES_DIR" > "$OUT" <<'PY'
 import glob, json, platform, re, subprocess, sys
-work, rows, scale_rows = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+work, rows, scale_rows, times_dir = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 t = {}
 for line in open(f"{work}/times"):
     name, secs, mib = line.split()
@@ -144,10 +146,10 @@ for s in ["extract", "transform", "validate", "train", "report"]:
     print(f"| {s} | {big[0]:.1f} | {big[1]} | {small[0]:.1f} | {small[0] / big[0]:.2f} |")
 print()
 print("## Cost curve\n")
-print("Seconds and peak MiB per stage, from every `bench/times-<rows>.txt` (one per `ROWS=... make bench`):\n")
+print(f"Seconds and peak MiB per stage, from every `{times_dir}/times-<rows>.txt` (one per `ROWS=... make bench`):\n")
 print("| rows per table | run | extract | transform | validate | train | report | whole | polars script |")
 print("|---|---|---|---|---|---|---|---|---|")
-for path in sorted(glob.glob("bench/times-*.txt"), key=lambda p: int(re.search(r"times-(\d+)", p).group(1))):
+for path in sorted(glob.glob(f"{times_dir}/times-*.txt"), key=lambda p: int(re.search(r"times-(\d+)", p).group(1))):
     lines = open(path).read().splitlines()
     when = lines[0].split()[1] if lines and lines[0].startswith("#") else ""
     tt = {l.split()[0]: (float(l.split()[1]), int(l.split()[2])) for l in lines if l and not l.startswith("#")}
