@@ -26,7 +26,7 @@ SOURCE ?= $(if $(SUPABASE_URL),supabase,$(if $(DATABASE_URL),postgres,synth))
 CARGO ?= cargo
 # One profile for the pipeline and the tests, so dependencies compile once.
 PROFILE ?= release
-BIN ?= target/$(PROFILE)
+BIN ?= $(or $(CARGO_TARGET_DIR),target)/$(PROFILE)
 
 SYNTH ?= $(BIN)/synth
 EXTRACT ?= $(BIN)/extract

@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROWS=${1:-100000}
-BIN=${BIN:-target/release}
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release}
 WORK=$(mktemp -d)
 trap 'rm -rf "$WORK"' EXIT
 NOW=2026-01-02T00:00:00Z

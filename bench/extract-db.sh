@@ -15,7 +15,7 @@ command -v psql > /dev/null || { echo "bench: needs psql (apt-get install postgr
 [[ -x /usr/bin/time ]] || { echo "bench: needs GNU time (apt-get install time)" >&2; exit 1; }
 ROWS=${ROWS:-1000000}
 RUNS=${RUNS:-3}
-BIN=${BIN:-target/release}
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release}
 OUT=${BENCH_OUT:-bench/extract-db-results.md}
 WORK=$(mktemp -d /tmp/gm-bench-db.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT

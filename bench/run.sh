@@ -16,7 +16,7 @@ python3 -c "import polars, lightgbm, pandas, pyarrow, sklearn" 2>/dev/null \
     || { echo "bench: pip install polars lightgbm pandas pyarrow scikit-learn (the reference scripts need them)" >&2; exit 1; }
 ROWS=${ROWS:-1000000}
 SCALE_ROWS=${SCALE_ROWS:-$((ROWS / 4))}
-BIN=${BIN:-target/release}
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release}
 WORK=${BENCH_DATA:-$(mktemp -d /tmp/gm-bench.XXXXXX)}
 OUT=${BENCH_OUT:-bench/results.md}
 TIMES_DIR=${BENCH_TIMES:-bench}

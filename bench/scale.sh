@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 [[ -x /usr/bin/time ]] || { echo "bench: needs GNU time at /usr/bin/time (apt-get install time)" >&2; exit 1; }
 CURVE=${SCALE_CURVE:-1000000 10000000 30000000}
 LIMIT=${SCALE_LIMIT_MIB:-8192}
-BIN=${BIN:-target/release}
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release}
 WORK=${SCALE_DATA:-$(mktemp -d /tmp/gm-scale.XXXXXX)}
 OUT=${SCALE_OUT:-bench/scale-results.md}
 mkdir -p "$WORK"

@@ -19,7 +19,7 @@ python3 -c "import fastapi, uvicorn, lightgbm, numpy, polars" 2>/dev/null \
     || { echo "bench: pip install fastapi uvicorn lightgbm numpy polars (the FastAPI service needs them)" >&2; exit 1; }
 ROWS=${ROWS:-200000}
 SECS=${SECONDS_EACH:-10}
-BIN=${BIN:-target/release}
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release}
 WORK=${BENCH_DATA:-$(mktemp -d /tmp/gm-bench-serve.XXXXXX)}
 OUT=${BENCH_OUT:-bench/serve-results.md}
 OURS_PORT=${OURS_PORT:-18080}
