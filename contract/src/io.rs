@@ -3,7 +3,7 @@
 //! it, so a crash never leaves half a file.
 
 use std::fs::{self, File};
-use std::io::{BufWriter, Write};
+use std::io::{BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -275,7 +275,10 @@ pub fn write_json<T: serde::Serialize>(value: &T, path: &Path) -> Result<(), Con
 
 /// Reads a JSON file into a value; errors name the file.
 pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ContractError> {
-    let text = fs::read_to_string(path).map_err(|e| ContractError::io(path, e))?;
+    let mut text = String::new();
+    open_input(path)?
+        .read_to_string(&mut text)
+        .map_err(|e| ContractError::io(path, e))?;
     serde_json::from_str(&text).map_err(|source| ContractError::Json {
         path: path.to_path_buf(),
         source,

@@ -31,7 +31,7 @@ pub const SYNTH_SOURCE: &str = "synth";
 
 /// How every stage binary ends: success, or one line on stderr
 /// (`<stage>: error: <cause: cause ...>`, secrets redacted) and exit status 1.
-pub fn exit<E: std::fmt::Display>(stage: &str, result: Result<(), E>) -> std::process::ExitCode {
+pub fn exit(stage: &str, result: anyhow::Result<()>) -> std::process::ExitCode {
     exit_with(stage, result, |_| 1)
 }
 
@@ -74,18 +74,38 @@ pub fn machine_memory() -> Option<u64> {
 
 /// As [`exit`], with the exit status chosen by the error (`validate` tells
 /// "too few clean rows" apart with its own status).
-pub fn exit_with<E: std::fmt::Display>(
+pub fn exit_with(
     stage: &str,
-    result: Result<(), E>,
-    status: impl FnOnce(&E) -> u8,
+    result: anyhow::Result<()>,
+    status: impl FnOnce(&anyhow::Error) -> u8,
 ) -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("{stage}: error: {}", secrets::redact(&format!("{e:#}")));
+            eprintln!("{stage}: error: {}", secrets::redact(&error_line(&e)));
             std::process::ExitCode::from(status(&e))
         }
     }
+}
+
+/// An error and its causes on one line, outermost first, each said once: a
+/// message that already ends with its cause's text (`{path}: not a readable
+/// Parquet file: {source}`) is not followed by that cause again, as anyhow's
+/// `{:#}` would do.
+pub fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    let mut previous = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if previous.is_empty() || !previous.ends_with(&text) {
+            if !line.is_empty() {
+                line.push_str(": ");
+            }
+            line.push_str(&text);
+        }
+        previous = text;
+    }
+    line
 }
 
 /// A listing cut short by its reader (`status | head`) ends quietly, as a
@@ -104,4 +124,28 @@ pub fn end_quietly_on_closed_stdout() {
         }
         default(info);
     }));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_line;
+    use anyhow::Context;
+
+    #[test]
+    fn error_line_says_each_cause_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        let err = crate::ContractError::Io {
+            path: "data/x.parquet".into(),
+            source: io,
+        };
+        let wrapped = Err::<(), _>(err)
+            .context("reading the clean layer")
+            .unwrap_err();
+        assert_eq!(
+            error_line(&wrapped),
+            "reading the clean layer: data/x.parquet: no such file"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(error_line(&plain), "outer: inner");
+    }
 }

@@ -236,7 +236,25 @@ pub fn extract_fixtures(data: &Path) -> Output {
 
 /// The lines of stderr that report an error (progress and notes are other lines).
 pub fn error_lines(err: &str) -> Vec<&str> {
-    err.lines().filter(|l| l.contains(": error: ")).collect()
+    let lines: Vec<&str> = err.lines().filter(|l| l.contains(": error: ")).collect();
+    for line in &lines {
+        assert_causes_once(line);
+    }
+    lines
+}
+
+/// An error line says each cause once: no run of ": "-separated parts is
+/// followed by the same run again ("x: not a readable Parquet file: E: E").
+fn assert_causes_once(line: &str) {
+    let parts: Vec<&str> = line.split(": ").collect();
+    for len in 1..=parts.len() / 2 {
+        for at in 0..=parts.len() - 2 * len {
+            assert!(
+                parts[at..at + len] != parts[at + len..at + 2 * len],
+                "a cause said twice in {line:?}"
+            );
+        }
+    }
 }
 
 /// The stages' reports, read into the contract's types (a field renamed or
