@@ -747,6 +747,32 @@ pub fn sink_parquet_fast(plan: LazyFrame, path: &Path) -> Result<usize, Contract
     Ok(rows)
 }
 
+/// Runs `plan` on the streaming engine and folds its batches into `state`
+/// with `add`, one batch at a time (in the plan's order when
+/// `maintain_order`), for state that polars cannot build as it streams (a
+/// hash table filled row by row, counts). Returns the state.
+pub fn fold_batches<S: Send + 'static>(
+    plan: LazyFrame,
+    state: S,
+    maintain_order: bool,
+    add: fn(&mut S, &DataFrame) -> PolarsResult<()>,
+) -> PolarsResult<S> {
+    let state = Arc::new(std::sync::Mutex::new(state));
+    let fill = Arc::clone(&state);
+    plan.sink_batches(
+        PlanCallback::new(move |df: DataFrame| {
+            add(&mut fill.lock().unwrap_or_else(|e| e.into_inner()), &df)?;
+            Ok(false)
+        }),
+        maintain_order,
+        None,
+    )?
+    .collect_with_engine(Engine::Streaming)?;
+    let state = Arc::try_unwrap(state)
+        .map_err(|_| polars_err!(ComputeError: "the batches are still being read"))?;
+    Ok(state.into_inner().unwrap_or_else(|e| e.into_inner()))
+}
+
 /// Builds a raw table frame in the contract's column order and types from
 /// named columns; source columns not given are nulls.
 pub fn raw_frame(

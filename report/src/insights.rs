@@ -6,7 +6,6 @@
 //! intervals and the optimum are worked out on them in plain Rust.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -203,8 +202,6 @@ impl Insights {
     }
 }
 
-/// Groups `lf` by `_source` and `keys` (each cast to text) and summarises `value`.
-///
 /// Each table's statistics of `value` per (source, key...) group, where a
 /// table is a list of names from `keys`; every table from one streaming read
 /// of `lf`.
@@ -247,22 +244,8 @@ fn grouped_tables(
     let mut select = vec![col(SOURCE)];
     select.extend(keys.iter().map(|(name, e)| e.clone().alias(*name)));
     select.push(col(value).cast(DataType::Float64).alias(value));
-    let state = Arc::new(Mutex::new(Counter::new(keys.len() + 1, columns)));
-    let fill = Arc::clone(&state);
-    lf.select(select)
-        .sink_batches(
-            PlanCallback::new(move |df: DataFrame| {
-                fill.lock().unwrap_or_else(|e| e.into_inner()).add(&df)?;
-                Ok(false)
-            }),
-            false,
-            None,
-        )?
-        .collect_with_engine(Engine::Streaming)?;
-    let counter = Arc::try_unwrap(state)
-        .map_err(|_| anyhow::anyhow!("the rows are still being read"))?
-        .into_inner()
-        .unwrap_or_else(|e| e.into_inner());
+    let counter = Counter::new(keys.len() + 1, columns);
+    let counter = contract::io::fold_batches(lf.select(select), counter, false, Counter::add)?;
     Ok(counter.groups())
 }
 

@@ -12,7 +12,7 @@
 //! that sort, with the same order ([`sort_key`]), and the tests check that
 //! both give the same datasets.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use contract::columns::*;
 use polars::prelude::*;
@@ -60,25 +60,12 @@ impl Earliest {
     pub fn build(ab_testing: LazyFrame, rows: usize) -> PolarsResult<Self> {
         let partitions = rows.div_ceil(PARTITION_ROWS).max(1);
         let per_partition = rows.div_ceil(partitions);
-        let table = Arc::new(Mutex::new(Self {
+        let table = Self {
             partitions: (0..partitions)
                 .map(|_| hashbrown::HashTable::with_capacity(per_partition))
                 .collect(),
-        }));
-        let fill = Arc::clone(&table);
-        predictions(ab_testing)
-            .sink_batches(
-                PlanCallback::new(move |df: DataFrame| {
-                    fill.lock().unwrap_or_else(|e| e.into_inner()).add(&df)?;
-                    Ok(false)
-                }),
-                true,
-                None,
-            )?
-            .collect_with_engine(Engine::Streaming)?;
-        let table = Arc::try_unwrap(table)
-            .map_err(|_| polars_err!(ComputeError: "the A/B rows are still being read"))?;
-        Ok(table.into_inner().unwrap_or_else(|e| e.into_inner()))
+        };
+        contract::io::fold_batches(predictions(ab_testing), table, true, Self::add)
     }
 
     /// Adds a batch of A/B rows, in file order: a row replaces a response's
