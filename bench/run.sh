@@ -21,6 +21,11 @@ WORK=${BENCH_DATA:-$(mktemp -d /tmp/gm-bench.XXXXXX)}
 OUT=${BENCH_OUT:-bench/results.md}
 TIMES_DIR=${BENCH_TIMES:-bench}
 mkdir -p "$WORK" "$TIMES_DIR"
+# In a temp folder of our own, the data (2-3 GB at 1M rows per table) goes
+# when the run ends or fails; the logs and times stay for a look.
+if [[ -z "${BENCH_DATA:-}" ]]; then
+    trap 'find "$WORK" -mindepth 2 -maxdepth 2 ! -name "*.log" -exec rm -rf {} + 2>/dev/null; echo "bench: logs in $WORK" >&2' EXIT
+fi
 
 # timed NAME LOGFILE CMD...: one line "NAME SECONDS PEAK_MIB" into $WORK/times
 timed() {
