@@ -285,18 +285,46 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Contr
     })
 }
 
+/// Checks that a stage's input is there and readable before work starts; a
+/// missing one says which stage writes it.
+pub fn require_input(path: &Path) -> Result<(), ContractError> {
+    open_input(path).map(drop)
+}
+
 /// Opens a stage's input; a missing one says which stage writes it.
 fn open_input(path: &Path) -> Result<File, ContractError> {
     File::open(path).map_err(|e| {
         if e.kind() == std::io::ErrorKind::NotFound {
             ContractError::NotFound {
                 path: path.to_path_buf(),
-                hint: "run the stage that writes it first".into(),
+                hint: missing_hint(path),
             }
         } else {
             ContractError::io(path, e)
         }
     })
+}
+
+/// What to run so a missing input exists: the stage that writes its layer
+/// (see DESIGN.md's flow), named when the path says which layer it is.
+fn missing_hint(path: &Path) -> String {
+    let name = |p: Option<&Path>| {
+        p.and_then(Path::file_name)
+            .and_then(|n| n.to_str())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let stage = match (name(path.parent()).as_str(), name(Some(path)).as_str()) {
+        ("training", _) => Some("`transform`"),
+        ("clean" | "rejected", _) | ("reports", "validation.json") => Some("`validate`"),
+        ("reports", "extract.json") => Some("`extract` or `synth`"),
+        ("reports", "training.json") => Some("`train`"),
+        _ => None,
+    };
+    match stage {
+        Some(stage) => format!("run {stage} first"),
+        None => "run the stage that writes it first".into(),
+    }
 }
 
 /// A lazy scan of one Parquet file (polars' default scan options). Polars'
@@ -796,6 +824,30 @@ pub fn raw_frame(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_input_names_the_stage_that_writes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = crate::Layout::new(dir.path());
+        let hint = |path: &Path| match read_json::<serde_json::Value>(path) {
+            Err(ContractError::NotFound { hint, .. }) => hint,
+            other => panic!("{}: {other:?}", path.display()),
+        };
+        let q = crate::Dataset::Quality;
+        assert_eq!(hint(&layout.training(q)), "run `transform` first");
+        assert_eq!(hint(&layout.clean(q)), "run `validate` first");
+        assert_eq!(hint(&layout.rejected(q)), "run `validate` first");
+        assert_eq!(hint(&layout.validation_report()), "run `validate` first");
+        assert_eq!(
+            hint(&layout.extract_report()),
+            "run `extract` or `synth` first"
+        );
+        assert_eq!(hint(&layout.training_report()), "run `train` first");
+        assert_eq!(
+            hint(&dir.path().join("elsewhere.json")),
+            "run the stage that writes it first"
+        );
+    }
 
     #[test]
     fn write_then_read_round_trips() {

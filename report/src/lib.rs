@@ -117,6 +117,17 @@ pub fn run(args: &Args) -> Result<()> {
     let layout = Layout::new(&args.data);
     let mut commit = Commit::begin(&layout, "report")?;
     contract::progress::set_quiet(args.quiet);
+    // Every input is there before any progress starts.
+    for path in [
+        layout.extract_report(),
+        layout.validation_report(),
+        layout.training_report(),
+    ]
+    .into_iter()
+    .chain(Dataset::ALL.map(|d| layout.clean(d)))
+    {
+        io::require_input(&path)?;
+    }
     let progress =
         contract::progress::Progress::new("report", "insights and page", "steps", Some(3));
     progress.set_phase("reading inputs, computing insights");

@@ -66,6 +66,10 @@ pub fn run(args: &Args) -> Result<()> {
     // replace the old ones together.
     let mut commit = Commit::begin(&layout, "transform")?;
     // Only the columns the datasets use: Parquet reads just those.
+    // Every raw table has parts before any progress starts.
+    for table in RawTable::ALL {
+        layout.raw_parts(table)?;
+    }
     // Steps: three raw tables read, three datasets built and written.
     let progress = Progress::new("transform", "raw tables -> datasets", "steps", Some(6));
     let mut raw = Vec::new();

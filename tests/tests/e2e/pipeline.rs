@@ -52,3 +52,48 @@ fn make_pipeline_runs_out_of_the_box_and_reruns_only_stale_stages() {
         "{changed}"
     );
 }
+
+/// A stage run before the one that feeds it says, in its only line, which
+/// file is missing and which stage writes it, and leaves nothing behind.
+#[test]
+fn a_stage_run_too_early_names_the_missing_file_and_the_stage_to_run() {
+    let data = tempdir().unwrap();
+    let dir = data.path().to_str().unwrap();
+    for (stage, wants) in [
+        (
+            "transform",
+            "raw/ai_gm_explanations: not found (run `extract` or `synth` first)",
+        ),
+        (
+            "validate",
+            "training/quality.parquet: not found (run `transform` first)",
+        ),
+        (
+            "train",
+            "clean/quality.parquet: not found (run `validate` first)",
+        ),
+        (
+            "report",
+            "reports/extract.json: not found (run `extract` or `synth` first)",
+        ),
+    ] {
+        let (code, err) = fails(bin(stage).args(["--data", dir]));
+        assert_eq!(code, 1, "{stage}: {err}");
+        let lines: Vec<&str> = err.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "{stage}: one line, no progress first: {err}"
+        );
+        assert_eq!(error_lines(&err).len(), 1, "{stage}: {err}");
+        assert!(lines[0].contains(wants), "{stage}: {err}");
+    }
+    let left: Vec<_> = std::fs::read_dir(data.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(
+        left.iter().all(|n| n.to_string_lossy().starts_with('.')),
+        "nothing but hidden state: {left:?}"
+    );
+}
