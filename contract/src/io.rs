@@ -305,23 +305,14 @@ fn open_input(path: &Path) -> Result<File, ContractError> {
     })
 }
 
-/// What to run so a missing input exists: the stage that writes its layer
-/// (see DESIGN.md's flow), named when the path says which layer it is.
+/// What to run so a missing input exists: the stage that writes it, when
+/// the path lies in a data folder's layout (any of its ancestors as the root).
 fn missing_hint(path: &Path) -> String {
-    let name = |p: Option<&Path>| {
-        p.and_then(Path::file_name)
-            .and_then(|n| n.to_str())
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let stage = match (name(path.parent()).as_str(), name(Some(path)).as_str()) {
-        ("training", _) => Some("`transform`"),
-        ("clean" | "rejected", _) | ("reports", "validation.json") => Some("`validate`"),
-        ("reports", "extract.json") => Some("`extract` or `synth`"),
-        ("reports", "training.json") => Some("`train`"),
-        _ => None,
-    };
-    match stage {
+    match path
+        .ancestors()
+        .skip(1)
+        .find_map(|root| Layout::new(root).writer_of(path))
+    {
         Some(stage) => format!("run {stage} first"),
         None => "run the stage that writes it first".into(),
     }
@@ -843,6 +834,12 @@ mod tests {
             "run `extract` or `synth` first"
         );
         assert_eq!(hint(&layout.training_report()), "run `train` first");
+        // extract writes the raw rows it could not parse into rejected/ too.
+        assert_eq!(
+            hint(&layout.raw_rejected(crate::RawTable::AbTesting)),
+            "run `extract` or `synth` first"
+        );
+        assert_eq!(hint(&layout.insights_report()), "run `report` first");
         assert_eq!(
             hint(&dir.path().join("elsewhere.json")),
             "run the stage that writes it first"

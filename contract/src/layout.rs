@@ -217,6 +217,35 @@ impl Layout {
     }
 }
 
+impl Layout {
+    /// The stage to run for `path` to exist, as a user would type it: the one
+    /// whose output group holds it (see [`Layout::output_group`]), or train
+    /// for its report and model folders.
+    pub fn writer_of(&self, path: &Path) -> Option<&'static str> {
+        let holds = |stage: &str| {
+            self.output_group(stage).is_some_and(|group| {
+                group
+                    .links
+                    .iter()
+                    .any(|link| path.starts_with(self.root.join(link)))
+            })
+        };
+        if holds("extract") {
+            Some("`extract` or `synth`")
+        } else if holds("transform") {
+            Some("`transform`")
+        } else if holds("validate") {
+            Some("`validate`")
+        } else if holds("report") {
+            Some("`report`")
+        } else if path == self.training_report() || path.starts_with(self.models_dir()) {
+            Some("`train`")
+        } else {
+            None
+        }
+    }
+}
+
 /// Part files are numbered so that name order is write order.
 pub fn part_name(index: usize) -> String {
     format!("part-{index:06}.parquet")

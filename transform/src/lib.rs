@@ -65,11 +65,11 @@ pub fn run(args: &Args) -> Result<()> {
     // Holds the data folder while reading raw/ and until the three datasets
     // replace the old ones together.
     let mut commit = Commit::begin(&layout, "transform")?;
-    // Only the columns the datasets use: Parquet reads just those.
     // Every raw table has parts before any progress starts.
     for table in RawTable::ALL {
         layout.raw_parts(table)?;
     }
+    // Only the columns the datasets use: Parquet reads just those.
     // Steps: three raw tables read, three datasets built and written.
     let progress = Progress::new("transform", "raw tables -> datasets", "steps", Some(6));
     let mut raw = Vec::new();
