@@ -456,14 +456,25 @@ fn estimated_peak(dataset: Dataset, rows: usize) -> u64 {
 
 /// Trains the models side by side: LightGBM uses a second core poorly on
 /// these few features (1.2-1.4x at 1M rows, slower than one below 400k
-/// rows), so up to `--threads` models (at most three) run at once, the
-/// largest first, each fit with an equal share of the threads. The share
-/// depends only on `--threads`, never on timing, on `--only` or on memory:
-/// LightGBM's result depends on its thread count, and the same seed must
-/// give the same model. A model starts only while the estimated peaks of
-/// those running and its own fit in the memory budget (`--memory`); when
-/// nothing runs, the largest waiting model starts whatever its size.
-/// Outcomes come back in `jobs` order.
+/// rows), so up to `--threads` workers (at most three) share the models,
+/// each LightGBM fit with an equal share of the threads. The share depends
+/// only on `--threads`, never on timing, on `--only` or on memory: LightGBM's
+/// result depends on its thread count, and the same seed must give the same
+/// model.
+///
+/// Each model is two pieces of work: its head (rows, split and the LightGBM
+/// fit on all training rows, the longest single piece) and its tail
+/// (model selection, the other candidates, held-out predictions, gate,
+/// drift, the saved version). A worker takes a head before any tail, the
+/// largest model first, then the largest tail ready: so the long fits start
+/// early and the short tails fill the cores at the end. With whole models
+/// per worker, three models on two cores left one core idle for the last
+/// model (at 1M rows per table train took 1.13x as long).
+///
+/// A model starts (its head) only while the estimated peaks of the models
+/// started and not yet finished, and its own, fit in the memory budget
+/// (`--memory`); when none is started, the largest waiting model starts
+/// whatever its size. Outcomes come back in `jobs` order.
 fn train_side_by_side(
     args: &Args,
     layout: &Layout,
@@ -480,57 +491,110 @@ fn train_side_by_side(
         .iter()
         .map(|j| estimated_peak(j.dataset, j.rows))
         .collect();
-    /// The models waiting (largest first), the bytes the running ones are
-    /// estimated to hold, and how many run.
-    struct Queue {
-        waiting: Vec<usize>,
-        held: u64,
-        running: usize,
+    /// Where a model is in its course.
+    enum Step {
+        Waiting,
+        Head,
+        Ready(Box<Head>),
+        Tail,
+        Done,
     }
-    let mut waiting: Vec<usize> = (0..jobs.len()).collect();
-    waiting.sort_by_key(|&i| std::cmp::Reverse(jobs[i].rows));
+    enum Task {
+        Head(usize),
+        Tail(usize, Box<Head>),
+    }
+    /// Each model's step, the bytes the started ones are estimated to
+    /// hold, and how many are started.
+    struct Queue {
+        steps: Vec<Step>,
+        held: u64,
+        started: usize,
+    }
+    // Largest first, for heads and tails alike.
+    let mut order: Vec<usize> = (0..jobs.len()).collect();
+    order.sort_by_key(|&i| std::cmp::Reverse(jobs[i].rows));
     let state = Mutex::new(Queue {
-        waiting,
+        steps: jobs.iter().map(|_| Step::Waiting).collect(),
         held: 0,
-        running: 0,
+        started: 0,
     });
     let changed = Condvar::new();
     let outcomes: Vec<Mutex<Option<Result<Outcome>>>> =
         jobs.iter().map(|_| Mutex::new(None)).collect();
-    let next = || -> Option<usize> {
+    let next = || -> Option<Task> {
         let mut guard = state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             let queue = &mut *guard;
-            if queue.waiting.is_empty() {
-                return None;
-            }
-            let fits = queue
-                .waiting
-                .iter()
-                .position(|&i| queue.running == 0 || queue.held.saturating_add(peaks[i]) <= budget);
-            if let Some(at) = fits {
-                let i = queue.waiting.remove(at);
+            let head = order.iter().copied().find(|&i| {
+                matches!(queue.steps[i], Step::Waiting)
+                    && (queue.started == 0 || queue.held.saturating_add(peaks[i]) <= budget)
+            });
+            if let Some(i) = head {
+                queue.steps[i] = Step::Head;
                 queue.held += peaks[i];
-                queue.running += 1;
-                return Some(i);
+                queue.started += 1;
+                return Some(Task::Head(i));
+            }
+            let tail = order
+                .iter()
+                .copied()
+                .find(|&i| matches!(queue.steps[i], Step::Ready(_)));
+            if let Some(i) = tail {
+                let Step::Ready(head) = std::mem::replace(&mut queue.steps[i], Step::Tail) else {
+                    unreachable!("found ready")
+                };
+                return Some(Task::Tail(i, head));
+            }
+            // Nothing to take now: wait while a head still running will
+            // leave a tail, or a waiting model may start when memory frees.
+            if !queue
+                .steps
+                .iter()
+                .any(|s| matches!(s, Step::Waiting | Step::Head))
+            {
+                return None;
             }
             guard = changed.wait(guard).unwrap_or_else(|e| e.into_inner());
         }
     };
-    let work = || {
-        while let Some(i) = next() {
-            let job = &jobs[i];
-            let dataset = job.dataset;
-            let path = layout.clean(dataset);
-            let outcome = Rows::load(&path, dataset).and_then(|rows| {
-                train_one(args, share, layout, context, job, rows)
-                    .with_context(|| format!("training the {dataset} model on {}", path.display()))
-            });
+    let finish = |i: usize, step: Step, outcome: Option<Result<Outcome>>| {
+        if let Some(outcome) = outcome {
             *outcomes[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
-            let mut queue = state.lock().unwrap_or_else(|e| e.into_inner());
+        }
+        let mut queue = state.lock().unwrap_or_else(|e| e.into_inner());
+        if matches!(step, Step::Done) {
             queue.held -= peaks[i];
-            queue.running -= 1;
-            changed.notify_all();
+            queue.started -= 1;
+        }
+        queue.steps[i] = step;
+        changed.notify_all();
+    };
+    let work = || {
+        while let Some(task) = next() {
+            match task {
+                Task::Head(i) => {
+                    let job = &jobs[i];
+                    let path = layout.clean(job.dataset);
+                    let head = Rows::load(&path, job.dataset).and_then(|rows| {
+                        train_head(args, share, layout, job, rows).with_context(|| {
+                            format!("training the {} model on {}", job.dataset, path.display())
+                        })
+                    });
+                    match head {
+                        Ok(head) => finish(i, Step::Ready(Box::new(head)), None),
+                        Err(e) => finish(i, Step::Done, Some(Err(e))),
+                    }
+                }
+                Task::Tail(i, head) => {
+                    let job = &jobs[i];
+                    let path = layout.clean(job.dataset);
+                    let outcome = train_tail(args, share, layout, context, job, *head)
+                        .with_context(|| {
+                            format!("training the {} model on {}", job.dataset, path.display())
+                        });
+                    finish(i, Step::Done, Some(outcome));
+                }
+            }
         }
     };
     std::thread::scope(|scope| {
@@ -619,50 +683,113 @@ impl Rows {
     }
 }
 
-/// One model's course from its clean rows to a saved version: split, model
-/// selection, final fits, gate and drift, card. Longer than most functions
-/// here because the card is one literal listing every field, so none is
-/// forgotten; each phase above it is a call.
-fn train_one(
-    args: &Args,
-    threads: usize,
-    layout: &Layout,
-    context: &RunContext,
-    job: &Job,
+/// What a model's head leaves for its tail (see [`train_side_by_side`]).
+struct Head {
     rows: Rows,
-) -> Result<Outcome> {
+    split: Split,
+    /// The encoding fitted on all training rows.
+    encoding: Encoding,
+    /// LightGBM fitted on all training rows, as model.json keeps it (its
+    /// params and model text), when it is a candidate.
+    gbm: Option<(models::Params, Option<String>)>,
+    fit_seconds: BTreeMap<Algorithm, f64>,
+    progress: contract::progress::Progress,
+    /// Time spent on this model in its head.
+    seconds: f64,
+}
+
+/// A model's head: its split, and LightGBM on all training rows.
+fn train_head(args: &Args, threads: usize, layout: &Layout, job: &Job, rows: Rows) -> Result<Head> {
     let started = Instant::now();
     let dataset = job.dataset;
-    let path = layout.clean(dataset);
-    let Rows {
-        data,
-        buckets,
-        timestamp_min,
-        timestamp_max,
-    } = rows;
-    let bad = data.target.iter().filter(|t| !t.is_finite()).count();
+    let bad = rows.data.target.iter().filter(|t| !t.is_finite()).count();
     if bad > 0 {
         bail!(
             "{}: {bad} rows have no usable target; run `validate` first",
-            path.display()
+            layout.clean(dataset).display()
         );
     }
-    let split = Split::new(args, &buckets);
+    let split = Split::new(args, &rows.buckets);
     let candidates = models::candidates(dataset);
     let settings = GbmSettings::new(args.seed, threads);
-    // Progress in LightGBM's boosting rounds (one per C API call), over every
-    // fold's fit and the final one: most of the time goes there.
-    let gbm_fits = if candidates.contains(&Algorithm::Lightgbm) {
+    let gbm_candidate = candidates.contains(&Algorithm::Lightgbm);
+    // Progress in LightGBM's boosting rounds (one per C API call), over the
+    // final fit and every fold's: most of the time goes there.
+    let gbm_fits = if gbm_candidate {
         split.folds.len() as u64 + 1
     } else {
         0
     };
     let progress = contract::progress::Progress::new(
         "train",
-        &format!("{dataset} ({} rows)", data.rows),
+        &format!("{dataset} ({} rows)", rows.data.rows),
         "rounds",
         Some(gbm_fits * settings.iterations as u64),
     );
+    let encoding = Encoding::fit(&rows.data, dataset, &split.train_rows);
+    let (gbm, fit_seconds) = if gbm_candidate {
+        progress.set_phase("LightGBM on all training rows");
+        let round = || progress.inc(1);
+        let mut fitter = Fitter {
+            dataset,
+            data: &rows.data,
+            candidates: &candidates,
+            settings: &settings,
+            round: &round,
+            fit_seconds: BTreeMap::new(),
+        };
+        let fitted = fitter.fit(
+            Algorithm::Lightgbm,
+            &encoding.encode(&rows.data),
+            &split.train_rows,
+        )?;
+        (Some((fitted.params, fitted.model_text)), fitter.fit_seconds)
+    } else {
+        (None, BTreeMap::new())
+    };
+    Ok(Head {
+        rows,
+        split,
+        encoding,
+        gbm,
+        fit_seconds,
+        progress,
+        seconds: started.elapsed().as_secs_f64(),
+    })
+}
+
+/// A model's tail, from its head to a saved version: model selection, the
+/// other final fits, gate and drift, card. Longer than most functions here
+/// because the card is one literal listing every field, so none is
+/// forgotten; each phase above it is a call.
+fn train_tail(
+    args: &Args,
+    threads: usize,
+    layout: &Layout,
+    context: &RunContext,
+    job: &Job,
+    head: Head,
+) -> Result<Outcome> {
+    let started = Instant::now();
+    let dataset = job.dataset;
+    let path = layout.clean(dataset);
+    let Head {
+        rows:
+            Rows {
+                data,
+                buckets,
+                timestamp_min,
+                timestamp_max,
+            },
+        split,
+        encoding,
+        gbm,
+        fit_seconds,
+        progress,
+        seconds,
+    } = head;
+    let candidates = models::candidates(dataset);
+    let settings = GbmSettings::new(args.seed, threads);
     let round = || progress.inc(1);
     let mut fitter = Fitter {
         dataset,
@@ -670,11 +797,17 @@ fn train_one(
         candidates: &candidates,
         settings: &settings,
         round: &round,
-        fit_seconds: BTreeMap::new(),
+        fit_seconds,
     };
     let cv = fitter.cross_validate(&split.folds, &progress)?;
-    progress.set_phase("final fit on all training rows");
-    let chosen = fitter.final_fits(cv, &split.train_rows, &split.test_rows)?;
+    progress.set_phase("final fits on all training rows");
+    let gbm = gbm
+        .map(|(params, text)| {
+            Fitted::load(Algorithm::Lightgbm, params, text)
+                .map(|fitted| fitted.with_predict_threads(threads))
+        })
+        .transpose()?;
+    let chosen = fitter.final_fits(cv, encoding, gbm, &split.train_rows, &split.test_rows)?;
 
     progress.set_phase("promotion gate and drift");
     let (promotion, drift, profile) =
@@ -723,7 +856,7 @@ fn train_one(
         data_file: path.display().to_string(),
         versions: artifact::versions(),
         trained_at: Utc::now(),
-        train_seconds: started.elapsed().as_secs_f64(),
+        train_seconds: seconds + started.elapsed().as_secs_f64(),
         fit_seconds,
         version: Some(job.version),
         lineage,
@@ -890,10 +1023,13 @@ impl Fitter<'_> {
 
     /// Final fits on all training rows, metrics on the held-out rows. Every
     /// candidate is refitted so each is reported beside the chosen one: the
-    /// one with the lowest mean RMSE over the folds.
+    /// one with the lowest mean RMSE over the folds. `encoding` was fitted
+    /// on `train_rows`; `gbm` is LightGBM already fitted on them (the head's).
     fn final_fits(
         &mut self,
         mut cv: BTreeMap<Algorithm, Vec<f64>>,
+        encoding: Encoding,
+        mut gbm: Option<Fitted>,
         train_rows: &[usize],
         test_rows: &[usize],
     ) -> Result<Chosen> {
@@ -903,14 +1039,19 @@ impl Fitter<'_> {
             .min_by(|a, b| mean(a.1).total_cmp(&mean(b.1)))
             .map(|(a, _)| a)
             .context("no candidate")?;
-        let encoding = Encoding::fit(self.data, self.dataset, train_rows);
         let encoded = encoding.encode(self.data);
         let truth = self.data.target_of(test_rows);
         let mut results = BTreeMap::new();
         let mut chosen_fit = None;
         let mut chosen_pred = Vec::new();
         for &algorithm in self.candidates {
-            let fitted = self.fit(algorithm, &encoded, train_rows)?;
+            let fitted = match gbm.take() {
+                Some(fitted) if algorithm == Algorithm::Lightgbm => fitted,
+                other => {
+                    gbm = other;
+                    self.fit(algorithm, &encoded, train_rows)?
+                }
+            };
             let predicted = fitted.predict(self.dataset, &encoded, test_rows)?;
             let folds_rmse = cv.remove(&algorithm).unwrap_or_default();
             results.insert(
