@@ -575,9 +575,11 @@ fn train_side_by_side(
                 Task::Head(i) => {
                     let job = &jobs[i];
                     let path = layout.clean(job.dataset);
-                    let head = Rows::load(&path, job.dataset).and_then(|rows| {
-                        train_head(args, share, layout, job, rows).with_context(|| {
-                            format!("training the {} model on {}", job.dataset, path.display())
+                    let head = caught(|| {
+                        Rows::load(&path, job.dataset).and_then(|rows| {
+                            train_head(args, share, layout, job, rows).with_context(|| {
+                                format!("training the {} model on {}", job.dataset, path.display())
+                            })
                         })
                     });
                     match head {
@@ -588,10 +590,11 @@ fn train_side_by_side(
                 Task::Tail(i, head) => {
                     let job = &jobs[i];
                     let path = layout.clean(job.dataset);
-                    let outcome = train_tail(args, share, layout, context, job, *head)
-                        .with_context(|| {
+                    let outcome = caught(|| {
+                        train_tail(args, share, layout, context, job, *head).with_context(|| {
                             format!("training the {} model on {}", job.dataset, path.display())
-                        });
+                        })
+                    });
                     finish(i, Step::Done, Some(outcome));
                 }
             }
@@ -613,6 +616,14 @@ fn train_side_by_side(
                 .unwrap_or_else(|| Err(anyhow::anyhow!("not trained")))
         })
         .collect()
+}
+
+/// `f`'s result, or an error when it panicked (the panic's message is
+/// already on stderr): a piece of work that panicked must still be marked
+/// done, or the other workers would wait for its tail forever.
+fn caught<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err(anyhow::anyhow!("a worker panicked")))
 }
 
 struct Outcome {
@@ -1206,4 +1217,18 @@ fn write_insights(
         io::write_parquet(&mut c, &commit.file(&layout.insight(insight::CALIBRATION))?)?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panicking_piece_of_work_becomes_an_error() {
+        let panicked: Result<()> = caught(|| panic!("boom"));
+        assert_eq!(panicked.unwrap_err().to_string(), "a worker panicked");
+        assert_eq!(caught(|| Ok(7)).unwrap(), 7);
+        let failed: Result<()> = caught(|| bail!("no rows"));
+        assert_eq!(failed.unwrap_err().to_string(), "no rows");
+    }
 }
