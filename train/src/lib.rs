@@ -503,20 +503,22 @@ fn train_side_by_side(
         Head(usize),
         Tail(usize, Box<Head>),
     }
-    /// Each model's step, the bytes the started ones are estimated to
-    /// hold, and how many are started.
+    /// Each model's step.
     struct Queue {
         steps: Vec<Step>,
-        held: u64,
-        started: usize,
+    }
+    impl Queue {
+        /// The models started and not yet done.
+        fn started(&self) -> impl Iterator<Item = usize> + '_ {
+            (0..self.steps.len())
+                .filter(|&i| matches!(self.steps[i], Step::Head | Step::Ready(_) | Step::Tail))
+        }
     }
     // Largest first, for heads and tails alike.
     let mut order: Vec<usize> = (0..jobs.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(jobs[i].rows));
     let state = Mutex::new(Queue {
         steps: jobs.iter().map(|_| Step::Waiting).collect(),
-        held: 0,
-        started: 0,
     });
     let changed = Condvar::new();
     let outcomes: Vec<Mutex<Option<Result<Outcome>>>> =
@@ -525,14 +527,15 @@ fn train_side_by_side(
         let mut guard = state.lock().unwrap_or_else(|e| e.into_inner());
         loop {
             let queue = &mut *guard;
+            // The bytes the started models are estimated to hold.
+            let held: u64 = queue.started().map(|i| peaks[i]).sum();
+            let none_started = queue.started().next().is_none();
             let head = order.iter().copied().find(|&i| {
                 matches!(queue.steps[i], Step::Waiting)
-                    && (queue.started == 0 || queue.held.saturating_add(peaks[i]) <= budget)
+                    && (none_started || held.saturating_add(peaks[i]) <= budget)
             });
             if let Some(i) = head {
                 queue.steps[i] = Step::Head;
-                queue.held += peaks[i];
-                queue.started += 1;
                 return Some(Task::Head(i));
             }
             let tail = order
@@ -562,24 +565,22 @@ fn train_side_by_side(
             *outcomes[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(outcome);
         }
         let mut queue = state.lock().unwrap_or_else(|e| e.into_inner());
-        if matches!(step, Step::Done) {
-            queue.held -= peaks[i];
-            queue.started -= 1;
-        }
         queue.steps[i] = step;
         changed.notify_all();
+    };
+    let training = |job: &Job| {
+        let path = layout.clean(job.dataset);
+        format!("training the {} model on {}", job.dataset, path.display())
     };
     let work = || {
         while let Some(task) = next() {
             match task {
                 Task::Head(i) => {
                     let job = &jobs[i];
-                    let path = layout.clean(job.dataset);
                     let head = caught(|| {
-                        Rows::load(&path, job.dataset).and_then(|rows| {
-                            train_head(args, share, layout, job, rows).with_context(|| {
-                                format!("training the {} model on {}", job.dataset, path.display())
-                            })
+                        Rows::load(&layout.clean(job.dataset), job.dataset).and_then(|rows| {
+                            train_head(args, share, layout, job, rows)
+                                .with_context(|| training(job))
                         })
                     });
                     match head {
@@ -589,11 +590,9 @@ fn train_side_by_side(
                 }
                 Task::Tail(i, head) => {
                     let job = &jobs[i];
-                    let path = layout.clean(job.dataset);
                     let outcome = caught(|| {
-                        train_tail(args, share, layout, context, job, *head).with_context(|| {
-                            format!("training the {} model on {}", job.dataset, path.display())
-                        })
+                        train_tail(args, share, layout, context, job, *head)
+                            .with_context(|| training(job))
                     });
                     finish(i, Step::Done, Some(outcome));
                 }
