@@ -241,7 +241,7 @@ pub fn run(args: &Args) -> Result<()> {
         commit.remove(&stale_html);
     }
     commit.finish()?;
-    summary::print_summary(&report);
+    summary::print_summary(&report, &layout.training_report());
     summary::print_promotions(&report);
     summary::print_drift(&drift);
     Ok(())

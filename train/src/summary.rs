@@ -120,7 +120,9 @@ const HEADER: [&str; 7] = [
     "baseline RMSE",
 ];
 
-pub fn print_summary(report: &TrainingReport) {
+/// The table of held-out metrics, and where every candidate's figures are
+/// (`candidates`: the training report this run wrote).
+pub fn print_summary(report: &TrainingReport, candidates: &std::path::Path) {
     println!(
         "{:<12} {:>9}  {:<20} {:>7} {:>9} {:>9} {:>14}",
         HEADER[0], HEADER[1], HEADER[2], HEADER[3], HEADER[4], HEADER[5], HEADER[6]
@@ -132,7 +134,8 @@ pub fn print_summary(report: &TrainingReport) {
         );
     }
     println!(
-        "(held-out metrics; baseline = training-set mean; all candidates in data/reports/training.json)"
+        "(held-out metrics; baseline = training-set mean; all candidates in {})",
+        candidates.display()
     );
 }
 

@@ -25,6 +25,12 @@ fn make_pipeline_runs_out_of_the_box_and_reruns_only_stale_stages() {
         "{text}"
     );
     assert!(text.contains("baseline RMSE"), "{text}");
+    // The summary points at this data folder's training report, not the default's.
+    let candidates = format!(
+        "all candidates in {})",
+        data.path().join("reports/training.json").display()
+    );
+    assert!(text.contains(&candidates), "{text}");
     assert_models_trained(data.path());
     // The report stage ran last, and the pipeline ends with the page's path.
     // The stable link the user opens, not the generation it points into.
