@@ -273,8 +273,9 @@ fn models(layout: &Layout, errors: &mut Vec<String>) {
                         ),
                         None => card.algorithm.name().to_string(),
                     };
+                    let versions = if kept == 1 { "version" } else { "versions" };
                     println!(
-                        "  {name:<12} {version}  {line}  trained {}  ({kept} versions kept)",
+                        "  {name:<12} {version}  {line}  trained {}  ({kept} {versions} kept)",
                         age(card.trained_at)
                     );
                 }

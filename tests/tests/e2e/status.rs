@@ -26,6 +26,7 @@ fn status_summarises_every_layer_and_names_an_unreadable_report() {
         "rejects: missing",
         "  quality      ",
         " R2 0.",
+        "(1 version kept)",
     ] {
         assert!(text.contains(want), "{want:?} not in:\n{text}");
     }
