@@ -150,22 +150,102 @@ pub fn calibration(data: &Data, rows: &[usize], model: &[f64]) -> Result<DataFra
         .position(|c| *c == PROVIDER)
         .unwrap_or(0);
     let prediction = &data.numeric[0];
-    let df = df!(
-        PROVIDER => rows.iter().map(|&r| data.categorical[provider_col].value(r)).collect::<Vec<_>>(),
-        column::BIN => rows.iter().map(|&r| (prediction[r] * 10.0).floor().clamp(0.0, 9.0) / 10.0).collect::<Vec<_>>(),
-        "prediction" => rows.iter().map(|&r| prediction[r]).collect::<Vec<_>>(),
-        "actual" => rows.iter().map(|&r| data.target[r]).collect::<Vec<_>>(),
-        "calibrated" => model.to_vec(),
-    )?;
-    Ok(df
-        .lazy()
-        .group_by([col(PROVIDER), col(column::BIN)])
-        .agg([
-            len().alias(column::ROWS),
-            col("prediction").mean().alias(column::MEAN_PREDICTION),
-            col("actual").mean().alias(column::MEAN_ACTUAL),
-            col("calibrated").mean().alias(column::MEAN_CALIBRATED),
-        ])
-        .sort([PROVIDER, column::BIN], SortMultipleOptions::default())
-        .collect()?)
+    // Summed in row order, one group at a time: the same rows give the same
+    // bytes on every run (polars' parallel group-by summed in an order that
+    // varied from run to run, so the means differed in their last bits).
+    #[derive(Default)]
+    struct Sums {
+        rows: u32,
+        prediction: f64,
+        actual: f64,
+        calibrated: f64,
+    }
+    let mut groups: std::collections::BTreeMap<(Option<&str>, i64), Sums> = Default::default();
+    for (&r, &calibrated) in rows.iter().zip(model) {
+        let bin = (prediction[r] * 10.0).floor().clamp(0.0, 9.0) as i64;
+        let g = groups
+            .entry((data.categorical[provider_col].value(r), bin))
+            .or_default();
+        g.rows += 1;
+        g.prediction += prediction[r];
+        g.actual += data.target[r];
+        g.calibrated += calibrated;
+    }
+    let mean = |sum: f64, g: &Sums| sum / f64::from(g.rows);
+    Ok(df!(
+        PROVIDER => groups.keys().map(|k| k.0).collect::<Vec<_>>(),
+        column::BIN => groups.keys().map(|k| k.1 as f64 / 10.0).collect::<Vec<_>>(),
+        column::ROWS => groups.values().map(|g| g.rows).collect::<Vec<_>>(),
+        column::MEAN_PREDICTION => groups.values().map(|g| mean(g.prediction, g)).collect::<Vec<_>>(),
+        column::MEAN_ACTUAL => groups.values().map(|g| mean(g.actual, g)).collect::<Vec<_>>(),
+        column::MEAN_CALIBRATED => groups.values().map(|g| mean(g.calibrated, g)).collect::<Vec<_>>(),
+    )?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::Categorical;
+
+    #[test]
+    fn calibration_groups_by_provider_and_decile_in_order() {
+        let features = Dataset::Performance.categorical_features();
+        let at = features.iter().position(|c| *c == PROVIDER).unwrap();
+        let providers = [
+            Some("openai"),
+            None,
+            Some("anthropic"),
+            Some("openai"),
+            Some("openai"),
+        ];
+        let categorical = (0..features.len())
+            .map(|i| match i == at {
+                true => Categorical::from_values(providers),
+                false => Categorical::from_values(providers.map(|_| Some("x"))),
+            })
+            .collect();
+        let data = Data {
+            rows: 5,
+            numeric: vec![vec![0.15, 0.5, 0.99, 0.12, 1.0]],
+            categorical,
+            target: vec![0.2, 0.4, 0.9, 0.1, 0.8],
+        };
+        // Row 1 is not among the held-out rows; row 4's prediction of 1.0 is in the top decile.
+        let df = calibration(&data, &[0, 2, 3, 4], &[0.3, 0.95, 0.1, 0.7]).unwrap();
+        let strs = |c: &str| {
+            let s = df.column(c).unwrap().str().unwrap();
+            s.iter().map(|v| v.map(str::to_string)).collect::<Vec<_>>()
+        };
+        let f64s = |c: &str| {
+            df.column(c)
+                .unwrap()
+                .f64()
+                .unwrap()
+                .to_vec_null_aware()
+                .left()
+                .unwrap()
+        };
+        use contract::reports::insight::calibration as column;
+        assert_eq!(
+            strs(PROVIDER),
+            [Some("anthropic"), Some("openai"), Some("openai")].map(|v| v.map(str::to_string))
+        );
+        assert_eq!(f64s(column::BIN), [0.9, 0.1, 0.9]);
+        let rows = df
+            .column(column::ROWS)
+            .unwrap()
+            .u32()
+            .unwrap()
+            .to_vec_null_aware();
+        assert_eq!(rows.left().unwrap(), [1, 2, 1]);
+        assert_eq!(
+            f64s(column::MEAN_PREDICTION),
+            [0.99, (0.15 + 0.12) / 2.0, 1.0]
+        );
+        assert_eq!(f64s(column::MEAN_ACTUAL), [0.9, (0.2 + 0.1) / 2.0, 0.8]);
+        assert_eq!(
+            f64s(column::MEAN_CALIBRATED),
+            [0.95, (0.3 + 0.1) / 2.0, 0.7]
+        );
+    }
 }
