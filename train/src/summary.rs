@@ -150,9 +150,10 @@ pub fn calibration(data: &Data, rows: &[usize], model: &[f64]) -> Result<DataFra
         .position(|c| *c == PROVIDER)
         .unwrap_or(0);
     let prediction = &data.numeric[0];
-    // Summed in row order, one group at a time: the same rows give the same
-    // bytes on every run (polars' parallel group-by summed in an order that
-    // varied from run to run, so the means differed in their last bits).
+    // Summed in row order, one group at a time, so the same rows give the
+    // same bytes on every run. With polars' parallel group-by the file
+    // differed between two runs on the same rows (its threads can add a
+    // group's values in a different order each time).
     #[derive(Default)]
     struct Sums {
         rows: u32,
