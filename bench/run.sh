@@ -204,6 +204,17 @@ stage's back. Train: LightGBM's boosting is four fifths of it; the three models 
 side by side, one core each (a second core sped a LightGBM fit up only 1.2-1.4x on these
 few features), beside model selection (3 folds on a sample of at most 50 000 rows),
 ridge and the baselines, which the script does not fit.
+
+Measured and not kept (2026-12-05, 1M rows per table, alternating runs): a
+different allocator for every stage, mimalloc 0.1.52 or jemalloc
+(tikv-jemallocator 0.6.1, as Python's polars uses): the first whole-pipeline
+rounds had the data stages 0.3-0.5 s faster with mimalloc, but five alternating
+runs of each stage alone then had transform and validate as fast or faster on
+glibc (validate 1.18-1.28 s against 1.50-1.64 with mimalloc and 1.29-1.40 with
+jemalloc), and mimalloc raised every peak by 15-35% (train 400 -> 546 MB, no
+faster: 9.2-9.3 s against 9.3-9.6). LightGBM's col-wise histograms
+(force_col_wise) instead of row-wise: train 9.5 s against 8.7 s, 17.9 against
+15.9 CPU-seconds, the same metrics.
 """)
 print("\nThe scripts (their own 80/20 split):\n")
 print("```")
