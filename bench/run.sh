@@ -211,7 +211,7 @@ different allocator for every stage, mimalloc 0.1.52 or jemalloc
 rounds had the data stages 0.3-0.5 s faster with mimalloc, but five alternating
 runs of each stage alone then had transform and validate as fast or faster on
 glibc (validate 1.18-1.28 s against 1.50-1.64 with mimalloc and 1.29-1.40 with
-jemalloc), and mimalloc raised every peak by 15-35% (train 400 -> 546 MB, no
+jemalloc), and mimalloc raised every peak by 15-37% (train 400 -> 546 MB, no
 faster: 9.2-9.3 s against 9.3-9.6). LightGBM's col-wise histograms
 (force_col_wise) instead of row-wise: train 9.5 s against 8.7 s, 17.9 against
 15.9 CPU-seconds, the same metrics. The raw archive in LZ4 instead of zstd
