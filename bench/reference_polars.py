@@ -5,7 +5,15 @@ one holdout fit per model with LightGBM's defaults, held-out R2/MAE/RMSE.
 Same job as `extract --source csv`, `transform`, `validate` and `train`, minus
 the files between stages, the rejects with reasons, model selection, the
 baselines and the report. Run: python3 bench/reference_polars.py CSV_DIR
+
+With a second argument, LAYERS_DIR, the same script also writes the layers our
+stages write, as they write them, and reads each back before the next step: the
+typed tables as zstd-1 Parquet (raw/), the reshaped rows uncompressed (training/),
+the rows kept and the rows dropped uncompressed (clean/, rejected/), and the fits
+read the clean files. That is what the files between stages cost polars itself:
+`make bench` runs both ways.
 """
+import os
 import sys
 import time
 
@@ -27,9 +35,17 @@ def scan(table, schema):
     return lf.with_columns(casts)
 
 
-ex = scan("ai_gm_explanations", ["quality_score"])
-fb = scan("ai_gm_quality_feedback", ["quality_rating", "response_time_ms"])
-ab = scan("ai_gm_ab_testing", ["predicted_quality", "user_rating"])
+layers = sys.argv[2] if len(sys.argv) > 2 else None
+raw = {"ai_gm_explanations": ["quality_score"], "ai_gm_quality_feedback": ["quality_rating", "response_time_ms"],
+       "ai_gm_ab_testing": ["predicted_quality", "user_rating"]}
+if layers:
+    for d in ["raw", "training", "clean", "rejected"]:
+        os.makedirs(f"{layers}/{d}", exist_ok=True)
+    pl.collect_all([scan(t, c).sink_parquet(f"{layers}/raw/{t}.parquet", compression="zstd", compression_level=1, lazy=True)
+                    for t, c in raw.items()])
+    ex, fb, ab = (pl.scan_parquet(f"{layers}/raw/{t}.parquet") for t in raw)
+else:
+    ex, fb, ab = (scan(t, c) for t, c in raw.items())
 
 metrics = {"codeQuality": "code_quality", "testCoverage": "test_coverage", "security": "security",
            "performance": "performance", "maintainability": "maintainability", "complexity": "complexity"}
@@ -77,16 +93,32 @@ spec = {
                     [in_range("actual", 0, 1), in_range("prediction", 0, 1)]),
 }
 
+if layers:
+    pl.collect_all([lf.sink_parquet(f"{layers}/training/{name}.parquet", compression="uncompressed", lazy=True)
+                    for name, (lf, *_) in spec.items()])
+    spec = {name: (pl.scan_parquet(f"{layers}/training/{name}.parquet"), *rest) for name, (_, *rest) in spec.items()}
+
 plans = []
 for name, (lf, target, num, cat, required, ranges) in spec.items():
     ok = pl.all_horizontal([pl.col(c).is_not_null() for c in required + ["source_table", "source_id"]]
                            + [r.fill_null(False) for r in ranges]
                            + [pl.col("timestamp").is_not_null() & (pl.col("timestamp") <= horizon)])
-    clean = (lf.filter(ok).filter(pl.struct("source_table", "source_id").is_first_distinct())
-             .select(num + cat + [target]))
-    plans.append(clean)
+    if layers:
+        # The same rows kept as below: the first of each key among the valid rows.
+        keep = ok & pl.struct("source_table", "source_id", ok.alias("ok")).is_first_distinct()
+        marked = lf.with_columns(keep.alias("_keep"))
+        for part, rows in [("clean", pl.col("_keep")), ("rejected", ~pl.col("_keep"))]:
+            plans.append(marked.filter(rows).drop("_keep").sink_parquet(
+                f"{layers}/{part}/{name}.parquet", compression="uncompressed", lazy=True))
+    else:
+        plans.append(lf.filter(ok).filter(pl.struct("source_table", "source_id").is_first_distinct())
+                     .select(num + cat + [target]))
 frames = pl.collect_all(plans)
 t_data = time.time() - t0
+if layers:
+    # Read back as our train reads them, so in the train time as in ours.
+    frames = [pl.read_parquet(f"{layers}/clean/{name}.parquet", columns=num + cat + [target])
+              for name, (_, target, num, cat, _, _) in spec.items()]
 
 rng = np.random.default_rng(SEED)
 for (name, (_, target, num, cat, _, _)), df in zip(spec.items(), frames):
