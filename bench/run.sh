@@ -228,9 +228,12 @@ What those files cost polars itself: the same script with a second argument
 the layers our stages write, as they write them (the typed tables as zstd-1 Parquet;
 the reshaped rows, the rows kept and the rows dropped uncompressed), reads each back
 before the next step, and fits on the clean files. Writing them, polars takes about
-as long as our stages (that row, and "data, against the script writing the same
-files"): what stands between us and the in-memory script is the files the contract
-(DESIGN.md) asks every stage to leave, not how our stages make them.
+as long as our whole pipeline (that row: ours took 0.97-0.98x its time in the runs
+of 2026-12-06); its data part has been the faster of the two (the "data, against the
+script writing the same files" row: our data stages took 1.08x and 1.39x its time),
+its fits about level with our train, which fits more (8.7 s against 8.8, 12.1
+against 11.1). What stands between us and the in-memory script is the files the
+contract (DESIGN.md) asks every stage to leave, more than how our stages make them.
 
 Measured and not kept (2026-12-05, 1M rows per table, alternating runs): a
 different allocator for every stage, mimalloc 0.1.52 or jemalloc
