@@ -118,14 +118,15 @@ def stage(tag, s): return t[f"{tag}.{s}"]
 data = sum(stage("main", s)[0] for s in ["extract", "transform", "validate"])
 whole = data + stage("main", "train")[0] + stage("main", "report")[0]
 peak = max(stage("main", s)[1] for s in ["extract", "transform", "validate", "train", "report"])
+# A script's own timer ("data 2.9 s", "train 8.8 s") from its log.
+def timer(log, name): return float(re.search(name + r" ([\d.]+) s", log).group(1))
 pol_log = open(f"{work}/polars.log").read()
-pol_data = float(re.search(r"data ([\d.]+) s", pol_log).group(1))
-pol_train = float(re.search(r"train ([\d.]+) s", pol_log).group(1))
+pol_data, pol_train = timer(pol_log, "data"), timer(pol_log, "train")
 pol_total, pol_peak = t["polars"]
 pd_total, pd_peak = t.get("pandas", (None, None))
 lay_total, lay_peak = t.get("layers", (None, None))
 lay_log = open(f"{work}/layers.log").read() if lay_total is not None else None
-lay_data = float(re.search(r"data ([\d.]+) s", lay_log).group(1)) if lay_log else None
+lay_data = timer(lay_log, "data") if lay_log else None
 cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
 cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
 print("# Benchmarks\n")
@@ -141,13 +142,14 @@ our_runs = run_sums(["extract", "transform", "validate", "train", "report"])
 data_runs = run_sums(["extract", "transform", "validate"])
 ours_note = f"; fastest of {', '.join(f'{r:.1f}' for r in our_runs)} s" if len(our_runs) > 1 else ""
 print(f"| **ours**: extract + transform + validate + train + report (every file written{ours_note}) | {whole:.1f} | {peak} | |")
-runs = sorted(v[0] for k, v in t.items() if k.startswith("polars."))
-print(f"| polars + LightGBM script (`bench/reference_polars.py`, wall incl. Python start; fastest of {', '.join(f'{r:.1f}' for r in runs)} s) | {pol_total:.1f} | {pol_peak} | {whole / pol_total:.2f}x time, {peak / pol_peak:.2f}x memory |")
+# A script's runs (NAME.1, NAME.2, ...), fastest first, and ours against its best.
+def script_runs(name): return ", ".join(f"{r:.1f}" for r in sorted(v[0] for k, v in t.items() if k.startswith(name + ".")))
+def against(total, mib): return f"{whole / total:.2f}x time, {peak / mib:.2f}x memory"
+print(f"| polars + LightGBM script (`bench/reference_polars.py`, wall incl. Python start; fastest of {script_runs('polars')} s) | {pol_total:.1f} | {pol_peak} | {against(pol_total, pol_peak)} |")
 if lay_total is not None:
-    runs = sorted(v[0] for k, v in t.items() if k.startswith("layers."))
-    print(f"| the same polars script writing the files our stages write (`reference_polars.py CSV_DIR LAYERS_DIR`: raw zstd-1, training, clean and rejected uncompressed, each read back; fastest of {', '.join(f'{r:.1f}' for r in runs)} s) | {lay_total:.1f} | {lay_peak} | {whole / lay_total:.2f}x time, {peak / lay_peak:.2f}x memory |")
+    print(f"| the same polars script writing the files our stages write (`reference_polars.py CSV_DIR LAYERS_DIR`: raw zstd-1, training, clean and rejected uncompressed, each read back; fastest of {script_runs('layers')} s) | {lay_total:.1f} | {lay_peak} | {against(lay_total, lay_peak)} |")
 if pd_total is not None:
-    print(f"| pandas + scikit-learn + LightGBM script (`bench/reference_pandas.py`) | {pd_total:.1f} | {pd_peak} | {whole / pd_total:.2f}x time, {peak / pd_peak:.2f}x memory |")
+    print(f"| pandas + scikit-learn + LightGBM script (`bench/reference_pandas.py`) | {pd_total:.1f} | {pd_peak} | {against(pd_total, pd_peak)} |")
 else:
     print("| pandas + scikit-learn + LightGBM script | not run above 2M rows (about 3.5 GB per million rows) | | |")
 print()
