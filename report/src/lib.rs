@@ -5,6 +5,7 @@
 //! bad input leaves the previous report in place.
 
 mod charts;
+mod grouping;
 mod html;
 pub mod insights;
 mod over_time;
