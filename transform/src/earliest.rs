@@ -19,7 +19,8 @@ use polars::prelude::*;
 use rayon::prelude::*;
 use xxhash_rust::xxh3::xxh3_64;
 
-use crate::{key_halves, with_computed_column};
+use crate::keys::key_halves;
+use crate::with_computed_column;
 
 /// Entries a partition holds at most (when the responses are as many as
 /// the A/B rows): a partition is sized for it once, 65 536 slots at
