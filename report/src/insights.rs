@@ -1,9 +1,9 @@
 //! The CSAT insights of the seed's optimisation service, from the clean
 //! datasets: CSAT by quality range, provider, model, action type and day,
 //! quality baselines, and the optimal quality range. Polars streams the rows
-//! (one read of each dataset for all its tables), each group's distinct values
-//! are counted as they pass; the groups themselves are few, so means,
-//! intervals and the optimum are worked out on them in plain Rust.
+//! (one read of each dataset for all its tables) and `grouping` counts each
+//! group's distinct values as they pass; the groups themselves are few, so
+//! means, intervals and the optimum are worked out on them in plain Rust.
 
 use std::collections::{BTreeMap, BTreeSet};
 
