@@ -292,6 +292,20 @@ another (the data stages keep 1.3-1.6 of the 2 cores busy at 1M: `/usr/bin/time`
 gives extract 152-157%, transform 149-150%, validate 131-140%): five alternating runs,
 1.14-2.46 s (median 1.84) against 1.27-2.56 s (median 1.33), peak 662-780 MiB against
 364-404. Slower at the median for twice the memory.
+glibc's malloc told to keep freed memory for the next batch in the data stages
+(`mallopt`: a fixed 32 MiB mmap threshold, glibc's ceiling, and no trimming of the
+heap's top; train already sets its own threshold) so a batch's buffers are not
+faulted in afresh: page faults fell by about half (extract 231-263k to 129-141k,
+transform 139-249k to 116-170k, validate 127-179k to 94-126k), but eleven
+alternating runs of the three stages took 5.15-9.37 s (median 6.12) against
+5.04-8.72 s (median 5.67), peaks 5-25% higher (transform 361-435 MB to 400-537).
+LightGBM on both cores one model at a time (one worker, each fit on two threads,
+OpenMP's default short spin, `GOMP_SPINCOUNT=300000`, instead of the passive policy,
+under which a second thread sped a fit up only 1.1-1.4x; with the spin Python's
+LightGBM fit the quality rows 1.7-2.0x faster on two threads than on one): train took
+11.5-13.0 s against 9.1-10.2 s side by side (three runs each), as model selection, the
+held-out predictions and the rest of each model's tail then ran on one core; the same
+spin with the models side by side: 9.1-10.1 s, no different.
 """)
 print("\nThe scripts (their own 80/20 split):\n")
 print("```")
