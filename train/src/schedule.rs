@@ -22,12 +22,13 @@ fn estimated_peak(dataset: Dataset, rows: usize) -> u64 {
 /// Trains the models side by side: under the passive OpenMP wait policy
 /// (see `model::respawn_with_passive_openmp`) LightGBM uses a second core
 /// poorly on these few features (1.1-1.4x at 1M rows, slower than one below
-/// 400k rows; 1.7-2.0x with OpenMP's default spin, but one model at a time
-/// then leaves a core idle in each model's tail), so up to `--threads` workers (at most three) share the models,
-/// each LightGBM fit with an equal share of the threads. The share depends
-/// only on `--threads`, never on timing, on `--only` or on memory: LightGBM's
-/// result depends on its thread count, and the same seed must give the same
-/// model.
+/// 400k rows; Python's LightGBM gains 1.7-2.0x with OpenMP's default spin,
+/// but one model at a time then leaves a core idle in each model's tail and
+/// train took 1.26-1.40x as long), so up to `--threads` workers (at most
+/// three) share the models, each LightGBM fit with an equal share of the
+/// threads. The share depends only on `--threads`, never on timing, on
+/// `--only` or on memory: LightGBM's result depends on its thread count,
+/// and the same seed must give the same model.
 ///
 /// Each model is two pieces of work: its head (rows, split and the LightGBM
 /// fit on all training rows, the longest single piece) and its tail
