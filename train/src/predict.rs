@@ -11,7 +11,8 @@ use polars::prelude::*;
 use crate::artifact;
 use crate::features::Data;
 
-/// Adds predicted_<target> to the rows of --input and writes them to --output.
+/// Adds the model's prediction (predicted_quality_score, predicted_csat_score or
+/// predicted_actual) to the rows of --input and writes them to --output.
 #[derive(Debug, Parser)]
 #[command(name = "predict", version, about, long_about = None)]
 pub struct PredictArgs {
