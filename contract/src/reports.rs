@@ -233,8 +233,40 @@ pub struct Promotion {
     /// The champion it was compared with, and its RMSE on the gate rows.
     pub champion: Option<crate::registry::Version>,
     pub champion_rmse: Option<f64>,
-    /// The relative tolerance: promoted when rmse <= champion_rmse * (1 + tolerance).
+    /// The relative tolerance: promoted when rmse <= champion_rmse * (1 + tolerance),
+    /// and the run of promotions it ends stays within it (`cumulative_ratio`).
     pub tolerance: f64,
+    /// How far behind this version stands, compounded: the product of the
+    /// RMSE ratios (new / champion) of its promotion and of the promotions
+    /// before it, back to the last version that was no worse than its
+    /// champion; at least 1 (exactly 1 for a first version, a forced
+    /// promotion or one judged on baselines). A challenger is promoted only
+    /// while this stays within 1 + tolerance, so a run of versions each just
+    /// inside the tolerance cannot walk the champion down. Absent in cards
+    /// written before it was kept; none when it would be infinite (a
+    /// champion scoring 0): see [`Promotion::cumulative`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cumulative_ratio: Option<f64>,
+}
+
+impl Promotion {
+    /// [`Promotion::cumulative_ratio`] as the gate counts it for a champion:
+    /// 1 when this version was not promoted (it became champion by a
+    /// rollback, a user's choice, which starts afresh); for a card written
+    /// before the ratio was kept, its own promotion's ratio.
+    pub fn cumulative(&self) -> f64 {
+        if !self.promoted {
+            return 1.0;
+        }
+        self.cumulative_ratio.unwrap_or_else(|| {
+            match (self.promoted, self.policy, self.champion_rmse) {
+                (true, PromotePolicy::Better, Some(champion)) if champion > 0.0 => {
+                    (self.rmse / champion).max(1.0)
+                }
+                _ => 1.0,
+            }
+        })
+    }
 }
 
 impl ModelReport {

@@ -93,7 +93,8 @@ pub struct Args {
     pub promote: Promote,
     /// With --promote better: a new version may be this much worse than the
     /// champion (relative RMSE; 0.01 = 1%) and still be promoted, so noise
-    /// does not freeze the champion.
+    /// does not freeze the champion. Counted over a run of such promotions,
+    /// not per run: the champion's own lag uses it up.
     #[arg(long, default_value_t = 0.01)]
     pub tolerance: f64,
     /// Model versions kept per model (the champion is always kept besides).

@@ -96,6 +96,62 @@ fn version_dir(data: &Path, model: &str, version: &str) -> PathBuf {
 }
 
 #[test]
+fn the_tolerance_is_spent_once_over_a_run_of_promotions() {
+    let work = tempdir().unwrap();
+    let exports = exports(work.path(), 9000, 0.0);
+    let data = work.path().join("data");
+    // v0001 on thirty days; v0002 on two, worse on rows neither trained on,
+    // promoted under a tolerance wide enough: it stands behind by its ratio.
+    run(&data, &exports, "30", &[]);
+    let second = run(&data, &exports, "2", &["--tolerance", "1"]);
+    let mut lags = Vec::new();
+    for m in MODELS {
+        let p = training(&data).models[m].promotion.clone().unwrap();
+        assert!(p.promoted, "{m}: {}\n{second}", p.reason);
+        let ratio = p.rmse / p.champion_rmse.unwrap();
+        assert!(ratio > 1.0, "{m}: two days are worse than thirty: {p:?}");
+        assert_eq!(p.cumulative_ratio, Some(ratio), "{m}");
+        assert!(p.reason.ends_with("% of it used)"), "{m}: {}", p.reason);
+        // The version's card keeps it: the next run reads it from there.
+        let card: serde_json::Value = serde_json::from_str(
+            &fs::read_to_string(version_dir(&data, m, "v0002").join("model.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            card["lineage"]["promotion"]["cumulative_ratio"].as_f64(),
+            Some(ratio),
+            "{m}"
+        );
+        lags.push(ratio);
+    }
+    // The same two days again make the same models: no worse than v0002
+    // (ratio 1), so within any tolerance alone; but with a tolerance below
+    // what v0002 already trails by, refused, one model at a time.
+    for (m, lag) in MODELS.iter().zip(lags) {
+        let tolerance = ((lag - 1.0) / 2.0).to_string();
+        let out = run(
+            &data,
+            &exports,
+            "2",
+            &["--only", m, "--tolerance", &tolerance],
+        );
+        let p = training(&data).models[*m].promotion.clone().unwrap();
+        assert_eq!(p.rmse, p.champion_rmse.unwrap(), "{m}: the same model");
+        assert!(!p.promoted, "{m}: {}\n{out}", p.reason);
+        assert!(
+            p.reason
+                .contains("within the tolerance alone, but v0002 was itself promoted"),
+            "{m}: {}",
+            p.reason
+        );
+        assert_eq!(champion(&data, m), "v0002");
+        // The full tolerance would have let it through.
+        let out = run(&data, &exports, "2", &["--only", m, "--tolerance", "1"]);
+        assert!(promoted(&data, m), "{m}\n{out}");
+    }
+}
+
+#[test]
 fn only_a_better_version_is_promoted_and_a_rollback_restores_the_old_predictions() {
     let work = tempdir().unwrap();
     let exports = exports(work.path(), 9000, 0.0);
