@@ -306,6 +306,14 @@ LightGBM fit the quality rows 1.7-2.0x faster on two threads than on one): train
 11.5-13.0 s against 9.1-10.2 s side by side (three runs each), as model selection, the
 held-out predictions and the rest of each model's tail then ran on one core; the same
 spin with the models side by side: 9.1-10.1 s, no different.
+Extract letting polars' CSV reader run further ahead (three batches waiting for
+classification instead of one; 2026-12-06 19:30Z, three alternating runs at 1M):
+3.00-3.15 s against 2.91-3.69 s, peak 809-852 MiB against 760-774: no faster. Not
+measured: the big fits one at a time on two spinning threads with the tails side by
+side. It could win at most the 0.8 s the side-by-side schedule leaves idle at 1M (9.2 s
+against an ideal 8.4 on two cores), and only if a second thread sped every fit up 2.0x,
+the top of Python's 1.7-2.0x; the tails would have to share the cores with the spinning
+threads, which made a shared train 4x slower before.
 """)
 print("\nThe scripts (their own 80/20 split):\n")
 print("```")
