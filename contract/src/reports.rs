@@ -258,14 +258,13 @@ impl Promotion {
         if !self.promoted {
             return 1.0;
         }
-        self.cumulative_ratio.unwrap_or_else(|| {
-            match (self.promoted, self.policy, self.champion_rmse) {
-                (true, PromotePolicy::Better, Some(champion)) if champion > 0.0 => {
+        self.cumulative_ratio
+            .unwrap_or_else(|| match (self.policy, self.champion_rmse) {
+                (PromotePolicy::Better, Some(champion)) if champion > 0.0 => {
                     (self.rmse / champion).max(1.0)
                 }
                 _ => 1.0,
-            }
-        })
+            })
     }
 }
 

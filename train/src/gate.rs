@@ -270,7 +270,7 @@ mod tests {
         // (0.6% of the 1% used), the second not (1.2% in all), though each
         // alone is within 1%.
         let second = judge(1.006, 1.0, 1.0, 0.01);
-        assert_eq!(second, Verdict::Within(1.006_f64 * 1.0));
+        assert_eq!(second, Verdict::Within(1.006));
         let third = judge(1.006 * 1.006, 1.006, second.cumulative(), 0.01);
         assert!(
             matches!(third, Verdict::BeyondInAll(c) if (c - 1.006 * 1.006).abs() < 1e-12),
