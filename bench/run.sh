@@ -309,11 +309,18 @@ spin with the models side by side: 9.1-10.1 s, no different.
 Extract letting polars' CSV reader run further ahead (three batches waiting for
 classification instead of one; 2026-12-06 19:30Z, three alternating runs at 1M):
 3.00-3.15 s against 2.91-3.69 s, peak 809-852 MiB against 760-774: no faster. Not
-measured: the big fits one at a time on two spinning threads with the tails side by
-side. It could win at most the 0.8 s the side-by-side schedule leaves idle at 1M (9.2 s
-against an ideal 8.4 on two cores), and only if a second thread sped every fit up 2.0x,
-the top of Python's 1.7-2.0x; the tails would have to share the cores with the spinning
-threads, which made a shared train 4x slower before.
+measured, because the schedule leaves nothing to win: the big fits one at a time on two
+spinning threads with the tails side by side. Train's pieces timed one by one at 1M
+(2026-12-06 20:45Z, two runs): the heads (rows, split, LightGBM on all training rows)
+took 15.3-15.9 thread-seconds, the tails 7.0 (model selection 0.6-1.2 s a model, the
+other final fits and held-out predictions 0.6-1.6 s, gate, drift, hold-out keys, card
+and save 0.3-0.5 s); train's wall time, 11.36-11.53 s, is 0.07-0.21 s above what they
+add up to over two cores. Each piece runs on one thread, where LightGBM uses a core
+best (a second thread speeds a fit up 2.0x at most), so no schedule does this work in
+less time on two cores. Of it, model selection (2.4 thread-seconds) and the version's
+bookkeeping (about 1.1) have no counterpart in the script: about 1.8 s of train's wall
+time, where train took 0.9 s longer than the script's fits (11.4 s against 10.5 s,
+2026-12-06 18:21Z).
 """)
 print("\nThe scripts (their own 80/20 split):\n")
 print("```")
