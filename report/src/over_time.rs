@@ -34,7 +34,9 @@ pub fn section(
             h3 { "This run's promotion gate" }
             p.muted {
                 "A new version replaces the champion only when it beats its baselines and its RMSE is no worse "
-                "than the champion's (within the tolerance) on held-out rows neither of them trained on."
+                "than the champion's on held-out rows neither of them trained on, within the tolerance; "
+                "the tolerance is spent once over a run of promotions, so what the champion was itself "
+                "promoted behind counts too."
             }
             (promotions_table(training))
             @if let Some(drift) = drift {
