@@ -317,8 +317,8 @@ other final fits and held-out predictions 0.6-1.6 s, gate, drift, hold-out keys,
 and save 0.3-0.5 s); train's wall time, 11.36-11.53 s, is 0.07-0.21 s above what they
 add up to over two cores. Each piece runs on one thread, where LightGBM uses a core
 best (a second thread speeds a fit up 2.0x at most), so no schedule does this work in
-less time on two cores. Of it, model selection (2.4 thread-seconds) and the version's
-bookkeeping (about 1.1) have no counterpart in the script: about 1.8 s of train's wall
+less time on two cores. Of it, model selection (2.4-2.5 thread-seconds) and the version's
+bookkeeping (1.1-1.2) have no counterpart in the script: about 1.8 s of train's wall
 time, where train took 0.9 s longer than the script's fits (11.4 s against 10.5 s,
 2026-12-06 18:21Z).
 """)
