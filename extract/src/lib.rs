@@ -69,9 +69,10 @@ pub struct Args {
     /// Folder holding <table>.csv exports (with --source csv).
     #[arg(long)]
     pub input: Option<PathBuf>,
-    /// Keep rows created in the last D days (no upper bound: future-dated rows
-    /// pass on for validate to reject).
-    #[arg(long, conflicts_with = "since", value_parser = clap::value_parser!(u32).range(0..=contract::timestamp::MAX_DAYS))]
+    /// Keep rows created in the last D days, at least 1 (no upper bound:
+    /// future-dated rows pass on for validate to reject). Without --days or
+    /// --since every row is kept.
+    #[arg(long, conflicts_with = "since", value_parser = clap::value_parser!(u32).range(1..=contract::timestamp::MAX_DAYS))]
     pub days: Option<u32>,
     /// Keep rows created at or after this date or RFC 3339 time.
     #[arg(long, value_parser = contract::timestamp::parse_arg)]
@@ -108,8 +109,9 @@ pub struct Args {
     #[arg(long, default_value_t = 24, value_parser = clap::value_parser!(u32).range(2..))]
     pub max_parts: u32,
     /// With --incremental: drop whole part files whose newest row is older
-    /// than this many days (a part is never cut; the newest part stays).
-    #[arg(long)]
+    /// than this many days, at least 1 (a part is never cut; the newest part
+    /// stays).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=contract::timestamp::MAX_DAYS))]
     pub retain_days: Option<u32>,
     /// Attempts per request to Supabase before giving up on 429, 5xx or
     /// connection errors.

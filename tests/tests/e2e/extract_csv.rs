@@ -149,6 +149,47 @@ fn days_window_and_limit_are_counted() {
     assert_eq!((t.rows_read, t.rows_skipped_limit), (3, 2));
 }
 
+/// A window of no days would keep no row, and replace the raw tables with
+/// nothing: refused before anything is read. `make`'s `DAYS=` (empty) takes
+/// every row instead, however old.
+#[test]
+fn a_window_of_no_days_is_refused_and_an_empty_days_takes_every_row() {
+    for flag in ["--days", "--retain-days"] {
+        let data = tempdir().unwrap();
+        let (code, err) = fails(bin("extract").args([
+            "--data",
+            data.path().to_str().unwrap(),
+            "--source",
+            "csv",
+            "--input",
+            fixtures().join("csv").to_str().unwrap(),
+            flag,
+            "0",
+        ]));
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains(&format!("invalid value '0' for '{flag} <")) && err.contains("1..="),
+            "{err}"
+        );
+        assert!(!data.path().join("raw").exists(), "{flag} 0 wrote raw/");
+    }
+    // The fixtures' rows are from December 2025: none within the default 30
+    // days of now, all of them with DAYS= (empty).
+    for (days, written) in [("DAYS=", 3), ("DAYS=30", 0)] {
+        let data = tempdir().unwrap();
+        ok(make()
+            .args(["extract", "SOURCE=csv", days])
+            .arg(format!("CSV_DIR={}", fixtures().join("csv").display()))
+            .arg(format!("DATA={}", data.path().display()))
+            .arg(format!("BIN={}", bin_dir().display())));
+        let report = extract_report(data.path());
+        assert_eq!(
+            report.tables["ai_gm_ab_testing"].rows_written, written,
+            "{days}"
+        );
+    }
+}
+
 #[test]
 fn a_rerun_replaces_the_table() {
     let data = tempdir().unwrap();
