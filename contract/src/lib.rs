@@ -29,6 +29,22 @@ pub use tables::{Kind, RawTable};
 /// The `_source` tag of rows made up by `synth`.
 pub const SYNTH_SOURCE: &str = "synth";
 
+/// A command-line count that must be at least 1 (`--limit`, `--max-rows`,
+/// `--keep`, ...), where 0 would keep, allow or try nothing: as a value
+/// parser, clap then names the flag (`invalid value '0' for '--limit <LIMIT>':
+/// must be at least 1`).
+pub fn at_least_one<T>(text: &str) -> Result<T, String>
+where
+    T: std::str::FromStr + From<u8> + PartialOrd,
+    T::Err: std::fmt::Display,
+{
+    let n: T = text.parse().map_err(|e: T::Err| e.to_string())?;
+    if n < T::from(1) {
+        return Err("must be at least 1".into());
+    }
+    Ok(n)
+}
+
 /// How every stage binary ends: success, or one line on stderr
 /// (`<stage>: error: <cause: cause ...>`, secrets redacted) and exit status 1.
 pub fn exit(stage: &str, result: anyhow::Result<()>) -> std::process::ExitCode {
@@ -147,5 +163,17 @@ mod tests {
         );
         let plain = anyhow::anyhow!("inner").context("outer");
         assert_eq!(error_line(&plain), "outer: inner");
+    }
+
+    #[test]
+    fn counts_of_at_least_one() {
+        assert_eq!(crate::at_least_one::<usize>("1"), Ok(1));
+        assert_eq!(crate::at_least_one::<u32>("6"), Ok(6));
+        assert_eq!(
+            crate::at_least_one::<usize>("0"),
+            Err("must be at least 1".to_string())
+        );
+        assert!(crate::at_least_one::<u32>("-1").is_err());
+        assert!(crate::at_least_one::<usize>("x").is_err());
     }
 }

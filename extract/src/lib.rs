@@ -80,8 +80,8 @@ pub struct Args {
     /// Keep rows created before this date or RFC 3339 time.
     #[arg(long, value_parser = contract::timestamp::parse_arg)]
     pub until: Option<DateTime<Utc>>,
-    /// At most N rows per table.
-    #[arg(long)]
+    /// At most N rows per table (at least 1).
+    #[arg(long, value_parser = contract::at_least_one::<usize>)]
     pub limit: Option<usize>,
     /// Append only rows newer than the last run (state in DATA/state/extract.json).
     #[arg(long)]
@@ -114,8 +114,8 @@ pub struct Args {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=contract::timestamp::MAX_DAYS))]
     pub retain_days: Option<u32>,
     /// Attempts per request to Supabase before giving up on 429, 5xx or
-    /// connection errors.
-    #[arg(long, default_value_t = 6)]
+    /// connection errors (at least 1).
+    #[arg(long, default_value_t = 6, value_parser = contract::at_least_one::<u32>)]
     pub retries: u32,
     /// First backoff delay in milliseconds; it doubles per attempt, with jitter.
     #[arg(long, default_value_t = 500)]

@@ -42,11 +42,11 @@ pub struct Args {
     /// Address to listen on. Anything but loopback needs SERVE_TOKEN set.
     #[arg(long, default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
-    /// Largest request body, in bytes (413 beyond).
-    #[arg(long, default_value_t = 4 * 1024 * 1024)]
+    /// Largest request body, in bytes (413 beyond), at least 1.
+    #[arg(long, default_value_t = 4 * 1024 * 1024, value_parser = contract::at_least_one::<usize>)]
     pub max_body_bytes: usize,
-    /// Most rows in one prediction request (413 beyond).
-    #[arg(long, default_value_t = 10_000)]
+    /// Most rows in one prediction request (413 beyond), at least 1.
+    #[arg(long, default_value_t = 10_000, value_parser = contract::at_least_one::<usize>)]
     pub max_rows: usize,
     /// Longest a request may take, body included, in seconds (408 beyond).
     #[arg(long, default_value_t = 10.0)]

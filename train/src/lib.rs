@@ -98,11 +98,11 @@ pub struct Args {
     #[arg(long, default_value_t = 0.01)]
     pub tolerance: f64,
     /// Model versions kept per model (the champion is always kept besides).
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(long, default_value_t = 5, value_parser = contract::at_least_one::<u32>)]
     pub keep: u32,
-    /// Model selection runs on a seeded sample of at most this many training
-    /// rows (a tenth of them, at least 10 000); the chosen model is then fitted
-    /// on all training rows.
+    /// Model selection runs on a seeded sample of the training rows: a tenth
+    /// of them, at least 10 000, at most this many (itself at least 100); the
+    /// chosen model is then fitted on all training rows.
     #[arg(long, default_value_t = 50_000)]
     pub selection_rows: usize,
     /// Threads to use: up to this many models are trained side by side (at
@@ -264,6 +264,14 @@ impl Args {
         }
         if self.folds < 2 {
             bail!("--folds must be at least 2, got {}", self.folds);
+        }
+        // Fewer and the folds' fits get a few rows each, or none (LightGBM
+        // then fails with a message about labels that names no flag).
+        if self.selection_rows < 100 {
+            bail!(
+                "--selection-rows must be at least 100, got {}",
+                self.selection_rows
+            );
         }
         if !(0.0..=1.0).contains(&self.tolerance) {
             bail!(

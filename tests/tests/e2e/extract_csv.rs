@@ -149,12 +149,19 @@ fn days_window_and_limit_are_counted() {
     assert_eq!((t.rows_read, t.rows_skipped_limit), (3, 2));
 }
 
-/// A window of no days would keep no row, and replace the raw tables with
-/// nothing: refused before anything is read. `make`'s `DAYS=` (empty) takes
-/// every row instead, however old.
+/// A window of no days, or a limit of no rows, would keep nothing and
+/// replace the raw tables with nothing (retention of no days would drop all
+/// but the newest part; no attempts would never ask): each is refused before
+/// anything is read, naming the flag. `make`'s `DAYS=` (empty) takes every
+/// row instead, however old.
 #[test]
-fn a_window_of_no_days_is_refused_and_an_empty_days_takes_every_row() {
-    for flag in ["--days", "--retain-days"] {
+fn zero_windows_and_counts_are_refused_and_an_empty_days_takes_every_row() {
+    for (flag, why) in [
+        ("--days", "0 is not in 1..=36600"),
+        ("--retain-days", "0 is not in 1..=36600"),
+        ("--limit", "must be at least 1"),
+        ("--retries", "must be at least 1"),
+    ] {
         let data = tempdir().unwrap();
         let (code, err) = fails(bin("extract").args([
             "--data",
@@ -168,7 +175,7 @@ fn a_window_of_no_days_is_refused_and_an_empty_days_takes_every_row() {
         ]));
         assert_eq!(code, 2, "{err}");
         assert!(
-            err.contains(&format!("invalid value '0' for '{flag} <")) && err.contains("1..="),
+            err.contains(&format!("invalid value '0' for '{flag} <")) && err.contains(why),
             "{err}"
         );
         assert!(!data.path().join("raw").exists(), "{flag} 0 wrote raw/");

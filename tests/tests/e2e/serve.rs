@@ -605,6 +605,51 @@ fn sigterm_finishes_and_exits_cleanly_and_a_missing_model_is_not_ready() {
     server.wait_log("serve: stopped");
 }
 
+/// A limit that would refuse every request, or a period of no time, is
+/// refused at start, naming the flag, before anything listens.
+#[test]
+fn settings_that_would_refuse_everything_are_refused_at_start() {
+    let dir = tempdir().unwrap();
+    for (flag, value, code, expected) in [
+        (
+            "--max-rows",
+            "0",
+            2,
+            "invalid value '0' for '--max-rows <MAX_ROWS>': must be at least 1",
+        ),
+        (
+            "--max-body-bytes",
+            "0",
+            2,
+            "invalid value '0' for '--max-body-bytes <MAX_BODY_BYTES>': must be at least 1",
+        ),
+        (
+            "--timeout",
+            "0",
+            1,
+            "serve: error: --timeout must be a positive number of seconds, not 0",
+        ),
+        (
+            "--reload-every",
+            "0",
+            1,
+            "serve: error: --reload-every must be a positive number of seconds, not 0",
+        ),
+    ] {
+        let (got, err) = fails(bin("serve").args([
+            "--data",
+            dir.path().to_str().unwrap(),
+            "--bind",
+            "127.0.0.1:0",
+            flag,
+            value,
+        ]));
+        assert_eq!(got, code, "{flag} {value}: {err}");
+        assert!(err.contains(expected), "{flag} {value}: {err}");
+        assert!(!err.contains("listening"), "{err}");
+    }
+}
+
 #[test]
 fn the_node_example_client_gets_predictions() {
     let dir = tempdir().unwrap();

@@ -236,6 +236,47 @@ fn bad_inputs_are_clear_errors() {
     assert!(!out.exists(), "no output from a failed predict");
 }
 
+/// A setting out of range is one line naming the flag, before any model is
+/// fitted: the champions, versions and training report stay as they were.
+#[test]
+fn settings_out_of_range_are_one_line_and_change_nothing() {
+    let data = trained(800);
+    let report = fs::read(data.path().join("reports/training.json")).unwrap();
+    let versions = files(&data.path().join("models/versions/quality"));
+    for (flag, value, expected) in [
+        (
+            "--selection-rows",
+            "0",
+            "--selection-rows must be at least 100, got 0",
+        ),
+        ("--folds", "1", "--folds must be at least 2, got 1"),
+        (
+            "--test-fraction",
+            "0.9",
+            "--test-fraction must be between 0.05 and 0.5, got 0.9",
+        ),
+        (
+            "--tolerance",
+            "NaN",
+            "--tolerance must be between 0 and 1, got NaN",
+        ),
+    ] {
+        let (code, err) =
+            fails(bin("train").args(["--data", data.path().to_str().unwrap(), flag, value]));
+        assert_eq!(code, 1, "{flag} {value}: {err}");
+        let line = format!("train: error: {expected}");
+        assert_eq!(error_lines(&err), [line.as_str()], "{err}");
+    }
+    assert_eq!(
+        fs::read(data.path().join("reports/training.json")).unwrap(),
+        report
+    );
+    assert_eq!(
+        files(&data.path().join("models/versions/quality")),
+        versions
+    );
+}
+
 #[test]
 fn small_or_empty_datasets_are_skipped_not_trained() {
     let data = tempdir().unwrap();
