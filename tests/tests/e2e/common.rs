@@ -222,11 +222,19 @@ pub fn assert_models_trained(data: &Path) {
     }
 }
 
+/// The command `extract --source csv` on a folder of exports, with `extra`
+/// flags, for a test that expects it to fail.
+pub fn extract_csv_command(data: &Path, exports: &Path, extra: &[&str]) -> Command {
+    let mut cmd = bin("extract");
+    cmd.args(["--data", data.to_str().unwrap()])
+        .args(["--source", "csv", "--input", exports.to_str().unwrap()])
+        .args(extra);
+    cmd
+}
+
 /// extract --source csv on a folder of exports, with `extra` flags.
 pub fn extract_csv(data: &Path, exports: &Path, extra: &[&str]) -> Output {
-    let mut args = vec!["--source", "csv", "--input", exports.to_str().unwrap()];
-    args.extend(extra);
-    stage("extract", data, &args)
+    ok(&mut extract_csv_command(data, exports, extra))
 }
 
 /// extract --source csv on the hand-written fixture exports.

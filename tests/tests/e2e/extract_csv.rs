@@ -6,20 +6,6 @@ use tempfile::tempdir;
 
 use crate::common::*;
 
-fn extract_csv(data: &Path, input: &Path, extra: &[&str]) -> std::process::Output {
-    let mut cmd = bin("extract");
-    cmd.args([
-        "--data",
-        data.to_str().unwrap(),
-        "--source",
-        "csv",
-        "--input",
-        input.to_str().unwrap(),
-    ])
-    .args(extra);
-    ok(&mut cmd)
-}
-
 /// Supabase-style CSV exports of `rows` synthetic rows per table in
 /// `work/exports`, dated up to 2026-01-15.
 fn synth_exports(work: &Path, rows: &str, seed: &str, messy: &str) -> std::path::PathBuf {
@@ -163,16 +149,11 @@ fn zero_windows_and_counts_are_refused_and_an_empty_days_takes_every_row() {
         ("--retries", "must be at least 1"),
     ] {
         let data = tempdir().unwrap();
-        let (code, err) = fails(bin("extract").args([
-            "--data",
-            data.path().to_str().unwrap(),
-            "--source",
-            "csv",
-            "--input",
-            fixtures().join("csv").to_str().unwrap(),
-            flag,
-            "0",
-        ]));
+        let (code, err) = fails(&mut extract_csv_command(
+            data.path(),
+            &fixtures().join("csv"),
+            &[flag, "0"],
+        ));
         assert_eq!(code, 2, "{err}");
         assert!(
             err.contains(&format!("invalid value '0' for '{flag} <")) && err.contains(why),
@@ -212,14 +193,7 @@ fn a_rerun_replaces_the_table() {
 
 fn assert_fails_cleanly(input: &Path, expected: &str) {
     let data = tempdir().unwrap();
-    let (code, err) = fails(bin("extract").args([
-        "--data",
-        data.path().to_str().unwrap(),
-        "--source",
-        "csv",
-        "--input",
-        input.to_str().unwrap(),
-    ]));
+    let (code, err) = fails(&mut extract_csv_command(data.path(), input, &[]));
     assert_eq!(code, 1);
     assert_eq!(error_lines(&err).len(), 1, "one line: {err}");
     assert!(err.contains(expected), "expected {expected:?} in {err}");
