@@ -147,7 +147,7 @@ impl Args {
     fn selection_size(&self, training_rows: usize) -> usize {
         (training_rows / 10)
             .max(10_000)
-            .min(self.selection_rows.max(1))
+            .min(self.selection_rows)
             .min(training_rows)
     }
 }
