@@ -27,13 +27,15 @@ if [[ -z "${BENCH_DATA:-}" ]]; then
     trap 'find "$WORK" -mindepth 2 -maxdepth 2 ! -name "*.log" -exec rm -rf {} + 2>/dev/null; echo "bench: logs in $WORK" >&2' EXIT
 fi
 
-# timed NAME LOGFILE CMD...: one line "NAME SECONDS PEAK_MIB" into $WORK/times
+# timed NAME LOGFILE CMD...: one line "NAME SECONDS PEAK_MIB CPU_SECONDS" into
+# $WORK/times (CPU: user + system, every thread; older times files have no fourth field)
 timed() {
     local name=$1 log=$2; shift 2
-    /usr/bin/time -f "%e %M" -o "$WORK/.time" "$@" > "$log" 2>&1 \
+    /usr/bin/time -f "%e %M %U %S" -o "$WORK/.time" "$@" > "$log" 2>&1 \
         || { echo "bench: $name failed; see $log" >&2; tail -5 "$log" >&2; exit 1; }
-    read -r secs kib < "$WORK/.time"
-    echo "$name $secs $((kib / 1024))" | tee -a "$WORK/times" >&2
+    read -r secs kib user sys < "$WORK/.time"
+    echo "$name $secs $((kib / 1024)) $(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')" \
+        | tee -a "$WORK/times" >&2
 }
 
 # The whole pipeline on CSV exports of N rows per table, in folder D (synth
@@ -110,10 +112,12 @@ fi
 python3 - "$WORK" "$ROWS" "$SCALE_ROWS" "$TIMES_DIR" > "$OUT" <<'PY'
 import glob, json, platform, re, subprocess, sys
 work, rows, scale_rows, times_dir = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-t = {}
+t, cpu_s = {}, {}
 for line in open(f"{work}/times"):
-    name, secs, mib = line.split()
+    name, secs, mib, *used = line.split()
     t[name] = (float(secs), int(mib))
+    if used:
+        cpu_s[name] = float(used[0])
 def stage(tag, s): return t[f"{tag}.{s}"]
 data = sum(stage("main", s)[0] for s in ["extract", "transform", "validate"])
 whole = data + stage("main", "train")[0] + stage("main", "report")[0]
@@ -166,6 +170,34 @@ if lay_data is not None:
 print(f"| train (ours: baselines, ridge, LightGBM, model selection, all artifacts; script: 3 LightGBM fits) | {stage('main', 'train')[0]:.1f} | {pol_train:.1f} | {stage('main', 'train')[0] / pol_train:.2f}x |")
 print(f"| report (insight tables, insights.json, report.html; the script has none) | {stage('main', 'report')[0]:.1f} | | |")
 print()
+# Where the time goes: the work (CPU-seconds, every thread) and how much of
+# the time the cores were busy with it, ours against the scripts'.
+names = ["extract", "transform", "validate", "train", "report"]
+if all(f"main.{s}" in cpu_s for s in names) and "polars" in cpu_s:
+    n_cores = int(cores)
+    print("## Work and idle cores\n")
+    print(f"CPU-seconds (user + system, every thread) of the runs above, and how many of the {n_cores} "
+          "cores were busy on average (CPU-seconds / wall seconds):\n")
+    print("| | wall s | CPU s | cores busy |")
+    print("|---|---|---|---|")
+    for s in names:
+        w, c = stage("main", s)[0], cpu_s[f"main.{s}"]
+        print(f"| {s} | {w:.1f} | {c:.1f} | {c / w:.2f} |")
+    our_cpu = sum(cpu_s[f"main.{s}"] for s in names)
+    print(f"| **ours, whole pipeline** | {whole:.1f} | {our_cpu:.1f} | {our_cpu / whole:.2f} |")
+    scripts = [("polars", "polars script (in memory)"), ("layers", "polars script writing our files")]
+    for key, label in scripts:
+        if key in cpu_s:
+            print(f"| {label} | {t[key][0]:.1f} | {cpu_s[key]:.1f} | {cpu_s[key] / t[key][0]:.2f} |")
+    # wall = CPU / cores (the work, with every core busy) + the time cores sat idle.
+    work_ours, work_pol = our_cpu / n_cores, cpu_s["polars"] / n_cores
+    idle_ours, idle_pol = whole - work_ours, pol_total - work_pol
+    print(f"\nWall time = the work spread over every core (CPU-seconds / {n_cores}) + the time that leaves "
+          f"cores idle. Ours against the in-memory script, {whole - pol_total:+.1f} s: "
+          f"{work_ours - work_pol:+.1f} s of work ({our_cpu:.1f} against {cpu_s['polars']:.1f} CPU-seconds) and "
+          f"{idle_ours - idle_pol:+.1f} s of idle cores ({idle_ours:.1f} s against {idle_pol:.1f}). "
+          f"With every core busy all the time, our pipeline would take {work_ours:.1f} s, "
+          f"{work_ours / pol_total:.2f}x the script's wall time.\n")
 print(f"## Per stage, {rows:,} and {scale_rows:,} rows per table\n")
 print("| stage | s | peak MiB | s at the smaller size | ratio small / large |")
 print("|---|---|---|---|---|")
@@ -233,12 +265,15 @@ What those files cost polars itself: the same script with a second argument
 the layers our stages write, as they write them (the typed tables as zstd-1 Parquet;
 the reshaped rows, the rows kept and the rows dropped uncompressed), reads each back
 before the next step, and fits on the clean files. Writing them, polars takes about
-as long as our whole pipeline (that row: ours took 0.97-0.98x its time in the runs
+as long as our whole pipeline (that row: ours took 0.97-1.05x its time in the runs
 of 2026-12-06); its data part has been the faster of the two (the "data, against the
-script writing the same files" row: our data stages took 1.08x and 1.39x its time),
+script writing the same files" row: our data stages took 1.08-1.39x its time),
 its fits about level with our train, which fits more (8.7 s against 8.8, 12.1
-against 11.1). What stands between us and the in-memory script is the files the
-contract (DESIGN.md) asks every stage to leave, more than how our stages make them.
+against 11.1, 10.3 against 11.1). And it does about the same work as our pipeline
+(the "Work and idle cores" table, CPU-seconds of every thread, first measured at
+2026-12-06 22:40Z: 31.8 against our 32.6, where the in-memory script did 27.0).
+What stands between us and the in-memory script is the files the contract
+(DESIGN.md) asks every stage to leave, more than how our stages make them.
 
 Measured and not kept (2026-12-05, 1M rows per table, alternating runs): a
 different allocator for every stage, mimalloc 0.1.52 or jemalloc
@@ -320,7 +355,16 @@ best (a second thread speeds a fit up 2.0x at most), so no schedule does this wo
 less time on two cores. Of it, model selection (2.4-2.5 thread-seconds) and the version's
 bookkeeping (1.1-1.2) have no counterpart in the script: about 1.8 s of train's wall
 time, where train took 0.9 s longer than the script's fits (11.4 s against 10.5 s,
-2026-12-06 18:21Z).
+2026-12-06 18:21Z). Measured at 2026-12-06 22:30Z (1M, alternating runs of each stage
+alone on the same files): transform running its three datasets as one streaming query
+(polars' collect_all over the three sinks, so they run side by side and share the raw
+scans) took 2.45-2.72 s against 2.53-2.82 s (three runs each), 3.95-4.22 CPU-seconds
+against 3.76-4.15: no faster. Validate reading the next batch on a thread of its own
+while the current one is split took 1.46-1.54 s against 1.46-1.64 (four runs each): no
+faster; its writer threads do half its CPU work, a quarter of that deciding and building
+Parquet dictionaries (polars' ValueMap and cardinality estimate). In the report, the
+insight tables are 0.37 s of its 0.53-0.61 (already counted a table per thread), the
+rest under 0.1 s together: at most 0.15 s to win.
 """)
 print("\nThe scripts (their own 80/20 split):\n")
 print("```")
