@@ -25,13 +25,15 @@ mkdir -p "$WORK"
 # would otherwise leave 25 GB behind); the logs and times stay in $WORK.
 trap 'rm -rf "$WORK"/data-*' EXIT
 
-# timed N STAGE CMD...: one line "STAGE SECONDS PEAK_MIB" into $WORK/times-N
+# timed N STAGE CMD...: one line "STAGE SECONDS PEAK_MIB CPU_SECONDS" into
+# $WORK/times-N (CPU: user + system, every thread)
 timed() {
     local n=$1 name=$2; shift 2
-    /usr/bin/time -f "%e %M" -o "$WORK/.time" "$@" > "$WORK/$name-$n.log" 2>&1 \
+    /usr/bin/time -f "%e %M %U %S" -o "$WORK/.time" "$@" > "$WORK/$name-$n.log" 2>&1 \
         || { echo "bench-scale: $name at $n rows failed; see $WORK/$name-$n.log" >&2; tail -5 "$WORK/$name-$n.log" >&2; exit 1; }
-    read -r secs kib < "$WORK/.time"
-    echo "$name $secs $((kib / 1024))" | tee -a "$WORK/times-$n" >&2
+    read -r secs kib user sys < "$WORK/.time"
+    echo "$name $secs $((kib / 1024)) $(awk -v u="$user" -v s="$sys" 'BEGIN { printf "%.2f", u + s }')" \
+        | tee -a "$WORK/times-$n" >&2
 }
 
 for n in $CURVE; do
@@ -58,13 +60,14 @@ python3 - "$WORK" "$LIMIT" "$CURVE" > "$OUT" <<'PY'
 import json, platform, subprocess, sys
 work, limit, curve = sys.argv[1], int(sys.argv[2]), [int(n) for n in sys.argv[3].split()]
 stages = ["synth", "transform", "validate", "train", "report"]
-runs = {}
+runs, used = {}, {}
 for n in curve:
-    t = {}
+    t, c = {}, {}
     for line in open(f"{work}/times-{n}"):
-        name, secs, mib = line.split()
+        name, secs, mib, cpu_s = line.split()
         t[name] = (float(secs), int(mib))
-    runs[n] = t
+        c[name] = float(cpu_s)
+    runs[n], used[n] = t, c
 cpu = subprocess.run(["sh", "-c", "grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"], capture_output=True, text=True).stdout.strip()
 cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
 mem = int(open("/proc/meminfo").readline().split()[1]) // 1024
@@ -82,6 +85,12 @@ for n in curve:
     disk = open(f"{work}/disk-{n}").read().strip()
     print(f"| {n:,} | " + " | ".join(f"{t[s][0]:.1f} s, {t[s][1]:,}" for s in stages)
           + f" | {work_s:.1f} s | {int(disk):,} MiB |")
+print()
+print(f"Cores busy on average, of {cores} (CPU-seconds of every thread / wall seconds; CPU-seconds in brackets):\n")
+print("| rows per table | " + " | ".join(stages) + " |")
+print("|---|" + "---|" * len(stages))
+for n in curve:
+    print(f"| {n:,} | " + " | ".join(f"{used[n][s] / max(runs[n][s][0], 0.01):.2f} ({used[n][s]:.1f})" for s in stages) + " |")
 print()
 worst = max((runs[n][s][1], s, n) for n in curve for s in stages)
 verdict = "yes" if worst[0] < limit else "**no**"
