@@ -86,7 +86,7 @@ for n in curve:
     print(f"| {n:,} | " + " | ".join(f"{t[s][0]:.1f} s, {t[s][1]:,}" for s in stages)
           + f" | {work_s:.1f} s | {int(disk):,} MiB |")
 print()
-print(f"Cores busy on average, of {cores} (CPU-seconds of every thread / wall seconds; CPU-seconds in brackets):\n")
+print(f"Cores busy on average, of {cores} (CPU-seconds of every thread / wall seconds; CPU-seconds in parentheses):\n")
 print("| rows per table | " + " | ".join(stages) + " |")
 print("|---|" + "---|" * len(stages))
 for n in curve:
