@@ -119,9 +119,11 @@ for line in open(f"{work}/times"):
     if used:
         cpu_s[name] = float(used[0])
 def stage(tag, s): return t[f"{tag}.{s}"]
-data = sum(stage("main", s)[0] for s in ["extract", "transform", "validate"])
+STAGES = ["extract", "transform", "validate", "train", "report"]
+DATA_STAGES = STAGES[:3]
+data = sum(stage("main", s)[0] for s in DATA_STAGES)
 whole = data + stage("main", "train")[0] + stage("main", "report")[0]
-peak = max(stage("main", s)[1] for s in ["extract", "transform", "validate", "train", "report"])
+peak = max(stage("main", s)[1] for s in STAGES)
 # A script's own timer ("data 2.9 s", "train 8.8 s") from its log.
 def timer(log, name): return float(re.search(name + r" ([\d.]+) s", log).group(1))
 pol_log = open(f"{work}/polars.log").read()
@@ -142,8 +144,8 @@ print("| | seconds | peak MiB | ours / this |")
 print("|---|---|---|---|")
 def run_sums(stages):
     return sorted(sum(t[f"run{i}.{s}"][0] for s in stages) for i in range(1, 4) if f"run{i}.extract" in t)
-our_runs = run_sums(["extract", "transform", "validate", "train", "report"])
-data_runs = run_sums(["extract", "transform", "validate"])
+our_runs = run_sums(STAGES)
+data_runs = run_sums(DATA_STAGES)
 ours_note = f"; fastest of {', '.join(f'{r:.1f}' for r in our_runs)} s" if len(our_runs) > 1 else ""
 print(f"| **ours**: extract + transform + validate + train + report (every file written{ours_note}) | {whole:.1f} | {peak} | |")
 # A script's runs (NAME.1, NAME.2, ...), fastest first, and ours against its best.
@@ -172,18 +174,17 @@ print(f"| report (insight tables, insights.json, report.html; the script has non
 print()
 # Where the time goes: the work (CPU-seconds, every thread) and how much of
 # the time the cores were busy with it, ours against the scripts'.
-names = ["extract", "transform", "validate", "train", "report"]
-if all(f"main.{s}" in cpu_s for s in names) and "polars" in cpu_s:
+if all(f"main.{s}" in cpu_s for s in STAGES) and "polars" in cpu_s:
     n_cores = int(cores)
     print("## Work and idle cores\n")
     print(f"CPU-seconds (user + system, every thread) of the runs above, and how many of the {n_cores} "
           "cores were busy on average (CPU-seconds / wall seconds):\n")
     print("| | wall s | CPU s | cores busy |")
     print("|---|---|---|---|")
-    for s in names:
+    for s in STAGES:
         w, c = stage("main", s)[0], cpu_s[f"main.{s}"]
         print(f"| {s} | {w:.1f} | {c:.1f} | {c / w:.2f} |")
-    our_cpu = sum(cpu_s[f"main.{s}"] for s in names)
+    our_cpu = sum(cpu_s[f"main.{s}"] for s in STAGES)
     print(f"| **ours, whole pipeline** | {whole:.1f} | {our_cpu:.1f} | {our_cpu / whole:.2f} |")
     scripts = [("polars", "polars script (in memory)"), ("layers", "polars script writing our files")]
     for key, label in scripts:
@@ -201,7 +202,7 @@ if all(f"main.{s}" in cpu_s for s in names) and "polars" in cpu_s:
 print(f"## Per stage, {rows:,} and {scale_rows:,} rows per table\n")
 print("| stage | s | peak MiB | s at the smaller size | ratio small / large |")
 print("|---|---|---|---|---|")
-for s in ["extract", "transform", "validate", "train", "report"]:
+for s in STAGES:
     big, small = stage("main", s), stage("scale", s)
     print(f"| {s} | {big[0]:.1f} | {big[1]} | {small[0]:.1f} | {small[0] / big[0]:.2f} |")
 print()
@@ -214,12 +215,11 @@ for path in sorted(glob.glob(f"{times_dir}/times-*.txt"), key=lambda p: int(re.s
     when = lines[0].split()[1] if lines and lines[0].startswith("#") else ""
     tt = {l.split()[0]: (float(l.split()[1]), int(l.split()[2])) for l in lines if l and not l.startswith("#")}
     n = int(re.search(r"times-(\d+)", path).group(1))
-    names = ["extract", "transform", "validate", "train", "report"]
-    if not all(f"main.{s}" in tt for s in names):
+    if not all(f"main.{s}" in tt for s in STAGES):
         continue
-    cells = [f"{tt['main.' + s][0]:.1f} s, {tt['main.' + s][1]}" for s in names]
-    total = sum(tt["main." + s][0] for s in names)
-    peak_all = max(tt["main." + s][1] for s in names)
+    cells = [f"{tt['main.' + s][0]:.1f} s, {tt['main.' + s][1]}" for s in STAGES]
+    total = sum(tt["main." + s][0] for s in STAGES)
+    peak_all = max(tt["main." + s][1] for s in STAGES)
     pol = tt.get("polars")
     ratio = f" ({total / pol[0]:.2f}x)" if pol else ""
     pol_cell = f"{pol[0]:.1f} s, {pol[1]}" if pol else "-"
