@@ -97,7 +97,9 @@ pub struct Args {
     /// not per run: the champion's own lag uses it up.
     #[arg(long, default_value_t = 0.01)]
     pub tolerance: f64,
-    /// Model versions kept per model (the champion is always kept besides).
+    /// Models kept per model name (the champion is always kept besides). A
+    /// model made again (a retrain on unchanged data) counts once: its first
+    /// version stays, and this run's and the champion; the copies between go.
     #[arg(long, default_value_t = 5, value_parser = contract::at_least_one::<u32>)]
     pub keep: u32,
     /// Model selection runs on a seeded sample of the training rows: a tenth
@@ -210,6 +212,7 @@ pub fn run(args: &Args) -> Result<()> {
         },
         importance_rows: Vec::new(),
         calibration: None,
+        notes: Vec::new(),
     };
     let jobs = plan(&layout, &mut commit, &datasets, &mut results)?;
     for (job, outcome) in jobs
@@ -223,6 +226,7 @@ pub fn run(args: &Args) -> Result<()> {
         drift,
         importance_rows,
         calibration,
+        notes,
     } = results;
     if report
         .models
@@ -245,6 +249,9 @@ pub fn run(args: &Args) -> Result<()> {
     summary::print_summary(&report, &layout.training_report());
     summary::print_promotions(&report);
     summary::print_drift(&drift);
+    for line in notes {
+        println!("{line}");
+    }
     Ok(())
 }
 
@@ -289,6 +296,8 @@ struct Results {
     drift: DriftReport,
     importance_rows: Vec<(String, String, f64)>,
     calibration: Option<DataFrame>,
+    /// Lines printed once the run is committed.
+    notes: Vec<String>,
 }
 
 impl Results {
@@ -346,7 +355,25 @@ impl Results {
         } else {
             job.champion
         };
-        retention::prune(commit, layout, dataset, job.version, champion, args.keep)?;
+        let copies = retention::prune(
+            commit,
+            layout,
+            dataset,
+            (job.version, &job.dir),
+            champion,
+            args.keep,
+        )?;
+        let mut by_first: BTreeMap<Version, Vec<String>> = BTreeMap::new();
+        for (copy, first) in copies {
+            by_first.entry(first).or_default().push(copy.to_string());
+        }
+        for (first, copies) in by_first {
+            self.notes.push(format!(
+                "train: {dataset} {} removed: the same model as {first}, which stays \
+                 (retrained on unchanged data)",
+                copies.join(", ")
+            ));
+        }
         self.drift
             .datasets
             .insert(dataset.name().into(), outcome.drift);

@@ -272,7 +272,9 @@ fn only_a_better_version_is_promoted_and_a_rollback_restores_the_old_predictions
         predict(&data, "csat", &inputs.join("csat.parquet")),
         before[1]
     );
-    // A version that is not kept is refused, naming the kept ones.
+    // A version that is not kept is refused, naming the kept ones (run 3 made
+    // v0001's model again: v0003, a copy between v0001 and the champion's
+    // model, went when run 4 made v0004).
     let (code, err) = fails(bin("models").args([
         "--data",
         data.to_str().unwrap(),
@@ -284,7 +286,7 @@ fn only_a_better_version_is_promoted_and_a_rollback_restores_the_old_predictions
     ]));
     assert_eq!(code, 1);
     assert!(
-        err.contains("no such version of the csat model (kept: v0001, v0002, v0003, v0004)"),
+        err.contains("no such version of the csat model (kept: v0001, v0002, v0004)"),
         "{err}"
     );
 
@@ -320,13 +322,18 @@ fn only_a_better_version_is_promoted_and_a_rollback_restores_the_old_predictions
 #[test]
 fn retention_keeps_the_newest_versions_and_always_the_champion() {
     let work = tempdir().unwrap();
-    let exports = exports(work.path(), 3000, 0.0);
     let data = work.path().join("data");
-    run(&data, &exports, "30", &["--only", "csat"]);
-    for _ in 0..3 {
+    run(
+        &data,
+        &exports(work.path(), 3000, 0.0),
+        "30",
+        &["--only", "csat"],
+    );
+    // New data each time (more messy rows rejected), so four distinct models.
+    for messy in [0.01, 0.02, 0.03] {
         run(
             &data,
-            &exports,
+            &exports(work.path(), 3000, messy),
             "30",
             &["--only", "csat", "--promote", "never", "--keep", "2"],
         );
@@ -341,6 +348,59 @@ fn retention_keeps_the_newest_versions_and_always_the_champion() {
         "the two newest and the champion"
     );
     assert_eq!(champion(&data, "csat"), "v0001");
+}
+
+#[test]
+fn retrains_on_unchanged_data_do_not_push_the_older_models_out() {
+    // A quiet week: the daily retrain sees no new rows, so each run makes the
+    // same model again. The version before the quiet week stays, for a rollback.
+    let work = tempdir().unwrap();
+    let data = work.path().join("data");
+    let quiet = exports(work.path(), 3000, 0.02);
+    run(
+        &data,
+        &exports(work.path(), 3000, 0.0),
+        "30",
+        &["--only", "csat"],
+    );
+    let input = work.path().join("csat.parquet");
+    fs::copy(data.join("clean/csat.parquet"), &input).unwrap();
+    let before = predict(&data, "csat", &input);
+    let mut said = String::new();
+    for _ in 0..4 {
+        said += &run(
+            &data,
+            &quiet,
+            "30",
+            &["--only", "csat", "--promote", "always", "--keep", "2"],
+        );
+    }
+    let kept: Vec<String> = files(&data.join("models/versions/csat"))
+        .into_iter()
+        .filter(|f| f.ends_with("model.json"))
+        .collect();
+    assert_eq!(
+        kept,
+        ["v0001/model.json", "v0002/model.json", "v0005/model.json"],
+        "v0003 and v0004, copies of v0002, removed; v0001 kept"
+    );
+    assert_eq!(champion(&data, "csat"), "v0005");
+    assert!(
+        said.contains("train: csat v0003 removed: the same model as v0002, which stays"),
+        "{said}"
+    );
+    let history = history::read(&data.join("reports/history.jsonl")).unwrap();
+    assert_eq!(history.len(), 5, "every run is still in the history");
+    ok(bin("models").args([
+        "--data",
+        data.to_str().unwrap(),
+        "promote",
+        "--model",
+        "csat",
+        "--version",
+        "v0001",
+    ]));
+    assert_eq!(predict(&data, "csat", &input), before);
 }
 
 /// Rewrites a column of a simple CSV export (no quoted fields) row by row.
