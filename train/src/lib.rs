@@ -355,25 +355,14 @@ impl Results {
         } else {
             job.champion
         };
-        let copies = retention::prune(
+        self.notes.extend(retention::prune(
             commit,
             layout,
             dataset,
             (job.version, &job.dir),
             champion,
             args.keep,
-        )?;
-        let mut by_first: BTreeMap<Version, Vec<String>> = BTreeMap::new();
-        for (copy, first) in copies {
-            by_first.entry(first).or_default().push(copy.to_string());
-        }
-        for (first, copies) in by_first {
-            self.notes.push(format!(
-                "train: {dataset} {} removed: the same model as {first}, which stays \
-                 (retrained on unchanged data)",
-                copies.join(", ")
-            ));
-        }
+        )?);
         self.drift
             .datasets
             .insert(dataset.name().into(), outcome.drift);

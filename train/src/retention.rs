@@ -24,8 +24,8 @@ use crate::artifact::{self, ModelCard};
 
 /// Stages the removal of every version of `dataset` beyond the newest
 /// `keep` distinct models (counting `new`, the one this run made and staged
-/// in `new_dir`), never `new` nor `champion`. Returns the versions removed
-/// as copies, each with the first version of the same model, which stays.
+/// in `new_dir`), never `new` nor `champion`. Returns one line per model
+/// whose copies went, for the run's log.
 pub fn prune(
     commit: &mut Commit,
     layout: &Layout,
@@ -33,7 +33,7 @@ pub fn prune(
     (new, new_dir): (Version, &Path),
     champion: Option<Version>,
     keep: u32,
-) -> Result<Vec<(Version, Version)>> {
+) -> Result<Vec<String>> {
     let mut all = registry::versions(layout, dataset)?;
     all.push(new);
     all.sort_unstable();
@@ -45,14 +45,54 @@ pub fn prune(
             layout.version_dir(dataset, v)
         }
     };
-    // Each model with its versions, oldest first; a version whose card
-    // cannot be read is a model of its own.
+    let identities: Vec<(Version, Option<[u8; 32]>)> =
+        all.iter().map(|&v| (v, identity(&dir(v)))).collect();
+    let mut copies: BTreeMap<Version, Vec<String>> = BTreeMap::new();
+    for (v, fate) in fates(&identities, new, champion, keep as usize) {
+        match fate {
+            Fate::Stays => continue,
+            Fate::CopyOf(first) => copies.entry(first).or_default().push(v.to_string()),
+            Fate::TooOld => {}
+        }
+        commit.remove(&dir(v));
+    }
+    Ok(copies
+        .into_iter()
+        .map(|(first, copies)| {
+            format!(
+                "train: {dataset} {} removed: the same model as {first}, which stays \
+                 (retrained on unchanged data)",
+                copies.join(", ")
+            )
+        })
+        .collect())
+}
+
+/// What retention does with a version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Fate {
+    Stays,
+    /// Removed: the same model as this version, its first, which stays.
+    CopyOf(Version),
+    /// Removed: its model is not among the newest `keep`.
+    TooOld,
+}
+
+/// Each version's fate, oldest first, from the versions (oldest first) and
+/// their identities (None: a model of its own).
+fn fates(
+    versions: &[(Version, Option<[u8; 32]>)],
+    new: Version,
+    champion: Option<Version>,
+    keep: usize,
+) -> Vec<(Version, Fate)> {
+    // Each model with its versions, oldest first.
     let mut models: Vec<Vec<Version>> = Vec::new();
     let mut by_identity: BTreeMap<[u8; 32], usize> = BTreeMap::new();
-    for &v in &all {
-        match identity(&dir(v)) {
-            Some(id) if by_identity.contains_key(&id) => models[by_identity[&id]].push(v),
-            id => {
+    for &(v, id) in versions {
+        match id.and_then(|id| by_identity.get(&id).copied()) {
+            Some(m) => models[m].push(v),
+            None => {
                 if let Some(id) = id {
                     by_identity.insert(id, models.len());
                 }
@@ -62,22 +102,22 @@ pub fn prune(
     }
     // The newest models first: a model is as new as its newest version.
     models.sort_unstable_by_key(|m| std::cmp::Reverse(m[m.len() - 1]));
-    let mut copies = Vec::new();
+    let mut fates = Vec::new();
     for (rank, versions) in models.iter().enumerate() {
         let first = versions[0];
         for &v in versions {
-            let stays = v == new || Some(v) == champion || (v == first && rank < keep as usize);
-            if stays {
-                continue;
-            }
-            commit.remove(&dir(v));
-            if rank < keep as usize {
-                copies.push((v, first));
-            }
+            let fate = if v == new || Some(v) == champion || (v == first && rank < keep) {
+                Fate::Stays
+            } else if rank < keep {
+                Fate::CopyOf(first)
+            } else {
+                Fate::TooOld
+            };
+            fates.push((v, fate));
         }
     }
-    copies.sort_unstable();
-    Ok(copies)
+    fates.sort_unstable_by_key(|(v, _)| *v);
+    fates
 }
 
 /// What a version predicts with, and what it learnt from: its clean data's
@@ -101,4 +141,65 @@ fn identity(dir: &Path) -> Option<[u8; 32]> {
         hash.update(std::fs::read(dir.join(file)).ok()?);
     }
     Some(hash.finalize().into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(n: u32) -> Version {
+        format!("v{n:04}").parse().unwrap()
+    }
+
+    /// Versions 1..=n with the given identities (0: unreadable).
+    fn versions(ids: &[u8]) -> Vec<(Version, Option<[u8; 32]>)> {
+        ids.iter()
+            .enumerate()
+            .map(|(i, &id)| (v(i as u32 + 1), (id > 0).then_some([id; 32])))
+            .collect()
+    }
+
+    fn removed(fates: &[(Version, Fate)]) -> Vec<(u32, Fate)> {
+        fates
+            .iter()
+            .filter(|(_, f)| *f != Fate::Stays)
+            .map(|(v, f)| (v.to_string()[1..].parse().unwrap(), *f))
+            .collect()
+    }
+
+    #[test]
+    fn distinct_versions_keep_the_newest_and_the_champion() {
+        let all = versions(&[1, 2, 3, 4, 5]);
+        let fates = fates(&all, v(5), Some(v(1)), 2);
+        assert_eq!(removed(&fates), [(2, Fate::TooOld), (3, Fate::TooOld)]);
+    }
+
+    #[test]
+    fn copies_count_once_and_their_first_stays() {
+        // v1 one model; v2..v5 the same other model; v5 new and champion.
+        let all = versions(&[1, 2, 2, 2, 2]);
+        let fates = fates(&all, v(5), Some(v(5)), 2);
+        assert_eq!(
+            removed(&fates),
+            [(3, Fate::CopyOf(v(2))), (4, Fate::CopyOf(v(2)))]
+        );
+    }
+
+    #[test]
+    fn the_champion_and_the_new_version_stay_even_as_copies() {
+        // v3 champion and v5 new are copies of v1; v2 and v4 distinct.
+        let all = versions(&[1, 2, 1, 4, 1]);
+        let fates = fates(&all, v(5), Some(v(3)), 2);
+        assert_eq!(removed(&fates), [(2, Fate::TooOld)]);
+        // With room for only one model, the other models go, not the three.
+        let fates = super::fates(&all, v(5), Some(v(3)), 1);
+        assert_eq!(removed(&fates), [(2, Fate::TooOld), (4, Fate::TooOld)]);
+    }
+
+    #[test]
+    fn an_unreadable_version_is_never_a_copy() {
+        let all = versions(&[0, 0, 3]);
+        let fates = fates(&all, v(3), None, 5);
+        assert_eq!(removed(&fates), []);
+    }
 }
