@@ -224,6 +224,21 @@ pub fn assert_models_trained(data: &Path) {
 
 /// The command `extract --source csv` on a folder of exports, with `extra`
 /// flags, for a test that expects it to fail.
+/// `models promote`: make `version` the champion of `model` (a rollback).
+pub fn promote_command(data: &Path, model: &str, version: &str) -> Command {
+    let mut cmd = bin("models");
+    cmd.args([
+        "--data",
+        data.to_str().unwrap(),
+        "promote",
+        "--model",
+        model,
+        "--version",
+        version,
+    ]);
+    cmd
+}
+
 pub fn extract_csv_command(data: &Path, exports: &Path, extra: &[&str]) -> Command {
     let mut cmd = bin("extract");
     cmd.args(["--data", data.to_str().unwrap()])

@@ -461,15 +461,7 @@ fn serve_follows_the_champion_without_mixing_versions_and_refuses_a_broken_one()
     );
 
     // Rollback to v0001 reaches the service too.
-    ok(bin("models").args([
-        "--data",
-        data.to_str().unwrap(),
-        "promote",
-        "--model",
-        "csat",
-        "--version",
-        "v0001",
-    ]));
+    ok(&mut promote_command(&data, "csat", "v0001"));
     server.wait_log("csat: now serving v0001 (was v0002)");
     let (_, body) = post(&server, "csat", &json!({ "rows": rows }));
     assert_eq!(predictions(&body), v1);

@@ -91,6 +91,14 @@ fn keys(path: &Path) -> HashSet<(String, String)> {
         .collect()
 }
 
+/// The kept versions of `model`, as `v0001/model.json`.
+fn kept(data: &Path, model: &str) -> Vec<String> {
+    files(&data.join("models/versions").join(model))
+        .into_iter()
+        .filter(|f| f.ends_with("model.json"))
+        .collect()
+}
+
 fn version_dir(data: &Path, model: &str, version: &str) -> PathBuf {
     data.join("models/versions").join(model).join(version)
 }
@@ -275,15 +283,7 @@ fn only_a_better_version_is_promoted_and_a_rollback_restores_the_old_predictions
     // A version that is not kept is refused, naming the kept ones (run 3 made
     // v0001's model again: v0003, a copy between v0001 and the champion's
     // model, went when run 4 made v0004).
-    let (code, err) = fails(bin("models").args([
-        "--data",
-        data.to_str().unwrap(),
-        "promote",
-        "--model",
-        "csat",
-        "--version",
-        "v0042",
-    ]));
+    let (code, err) = fails(&mut promote_command(&data, "csat", "v0042"));
     assert_eq!(code, 1);
     assert!(
         err.contains("no such version of the csat model (kept: v0001, v0002, v0004)"),
@@ -338,10 +338,7 @@ fn retention_keeps_the_newest_versions_and_always_the_champion() {
             &["--only", "csat", "--promote", "never", "--keep", "2"],
         );
     }
-    let kept: Vec<String> = files(&data.join("models/versions/csat"))
-        .into_iter()
-        .filter(|f| f.ends_with("model.json"))
-        .collect();
+    let kept = kept(&data, "csat");
     assert_eq!(
         kept,
         ["v0001/model.json", "v0003/model.json", "v0004/model.json"],
@@ -375,10 +372,7 @@ fn retrains_on_unchanged_data_do_not_push_the_older_models_out() {
             &["--only", "csat", "--promote", "always", "--keep", "2"],
         );
     }
-    let kept: Vec<String> = files(&data.join("models/versions/csat"))
-        .into_iter()
-        .filter(|f| f.ends_with("model.json"))
-        .collect();
+    let kept = kept(&data, "csat");
     assert_eq!(
         kept,
         ["v0001/model.json", "v0002/model.json", "v0005/model.json"],
@@ -391,15 +385,7 @@ fn retrains_on_unchanged_data_do_not_push_the_older_models_out() {
     );
     let history = history::read(&data.join("reports/history.jsonl")).unwrap();
     assert_eq!(history.len(), 5, "every run is still in the history");
-    ok(bin("models").args([
-        "--data",
-        data.to_str().unwrap(),
-        "promote",
-        "--model",
-        "csat",
-        "--version",
-        "v0001",
-    ]));
+    ok(&mut promote_command(&data, "csat", "v0001"));
     assert_eq!(predict(&data, "csat", &input), before);
 }
 
