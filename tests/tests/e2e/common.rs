@@ -222,8 +222,6 @@ pub fn assert_models_trained(data: &Path) {
     }
 }
 
-/// The command `extract --source csv` on a folder of exports, with `extra`
-/// flags, for a test that expects it to fail.
 /// `models promote`: make `version` the champion of `model` (a rollback).
 pub fn promote_command(data: &Path, model: &str, version: &str) -> Command {
     let mut cmd = bin("models");
@@ -239,6 +237,8 @@ pub fn promote_command(data: &Path, model: &str, version: &str) -> Command {
     cmd
 }
 
+/// The command `extract --source csv` on a folder of exports, with `extra`
+/// flags, for a test that expects it to fail.
 pub fn extract_csv_command(data: &Path, exports: &Path, extra: &[&str]) -> Command {
     let mut cmd = bin("extract");
     cmd.args(["--data", data.to_str().unwrap()])
