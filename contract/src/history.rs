@@ -64,10 +64,58 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
-    /// A run id from its start: sortable, readable, unique per second.
-    pub fn id_at(started_at: DateTime<Utc>) -> String {
+    /// A run id from its start to the second: sortable and readable.
+    fn id_at(started_at: DateTime<Utc>) -> String {
         started_at.format("%Y%m%dT%H%M%SZ").to_string()
     }
+
+    /// The id of a run starting at `started_at`, unique among `taken` (the
+    /// ids already in the history): its start to the second, then `-2`,
+    /// `-3`, ... for later runs that started in the same second (a quick
+    /// train and a rollback), so every version's card names one history line.
+    pub fn unique_id<'a>(
+        started_at: DateTime<Utc>,
+        taken: impl IntoIterator<Item = &'a str>,
+    ) -> String {
+        let base = Self::id_at(started_at);
+        let mut same_second = 0;
+        for id in taken {
+            let suffix = id.strip_prefix(base.as_str());
+            if suffix.is_some_and(|s| s.is_empty() || s.starts_with('-')) {
+                same_second += 1;
+            }
+        }
+        match same_second {
+            0 => base,
+            n => format!("{base}-{}", n + 1),
+        }
+    }
+}
+
+/// The id for a run starting at `started_at` ([`RunRecord::unique_id`]
+/// against the history's lines). Call it holding the writer lock, so no
+/// other run takes the same id. A line that does not parse is not this
+/// function's to report (the report and status name it); it takes no id.
+pub fn new_run_id(layout: &Layout, started_at: DateTime<Utc>) -> Result<String, ContractError> {
+    #[derive(Deserialize)]
+    struct Id {
+        run_id: String,
+    }
+    let path = layout.history();
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(ContractError::io(&path, e)),
+    };
+    let ids: Vec<String> = text
+        .lines()
+        .filter_map(|line| serde_json::from_str::<Id>(line).ok())
+        .map(|id| id.run_id)
+        .collect();
+    Ok(RunRecord::unique_id(
+        started_at,
+        ids.iter().map(String::as_str),
+    ))
 }
 
 impl Layout {
@@ -123,4 +171,45 @@ pub fn append(
     text.push('\n');
     let staged = commit.file(&path)?;
     std::fs::write(&staged, text).map_err(|e| ContractError::io(&staged, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(s: &str) -> DateTime<Utc> {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn a_run_in_a_new_second_takes_the_second() {
+        let id = RunRecord::unique_id(at("2026-12-07T02:30:01.9Z"), ["20261207T023000Z"]);
+        assert_eq!(id, "20261207T023001Z");
+        assert_eq!(
+            RunRecord::unique_id(at("2026-12-07T02:30:01Z"), []),
+            "20261207T023001Z"
+        );
+    }
+
+    #[test]
+    fn runs_in_the_same_second_are_numbered_and_still_sort_in_order() {
+        let t = at("2026-12-07T02:30:00.5Z");
+        let mut taken = vec!["20261207T022959Z".to_string()];
+        for _ in 0..3 {
+            let id = RunRecord::unique_id(t, taken.iter().map(String::as_str));
+            taken.push(id);
+        }
+        assert_eq!(
+            taken,
+            [
+                "20261207T022959Z",
+                "20261207T023000Z",
+                "20261207T023000Z-2",
+                "20261207T023000Z-3"
+            ]
+        );
+        let mut sorted = taken.clone();
+        sorted.sort();
+        assert_eq!(sorted, taken);
+    }
 }

@@ -196,7 +196,7 @@ pub fn run(args: &Args) -> Result<()> {
     // Models, champions, insights and reports change together; a failing run changes nothing.
     let mut commit = Commit::begin(&layout, "train")?;
     let context = RunContext {
-        run_id: RunRecord::id_at(started_at),
+        run_id: history::new_run_id(&layout, started_at)?,
         extract: io::read_json_if_present(&layout.extract_report())?,
         validation: io::read_json_if_present(&layout.validation_report())?,
     };

@@ -114,7 +114,7 @@ fn promote(layout: &Layout, dataset: Dataset, version: Version) -> Result<()> {
         before.map_or("none".into(), |v| v.to_string())
     );
     let record = RunRecord {
-        run_id: RunRecord::id_at(started_at),
+        run_id: history::new_run_id(layout, started_at)?,
         event: RunEvent::Rollback,
         started_at,
         finished_at: Utc::now(),

@@ -389,6 +389,40 @@ fn retrains_on_unchanged_data_do_not_push_the_older_models_out() {
     assert_eq!(predict(&data, "csat", &input), before);
 }
 
+#[test]
+fn every_run_and_rollback_has_a_history_id_of_its_own() {
+    // Rollbacks a few milliseconds apart start in the same second; each
+    // still gets its own id, and each version's card names exactly one line.
+    let work = tempdir().unwrap();
+    let data = work.path().join("data");
+    for messy in [0.0, 0.02] {
+        run(
+            &data,
+            &exports(work.path(), 3000, messy),
+            "30",
+            &["--only", "csat", "--promote", "always"],
+        );
+    }
+    for version in ["v0001", "v0002", "v0001", "v0002", "v0001", "v0002"] {
+        ok(&mut promote_command(&data, "csat", version));
+    }
+    let history = history::read(&data.join("reports/history.jsonl")).unwrap();
+    assert_eq!(history.len(), 8);
+    let ids: Vec<&str> = history.iter().map(|r| r.run_id.as_str()).collect();
+    let distinct: HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!(distinct.len(), ids.len(), "{ids:?}");
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(sorted, ids, "ids sort in the order the runs happened");
+    for (i, version) in ["v0001", "v0002"].into_iter().enumerate() {
+        let card: serde_json::Value = serde_json::from_str(
+            &fs::read_to_string(version_dir(&data, "csat", version).join("model.json")).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(card["lineage"]["run_id"], ids[i], "{version}");
+    }
+}
+
 /// Rewrites a column of a simple CSV export (no quoted fields) row by row.
 fn edit_csv(path: &Path, edit: impl Fn(usize, &mut Vec<String>, &[&str])) {
     let text = fs::read_to_string(path).unwrap();
