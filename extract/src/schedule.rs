@@ -30,6 +30,20 @@ pub fn parse_every(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs(secs))
 }
 
+/// A period as `--every` takes it, to the minute once it is an hour or more
+/// (`15s`, `2m 30s`, `24h`, `25h 10m`).
+pub fn show_period(d: Duration) -> String {
+    let secs = d.as_secs();
+    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
+    match (h, m, s) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, 0) => format!("{m}m"),
+        (0, m, s) => format!("{m}m {s}s"),
+        (h, 0, _) => format!("{h}h"),
+        (h, m, _) => format!("{h}h {m}m"),
+    }
+}
+
 /// When to retrain: after `every` since the last training, or after `rows`
 /// rows collected since this process last retrained, whichever comes first.
 pub struct Retrain {
@@ -49,9 +63,9 @@ impl Retrain {
         let since = (chrono::Utc::now() - last).to_std().unwrap_or_default();
         if let Some(every) = self.every.filter(|e| since >= *e) {
             return Some(format!(
-                "{}h since the last training (every {}h)",
-                since.as_secs() / 3600,
-                every.as_secs() / 3600
+                "{} since the last training (every {})",
+                show_period(since),
+                show_period(every)
             ));
         }
         if let Some(rows) = self.rows.filter(|r| self.rows_since >= *r) {
@@ -92,7 +106,10 @@ pub fn every(period: Duration, mut run_once: impl FnMut() -> Result<String>) -> 
     let flag = stop.clone();
     ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
         .context("installing the Ctrl-C handler")?;
-    eprintln!("extract: collecting every {period:?}; Ctrl-C stops after the current run");
+    eprintln!(
+        "extract: collecting every {}; Ctrl-C stops after the current run",
+        show_period(period)
+    );
     while !stop.load(Ordering::SeqCst) {
         let started = Instant::now();
         let now = chrono::Utc::now().format("%Y-%m-%dT%H:%M:%SZ");
@@ -129,5 +146,18 @@ mod tests {
         assert!(parse_every("1").is_err());
         assert!(parse_every("0s").is_err());
         assert!(parse_every("2d").is_err());
+    }
+
+    #[test]
+    fn periods_are_shown_as_they_are_given() {
+        for given in ["30s", "15m", "1h", "24h"] {
+            assert_eq!(show_period(parse_every(given).unwrap()), given);
+        }
+        assert_eq!(show_period(Duration::from_secs(150)), "2m 30s");
+        assert_eq!(
+            show_period(Duration::from_secs(25 * 3600 + 10 * 60 + 7)),
+            "25h 10m"
+        );
+        assert_eq!(show_period(Duration::from_millis(400)), "0s");
     }
 }

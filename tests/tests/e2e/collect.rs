@@ -168,9 +168,17 @@ fn retention_drops_whole_parts_older_than_the_window_and_nothing_inside_it() {
     }
 }
 
-/// Starts `extract --every 1s` with a retrain rule; returns its stdout once
-/// `until` appears in it (or after a minute), then stops it with Ctrl-C.
-fn collect_until(data: &Path, exports: &Path, command: &str, until: &str, times: usize) -> String {
+/// Starts `extract --every 1s` with a retrain rule (`--retrain-rows 1`
+/// unless `rule` gives one); returns its stdout once `until` appears in it
+/// `times` times (or after a minute), then stops it with Ctrl-C.
+fn collect_until(
+    data: &Path,
+    exports: &Path,
+    command: &str,
+    rule: &[&str],
+    until: &str,
+    times: usize,
+) -> String {
     let log = data.with_extension("log");
     let mut child = bin("extract")
         .args([
@@ -181,15 +189,12 @@ fn collect_until(data: &Path, exports: &Path, command: &str, until: &str, times:
             "--input",
         ])
         .arg(exports)
-        .args([
-            "--incremental",
-            "--every",
-            "1s",
-            "--retrain-rows",
-            "1",
-            "--now",
-            NOW,
-        ])
+        .args(["--incremental", "--every", "1s", "--now", NOW])
+        .args(if rule.is_empty() {
+            &["--retrain-rows", "1"][..]
+        } else {
+            rule
+        })
         .args(["--retrain-command", command])
         .stdout(Stdio::from(fs::File::create(&log).unwrap()))
         .stderr(Stdio::null())
@@ -224,7 +229,7 @@ fn collection_retrains_when_due_and_logs_a_failed_retrain() {
         "{b}/transform --data {d} && {b}/validate --data {d} --now {NOW} && {b}/train --data {d}",
         b = b.display()
     );
-    let log = collect_until(&data, &exports, &retrain, "retrain not due", 1);
+    let log = collect_until(&data, &exports, &retrain, &[], "retrain not due", 1);
     let lines: Vec<&str> = log.lines().filter(|l| l.contains(" ok in ")).collect();
     assert!(lines.len() >= 2, "{log}");
     assert!(
@@ -241,9 +246,24 @@ fn collection_retrains_when_due_and_logs_a_failed_retrain() {
         Path::new("versions/csat/v0001")
     );
 
+    // Once the last training is older than --retrain-every, the next cycle
+    // retrains, and says why in the units it was given.
+    let log = collect_until(
+        &data,
+        &exports,
+        &retrain,
+        &["--retrain-every", "2s"],
+        "since the last training",
+        1,
+    );
+    assert!(
+        log.contains("s since the last training (every 2s)) in "),
+        "{log}"
+    );
+
     // A retrain that fails is logged, and the next cycle runs.
     let data2 = work.path().join("data2");
-    let log = collect_until(&data2, &exports, "exit 7", "FAILED", 2);
+    let log = collect_until(&data2, &exports, "exit 7", &[], "FAILED", 2);
     assert_eq!(log.matches("FAILED").count(), 2, "{log}");
     assert!(
         log.contains("retrain (no model trained yet) FAILED"),
