@@ -35,7 +35,7 @@ pub struct Args {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
     /// Spread created_at over this many days, ending at --now.
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(0..=contract::timestamp::MAX_DAYS))]
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=contract::timestamp::MAX_DAYS))]
     pub days: u32,
     /// End of the time window (RFC 3339 or YYYY-MM-DD); default: the current time.
     #[arg(long, value_parser = contract::timestamp::parse_arg)]

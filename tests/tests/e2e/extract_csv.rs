@@ -138,7 +138,7 @@ fn days_window_and_limit_are_counted() {
 /// A window of no days, or a limit of no rows, would keep nothing and
 /// replace the raw tables with nothing (retention of no days would drop all
 /// but the newest part; no attempts would never ask): each is refused before
-/// anything is read, naming the flag. `make`'s `DAYS=` (empty) takes every
+/// anything is read, naming the flag (synth too). `make`'s `DAYS=` (empty) takes every
 /// row instead, however old.
 #[test]
 fn zero_windows_and_counts_are_refused_and_an_empty_days_takes_every_row() {
@@ -161,6 +161,17 @@ fn zero_windows_and_counts_are_refused_and_an_empty_days_takes_every_row() {
         );
         assert!(!data.path().join("raw").exists(), "{flag} 0 wrote raw/");
     }
+    // synth, the source when no database is set, refuses no days too, so
+    // `make pipeline DAYS=0` fails the same way whatever the source.
+    let data = tempdir().unwrap();
+    let (code, err) =
+        fails(bin("synth").args(["--data", data.path().to_str().unwrap(), "--days", "0"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("0 is not in 1..=36600"), "{err}");
+    assert!(
+        !data.path().join("raw").exists(),
+        "synth --days 0 wrote raw/"
+    );
     // The fixtures' rows are from December 2025: none within the default 30
     // days of now, all of them with DAYS= (empty).
     for (days, written) in [("DAYS=", 3), ("DAYS=30", 0)] {
