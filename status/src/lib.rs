@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use clap::Parser;
 use contract::columns::{CREATED_AT, SOURCE, TIMESTAMP};
 use contract::drift::{DriftLevel, DriftReport};
-use contract::history::RunEvent;
+use contract::history::{RunEvent, RunRecord};
 use contract::registry::{self, CardSummary};
 use contract::reports::{ExtractReport, TrainingReport, ValidationReport};
 use contract::{ContractError, Dataset, Layout, RawTable, commit, history, io};
@@ -373,7 +373,15 @@ fn runs(layout: &Layout, errors: &mut Vec<String>) {
         records.len(),
         layout.history().display()
     );
-    for r in records.iter().rev().take(SHOWN) {
+    let shown: Vec<&RunRecord> = records.iter().rev().take(SHOWN).collect();
+    // Ids of runs in the same second carry a suffix (-2): pad to the longest.
+    let id_width = shown.iter().map(|r| r.run_id.len()).max().unwrap_or(0);
+    let source_width = shown
+        .iter()
+        .map(|r| r.source.as_deref().unwrap_or("-").len())
+        .max()
+        .unwrap_or(0);
+    for r in shown {
         let models: Vec<String> = r
             .models
             .iter()
@@ -390,7 +398,7 @@ fn runs(layout: &Layout, errors: &mut Vec<String>) {
             .collect();
         let rows: usize = r.datasets.values().map(|d| d.clean).sum();
         println!(
-            "  {}  {:<9} {}  clean rows {rows}  {}",
+            "  {:<id_width$}  {:<9} {:<source_width$}  clean rows {rows}  {}",
             r.run_id,
             match r.event {
                 RunEvent::Train => "train",

@@ -421,6 +421,30 @@ fn every_run_and_rollback_has_a_history_id_of_its_own() {
         .unwrap();
         assert_eq!(card["lineage"]["run_id"], ids[i], "{version}");
     }
+    // status lines the last runs up, suffixed ids or not (the last two lines
+    // given ids of one second, so the shown ids differ in length whatever the
+    // timing above).
+    let path = data.join("reports/history.jsonl");
+    let mut lines: Vec<serde_json::Value> = fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let n = lines.len();
+    lines[n - 2]["run_id"] = "20991231T235959Z".into();
+    lines[n - 1]["run_id"] = "20991231T235959Z-2".into();
+    let text: String = lines.iter().map(|l| format!("{l}\n")).collect();
+    fs::write(&path, text).unwrap();
+    let status = stdout(&stage("status", &data, &[]));
+    let runs: Vec<&str> = status
+        .lines()
+        .skip_while(|l| !l.starts_with("last runs"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    assert_eq!(runs.len(), 5, "{status}");
+    let columns: HashSet<usize> = runs.iter().map(|l| l.find(" rollback ").unwrap()).collect();
+    assert_eq!(columns.len(), 1, "{status}");
 }
 
 /// Rewrites a column of a simple CSV export (no quoted fields) row by row.
