@@ -73,6 +73,7 @@ impl RunRecord {
     /// ids already in the history): its start to the second, then `-2`,
     /// `-3`, ... for later runs that started in the same second (a quick
     /// train and a rollback), so every version's card names one history line.
+    /// Ids sort in run order up to nine runs in one second.
     pub fn unique_id<'a>(
         started_at: DateTime<Utc>,
         taken: impl IntoIterator<Item = &'a str>,
