@@ -279,7 +279,8 @@ impl Client {
         let attempts = self.retry.attempts;
         if attempt >= attempts {
             bail!(
-                "{table}: Supabase answered {status} {attempts} times; giving up ({})",
+                "{table}: Supabase answered {status} {}; giving up ({})",
+                times(attempts),
                 postgrest_message(response)
             );
         }
@@ -296,8 +297,9 @@ impl Client {
             let secs = self.retry.request_timeout.as_secs();
             if attempt >= attempts {
                 bail!(
-                    "{table}: Supabase at {} did not answer within {secs} s (--request-timeout), {attempts} times; giving up",
-                    self.base
+                    "{table}: Supabase at {} did not answer within {secs} s (--request-timeout), {}; giving up",
+                    self.base,
+                    times(attempts)
                 );
             }
             eprintln!(
@@ -307,8 +309,12 @@ impl Client {
         }
         if attempt >= attempts {
             return Err(anyhow!(e.without_url())).context(format!(
-                "{table}: cannot reach Supabase at {} after {attempts} attempts",
-                self.base
+                "{table}: cannot reach Supabase at {} after {}",
+                self.base,
+                match attempts {
+                    1 => "1 attempt".to_string(),
+                    n => format!("{n} attempts"),
+                }
             ));
         }
         eprintln!(
@@ -357,5 +363,13 @@ fn postgrest_text(response: Response) -> String {
                 one_line.chars().take(200).collect()
             }
         }
+    }
+}
+
+/// "once", "2 times", ...: how often an answer came, for error lines.
+fn times(n: u32) -> String {
+    match n {
+        1 => "once".into(),
+        n => format!("{n} times"),
     }
 }

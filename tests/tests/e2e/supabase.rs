@@ -314,6 +314,28 @@ fn gives_up_after_bounded_retries() {
         ),
         "{err}"
     );
+    // One attempt is said as one, answered or not.
+    let (_, err) = fails(&mut extract(&s, data.path(), KEY, &["--retries", "1"]));
+    assert!(
+        err.contains("Supabase answered 503 Service Unavailable once; giving up"),
+        "{err}"
+    );
+    let (_, err) = fails(
+        bin("extract")
+            .args([
+                "--data",
+                data.path().to_str().unwrap(),
+                "--source",
+                "supabase",
+            ])
+            .args(["--retries", "1"])
+            .env("SUPABASE_URL", "http://127.0.0.1:9")
+            .env("SUPABASE_KEY", KEY),
+    );
+    assert!(
+        err.contains("cannot reach Supabase at http://127.0.0.1:9 after 1 attempt:"),
+        "{err}"
+    );
 }
 
 #[test]
