@@ -73,19 +73,19 @@ fn server() -> FakePostgrest {
     s
 }
 
-fn extract(server: &FakePostgrest, data: &Path, key: &str, extra: &[&str]) -> Command {
+/// `extract --source supabase` into `data` from `url`; the key is the caller's.
+fn extract_from(url: &str, data: &Path) -> Command {
     let mut cmd = bin("extract");
-    cmd.args([
-        "--data",
-        data.to_str().unwrap(),
-        "--source",
-        "supabase",
-        "--retry-base-ms",
-        "10",
-    ])
-    .args(extra)
-    .env("SUPABASE_URL", &server.url)
-    .env("SUPABASE_KEY", key);
+    cmd.args(["--data", data.to_str().unwrap(), "--source", "supabase"])
+        .env("SUPABASE_URL", url);
+    cmd
+}
+
+fn extract(server: &FakePostgrest, data: &Path, key: &str, extra: &[&str]) -> Command {
+    let mut cmd = extract_from(&server.url, data);
+    cmd.args(["--retry-base-ms", "10"])
+        .args(extra)
+        .env("SUPABASE_KEY", key);
     cmd
 }
 
@@ -321,15 +321,8 @@ fn gives_up_after_bounded_retries() {
         "{err}"
     );
     let (_, err) = fails(
-        bin("extract")
-            .args([
-                "--data",
-                data.path().to_str().unwrap(),
-                "--source",
-                "supabase",
-            ])
+        extract_from("http://127.0.0.1:9", data.path())
             .args(["--retries", "1"])
-            .env("SUPABASE_URL", "http://127.0.0.1:9")
             .env("SUPABASE_KEY", KEY),
     );
     assert!(
@@ -565,15 +558,7 @@ fn a_refused_publishable_key_explains_row_level_security() {
     s.state.lock().unwrap().key = "sb_publishable_right".into();
     let data = tempdir().unwrap();
     let (code, err) = fails(
-        bin("extract")
-            .args([
-                "--data",
-                data.path().to_str().unwrap(),
-                "--source",
-                "supabase",
-            ])
-            .env("SUPABASE_URL", &s.url)
-            .env("SUPABASE_PUBLISHABLE_KEY", "sb_publishable_wrong"),
+        extract_from(&s.url, data.path()).env("SUPABASE_PUBLISHABLE_KEY", "sb_publishable_wrong"),
     );
     assert_eq!(code, 1);
     let last = err.lines().last().unwrap_or_default();
