@@ -26,7 +26,10 @@ OURS_PORT=${OURS_PORT:-18080}
 PY_PORT=${PY_PORT:-18081}
 mkdir -p "$WORK"
 pids=()
-trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+# The services stop when the run ends or fails; in a temp folder of our own,
+# the trained data folder goes too (the logs and wrk/hey outputs stay).
+trap 'for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+      if [[ -z "${BENCH_DATA:-}" ]]; then rm -rf "$WORK/data"; echo "bench: logs in $WORK" >&2; fi' EXIT
 
 if [[ ! -e "$WORK/data/models/csat" ]]; then
     echo "bench: training on $ROWS synthetic rows per table in $WORK/data" >&2
