@@ -102,13 +102,7 @@ pub fn new_run_id(layout: &Layout, started_at: DateTime<Utc>) -> Result<String, 
     struct Id {
         run_id: String,
     }
-    let path = layout.history();
-    let text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(ContractError::io(&path, e)),
-    };
-    let ids: Vec<String> = text
+    let ids: Vec<String> = text(&layout.history())?
         .lines()
         .filter_map(|line| serde_json::from_str::<Id>(line).ok())
         .map(|id| id.run_id)
@@ -129,14 +123,19 @@ impl Layout {
     }
 }
 
+/// The history's text; empty when there is no file yet.
+fn text(path: &Path) -> Result<String, ContractError> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
+        Err(e) => Err(ContractError::io(path, e)),
+    }
+}
+
 /// Every line of the history, oldest first; none when there is no file yet.
 pub fn read(path: &Path) -> Result<Vec<RunRecord>, ContractError> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(ContractError::io(path, e)),
-    };
-    text.lines()
+    text(path)?
+        .lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
         .map(|(i, line)| {
@@ -156,11 +155,7 @@ pub fn append(
     record: &RunRecord,
 ) -> Result<(), ContractError> {
     let path = layout.history();
-    let mut text = match std::fs::read_to_string(&path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(ContractError::io(&path, e)),
-    };
+    let mut text = text(&path)?;
     if !text.is_empty() && !text.ends_with('\n') {
         text.push('\n');
     }
