@@ -47,6 +47,27 @@ pub struct RunModel {
     pub champion_rmse: Option<f64>,
 }
 
+impl RunModel {
+    /// What the run did with this model, in a few words: `promoted v0003`,
+    /// `kept v0004`, `skipped`; for a version made champion by hand,
+    /// `rolled back to v0001 (was v0002)` or `rolled forward to v0003 (was
+    /// v0002)`, by the version numbers.
+    pub fn outcome(&self, event: RunEvent) -> String {
+        let Some(version) = self.version else {
+            return "skipped".into();
+        };
+        match (event, self.champion) {
+            (RunEvent::Rollback, Some(before)) => format!(
+                "rolled {} to {version} (was {before})",
+                if version < before { "back" } else { "forward" }
+            ),
+            (RunEvent::Rollback, None) => format!("made champion {version}"),
+            (RunEvent::Train, _) if self.promoted => format!("promoted {version}"),
+            (RunEvent::Train, _) => format!("kept {version}"),
+        }
+    }
+}
+
 /// One line of history.jsonl.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
@@ -175,6 +196,41 @@ mod tests {
 
     fn at(s: &str) -> DateTime<Utc> {
         s.parse().unwrap()
+    }
+
+    #[test]
+    fn an_outcome_says_which_way_a_version_made_champion_by_hand_went() {
+        let v = |s: &str| s.parse::<Version>().unwrap();
+        let by_hand = |version: &str, before: Option<&str>| RunModel {
+            version: Some(v(version)),
+            promoted: true,
+            champion: before.map(v),
+            ..Default::default()
+        };
+        let rollback = RunEvent::Rollback;
+        assert_eq!(
+            by_hand("v0001", Some("v0002")).outcome(rollback),
+            "rolled back to v0001 (was v0002)"
+        );
+        assert_eq!(
+            by_hand("v0003", Some("v0002")).outcome(rollback),
+            "rolled forward to v0003 (was v0002)"
+        );
+        assert_eq!(
+            by_hand("v0001", None).outcome(rollback),
+            "made champion v0001"
+        );
+        let train = RunEvent::Train;
+        assert_eq!(
+            by_hand("v0004", Some("v0003")).outcome(train),
+            "promoted v0004"
+        );
+        let kept = RunModel {
+            promoted: false,
+            ..by_hand("v0004", Some("v0003"))
+        };
+        assert_eq!(kept.outcome(train), "kept v0004");
+        assert_eq!(RunModel::default().outcome(train), "skipped");
     }
 
     #[test]

@@ -385,16 +385,7 @@ fn runs(layout: &Layout, errors: &mut Vec<String>) {
         let models: Vec<String> = r
             .models
             .iter()
-            .map(|(name, m)| {
-                let v = m.version.map_or("-".into(), |v| v.to_string());
-                let verdict = match (r.event, m.version, m.promoted) {
-                    (RunEvent::Rollback, ..) => "rolled back to",
-                    (_, None, _) => "skipped",
-                    (_, Some(_), true) => "promoted",
-                    (_, Some(_), false) => "kept",
-                };
-                format!("{name} {verdict} {v}")
-            })
+            .map(|(name, m)| format!("{name} {}", m.outcome(r.event)))
             .collect();
         let rows: usize = r.datasets.values().map(|d| d.clean).sum();
         println!(

@@ -445,6 +445,23 @@ fn every_run_and_rollback_has_a_history_id_of_its_own() {
     assert_eq!(runs.len(), 5, "{status}");
     let columns: HashSet<usize> = runs.iter().map(|l| l.find(" rollback ").unwrap()).collect();
     assert_eq!(columns.len(), 1, "{status}");
+    // Each says which way the champion went: the promotes alternated v0001
+    // and v0002, ending on v0002.
+    assert!(
+        runs[0].ends_with("csat rolled forward to v0002 (was v0001)"),
+        "{status}"
+    );
+    assert!(
+        runs[1].ends_with("csat rolled back to v0001 (was v0002)"),
+        "{status}"
+    );
+    stage("report", &data, &[]);
+    let html = fs::read_to_string(data.join("reports/report.html")).unwrap();
+    assert!(
+        html.contains("csat rolled forward to v0002 (was v0001)")
+            && html.contains("csat rolled back to v0001 (was v0002)"),
+        "the report's runs table"
+    );
 }
 
 /// Rewrites a column of a simple CSV export (no quoted fields) row by row.
