@@ -81,13 +81,13 @@ pub fn to_data(dataset: Dataset, rows: &[Map<String, Value>]) -> Result<Data, Ro
                 && value.is_finite()
                 && !(min..=max).contains(&value)
             {
-                let upper = if max == f64::MAX {
-                    "no upper bound".to_string()
+                let range = if max == f64::MAX {
+                    format!("{min} or more")
                 } else {
-                    format!("{max}")
+                    format!("{min} to {max}")
                 };
                 return Err(RowError(format!(
-                    "rows[{i}].{name}: {value} is outside the range the {dataset} model was trained on ({min} to {upper})"
+                    "rows[{i}].{name}: {value} is outside the range the {dataset} model was trained on ({range})"
                 )));
             }
             column.push(value);
@@ -160,7 +160,7 @@ mod tests {
             .contains("rows[1].quality_score: 1.5 is outside"));
         assert!(
             err(json!([{"provider": "p", "model": "m", "response_time_ms": -1}]))
-                .contains("no upper bound")
+                .contains("response_time_ms: -1 is outside the range the csat model was trained on (0 or more)")
         );
     }
 }
