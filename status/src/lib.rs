@@ -315,7 +315,7 @@ fn drift(layout: &Layout, errors: &mut Vec<String>) {
         return;
     };
     println!(
-        "drift against the champions ({})",
+        "drift at the last training, against the champions then ({})",
         layout.drift_report().display()
     );
     for (name, d) in &report.datasets {

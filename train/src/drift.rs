@@ -122,11 +122,20 @@ pub fn against_champion(
         note: Some(note),
         ..DatasetDrift::default()
     };
-    let Champion::Loaded { version, .. } = champion else {
-        return Ok(note(
-            champion.version(),
-            "no champion to compare with yet".into(),
-        ));
+    let version = match champion {
+        Champion::Loaded { version, .. } => version,
+        Champion::None => {
+            return Ok(note(
+                None,
+                "first training: no earlier champion to compare with".into(),
+            ));
+        }
+        Champion::Unreadable { version, .. } => {
+            return Ok(note(
+                Some(*version),
+                format!("champion {version} cannot be loaded, so nothing to compare with"),
+            ));
+        }
     };
     let path = layout.version_dir(dataset, *version).join(files::PROFILE);
     Ok(match io::read_json_if_present::<Profile>(&path)? {

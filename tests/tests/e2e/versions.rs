@@ -464,6 +464,47 @@ fn every_run_and_rollback_has_a_history_id_of_its_own() {
     );
 }
 
+#[test]
+fn a_champion_that_cannot_be_loaded_is_replaced_on_its_baselines() {
+    // A champion whose model file was cut short (a bad copy, a full disk
+    // outside our commits): the next run cannot score it, so the gate judges
+    // the new version on its baselines alone, and drift says why it has
+    // nothing to compare with.
+    let work = tempdir().unwrap();
+    let data = work.path().join("data");
+    let exports = exports(work.path(), 3000, 0.0);
+    run(&data, &exports, "30", &["--only", "csat"]);
+    assert_eq!(champion(&data, "csat"), "v0001");
+    let status = stdout(&stage("status", &data, &[]));
+    assert!(
+        status.contains("csat         first training: no earlier champion to compare with"),
+        "{status}"
+    );
+    let model = version_dir(&data, "csat", "v0001").join("lightgbm.txt");
+    let text = fs::read_to_string(&model).unwrap();
+    fs::write(&model, &text[..text.len() / 3]).unwrap();
+
+    let said = stdout(&stage("train", &data, &["--seed", "3", "--only", "csat"]));
+    assert!(
+        said.contains("csat v0002 promoted to champion: champion v0001 cannot be loaded (")
+            && said.contains("judged on baselines"),
+        "{said}"
+    );
+    assert_eq!(champion(&data, "csat"), "v0002");
+    let drift: DriftReport =
+        serde_json::from_str(&fs::read_to_string(data.join("reports/drift.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        drift.datasets["csat"].note.as_deref(),
+        Some("champion v0001 cannot be loaded, so nothing to compare with")
+    );
+    let status = stdout(&stage("status", &data, &[]));
+    assert!(
+        status.contains("csat         champion v0001 cannot be loaded, so nothing to compare with"),
+        "{status}"
+    );
+}
+
 /// Rewrites a column of a simple CSV export (no quoted fields) row by row.
 fn edit_csv(path: &Path, edit: impl Fn(usize, &mut Vec<String>, &[&str])) {
     let text = fs::read_to_string(path).unwrap();
@@ -487,12 +528,9 @@ fn an_unseen_provider_a_shifted_feature_and_a_reject_jump_are_flagged() {
     let drift: DriftReport =
         serde_json::from_str(&fs::read_to_string(data.join("reports/drift.json")).unwrap())
             .unwrap();
-    assert!(
-        drift.datasets["csat"]
-            .note
-            .as_deref()
-            .unwrap()
-            .contains("no champion")
+    assert_eq!(
+        drift.datasets["csat"].note.as_deref(),
+        Some("first training: no earlier champion to compare with")
     );
 
     // The same game a month on: a third of the A/B rows from a new provider,
