@@ -249,7 +249,20 @@ impl Browser {
 }
 
 impl Drop for Browser {
+    /// Asks Chromium to close, so it removes the singleton folder it keeps in
+    /// /tmp (`org.chromium.Chromium.*`: killed, it left two per test run);
+    /// kills it when it has not gone within 10 s.
     fn drop(&mut self) {
+        self.next_id += 1;
+        let close = json!({"id": self.next_id, "method": "Browser.close"});
+        let _ = self.ws.send(Message::text(close.to_string()));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
