@@ -51,6 +51,10 @@ fn training(data: &Path) -> TrainingReport {
     serde_json::from_str(&fs::read_to_string(data.join("reports/training.json")).unwrap()).unwrap()
 }
 
+fn drift_report(data: &Path) -> DriftReport {
+    serde_json::from_str(&fs::read_to_string(data.join("reports/drift.json")).unwrap()).unwrap()
+}
+
 fn promoted(data: &Path, model: &str) -> bool {
     training(data).models[model]
         .promotion
@@ -491,9 +495,7 @@ fn a_champion_that_cannot_be_loaded_is_replaced_on_its_baselines() {
         "{said}"
     );
     assert_eq!(champion(&data, "csat"), "v0002");
-    let drift: DriftReport =
-        serde_json::from_str(&fs::read_to_string(data.join("reports/drift.json")).unwrap())
-            .unwrap();
+    let drift = drift_report(&data);
     assert_eq!(
         drift.datasets["csat"].note.as_deref(),
         Some("champion v0001 cannot be loaded, so nothing to compare with")
@@ -525,9 +527,7 @@ fn an_unseen_provider_a_shifted_feature_and_a_reject_jump_are_flagged() {
     let work = tempdir().unwrap();
     let data = work.path().join("data");
     run(&data, &exports(work.path(), 3000, 0.0), "30", &[]);
-    let drift: DriftReport =
-        serde_json::from_str(&fs::read_to_string(data.join("reports/drift.json")).unwrap())
-            .unwrap();
+    let drift = drift_report(&data);
     assert_eq!(
         drift.datasets["csat"].note.as_deref(),
         Some("first training: no earlier champion to compare with")
@@ -546,9 +546,7 @@ fn an_unseen_provider_a_shifted_feature_and_a_reject_jump_are_flagged() {
         }
     });
     let out = run(&data, &moved, "30", &[]);
-    let drift: DriftReport =
-        serde_json::from_str(&fs::read_to_string(data.join("reports/drift.json")).unwrap())
-            .unwrap();
+    let drift = drift_report(&data);
     let perf = &drift.datasets["performance"];
     assert_eq!(
         perf.champion.map(|v| v.to_string()).as_deref(),
