@@ -18,18 +18,32 @@ export class GmModels {
     this.timeoutMs = timeoutMs;
   }
 
+  // Every failure is one Error whose message starts `serve METHOD PATH:` and
+  // says what happened: no answer in time, no connection, an error answer
+  // (serve names the problem in `error`), or an answer that is not JSON (a
+  // proxy's error page).
   async #call(method, path, body) {
-    const response = await fetch(this.baseUrl + path, {
-      method,
-      headers: this.headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(this.timeoutMs),
-    });
-    const json = await response.json();
-    if (!response.ok) {
-      // Every error answer names the problem in `error`.
-      throw new Error(`serve ${method} ${path}: ${response.status} ${json.error}`);
+    const what = `serve ${method} ${path}`;
+    let response, text;
+    try {
+      response = await fetch(this.baseUrl + path, {
+        method,
+        headers: this.headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        signal: AbortSignal.timeout(this.timeoutMs),
+      });
+      text = await response.text();
+    } catch (e) {
+      if (e.name === "TimeoutError") throw new Error(`${what}: no answer within ${this.timeoutMs} ms`);
+      throw new Error(`${what}: cannot reach ${this.baseUrl}: ${e.cause?.code ?? e.cause?.message ?? e.message}`);
     }
+    let json;
+    try {
+      json = JSON.parse(text);
+    } catch {
+      throw new Error(`${what}: ${response.status}, an answer that is not JSON: ${text.slice(0, 120)}`);
+    }
+    if (!response.ok) throw new Error(`${what}: ${response.status} ${json.error}`);
     return json;
   }
 

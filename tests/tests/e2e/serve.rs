@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -667,4 +667,71 @@ fn the_node_example_client_gets_predictions() {
         "{text}"
     );
     assert!(text.contains("optimal quality range:"), "{text}");
+    assert!(
+        text.contains("a bad request is refused: serve POST /v1/predict/csat: 422 rows[0]: `provider` is required by the csat model and is missing"),
+        "{text}"
+    );
+}
+
+/// What the game master sees when serve cannot answer: one error naming the
+/// route and what happened, whether nothing listens, nothing answers in
+/// time, or something else (a proxy) answers with a page that is not JSON.
+#[test]
+fn the_node_example_client_names_what_went_wrong() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let closed_port = closed.local_addr().unwrap().port();
+    drop(closed);
+    // Listens but never accepts: the request waits for an answer.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy_port = proxy.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let (mut stream, _) = proxy.accept().unwrap();
+        let _ = stream.read(&mut [0u8; 4096]);
+        let page = "<html>502 Bad Gateway</html>";
+        let _ = write!(
+            stream,
+            "HTTP/1.1 502 Bad Gateway\r\nContent-Type: text/html\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{page}",
+            page.len()
+        );
+    });
+    let client = Path::new(env!("CARGO_MANIFEST_DIR")).join("../serve/examples/node/client.mjs");
+    let script = format!(
+        "import {{ GmModels }} from {:?};\n\
+         for (const url of process.argv.slice(1)) {{\n\
+           try {{ await new GmModels(url, {{ timeoutMs: 500 }}).models(); console.log('answered'); }}\n\
+           catch (e) {{ console.log(e.message); }}\n\
+         }}",
+        format!("file://{}", client.canonicalize().unwrap().display())
+    );
+    let urls = [
+        format!("http://127.0.0.1:{closed_port}"),
+        format!("http://{}", silent.local_addr().unwrap()),
+        format!("http://127.0.0.1:{proxy_port}"),
+    ];
+    let out = Command::new("node")
+        .args(["--input-type=module", "-e", &script, "--"])
+        .args(&urls)
+        .output()
+        .expect("node is needed for this test (apt-get install nodejs; .ci/run installs it)");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            format!(
+                "serve GET /v1/models: cannot reach {}: ECONNREFUSED",
+                urls[0]
+            ),
+            "serve GET /v1/models: no answer within 500 ms".to_string(),
+            "serve GET /v1/models: 502, an answer that is not JSON: <html>502 Bad Gateway</html>"
+                .to_string(),
+        ],
+        "{text}"
+    );
 }
