@@ -7,7 +7,8 @@
 //! mixes versions within a request. A watcher thread looks at the champion
 //! links every `--reload-every`; a new champion is loaded beside the old one
 //! and swapped in one step, and one that cannot load is refused: the service
-//! keeps what it has and says so in its log and in `/readyz`.
+//! keeps what it has and says so in its log and in `/readyz`, as it does
+//! when the champion goes from disk.
 //!
 //! LightGBM's booster is a raw handle, neither `Send` nor `Sync`, so each
 //! worker thread keeps its own booster per served version ([`with_fitted`]),
@@ -165,13 +166,27 @@ impl Live {
         let slot = &self.slots[index(dataset)];
         let link = self.layout.model_dir(dataset);
         let Some(id) = identity(&link) else {
-            if slot.served.read().ok()?.is_none() {
+            let Some(served) = self.current(dataset) else {
                 slot.note.write().ok()?.missing = Some(format!(
                     "{}: no model here yet; run `make train`",
                     link.display()
                 ));
-            }
-            return None;
+                return None;
+            };
+            // The champion went from disk (the data folder removed or moved):
+            // keep answering with what is loaded, and say so once. Forgetting
+            // what was seen loads it again should it come back.
+            slot.seen.write().ok()?.take()?;
+            slot.note.write().ok()?.refused = Some(format!(
+                "{}: no champion on disk any more; still serving {}",
+                link.display(),
+                served.label()
+            ));
+            return Some(format!(
+                "serve: {dataset}: the champion on disk is gone ({}), still serving {}",
+                link.display(),
+                served.label()
+            ));
         };
         if slot.seen.read().ok()?.as_ref() == Some(&id) {
             return None;
@@ -184,6 +199,11 @@ impl Live {
         match load(dataset, &id.dir, generation) {
             Ok(served) => {
                 let line = match &current {
+                    Some(old) if old.dir == served.dir => format!(
+                        "serve: {dataset}: serving {} again, from {}",
+                        served.label(),
+                        served.dir.display()
+                    ),
                     Some(old) => format!(
                         "serve: {dataset}: now serving {} (was {})",
                         served.label(),

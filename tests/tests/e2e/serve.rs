@@ -466,6 +466,31 @@ fn serve_follows_the_champion_without_mixing_versions_and_refuses_a_broken_one()
     let (_, body) = post(&server, "csat", &json!({ "rows": rows }));
     assert_eq!(predictions(&body), v1);
     assert!(get(&server, "/readyz").1["models"]["csat"]["refused"].is_null());
+
+    // The champion gone from disk (the data folder moved or removed): the
+    // service keeps answering with what it has, and says so, once.
+    let target = fs::read_link(&link).unwrap();
+    fs::remove_file(&link).unwrap();
+    server.wait_log("csat: the champion on disk is gone (");
+    let (status, ready) = get(&server, "/readyz");
+    assert_eq!(status, 200, "{ready}");
+    let csat = &ready["models"]["csat"];
+    assert_eq!(csat["version"], "v0001", "{ready}");
+    assert!(
+        csat["refused"]
+            .as_str()
+            .unwrap()
+            .ends_with("no champion on disk any more; still serving v0001"),
+        "{ready}"
+    );
+    let (_, body) = post(&server, "csat", &json!({ "rows": rows }));
+    assert_eq!(predictions(&body), v1);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(server.log().matches("champion on disk is gone").count(), 1);
+    // Back again: loaded again, and the note goes.
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    server.wait_log("csat: serving v0001 again, from ");
+    assert!(get(&server, "/readyz").1["models"]["csat"]["refused"].is_null());
 }
 
 /// What a version predicts for `rows`, through `predict` on a file of them.
