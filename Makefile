@@ -1,7 +1,13 @@
 # Entry points: `make pipeline` runs the data pipeline, `make test` the tests.
 include pipeline.mk
 
-.PHONY: test check fmt clippy bench bench-scale bench-serve bench-db soak
+.PHONY: help test check fmt clippy bench bench-scale bench-serve bench-db soak
+
+## help: these lines
+help:
+	@awk '!/^#/ { exit } { print substr($$0, 2) }' pipeline.mk
+	@echo
+	@awk '/^## [a-z][a-z /-]*: /{ print "  " substr($$0, 4); next } /^## /{ print "      " substr($$0, 4) }' pipeline.mk Makefile
 
 ## test: the whole suite (starts a throwaway PostgreSQL when one is installed)
 test: build

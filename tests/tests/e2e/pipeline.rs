@@ -103,3 +103,47 @@ fn a_stage_run_too_early_names_the_missing_file_and_the_stage_to_run() {
         "nothing but hidden state: {left:?}"
     );
 }
+
+/// `make help` names every target a user may type, each once.
+#[test]
+fn make_help_names_every_target() {
+    let out = ok(make().arg("help"));
+    let text = stdout(&out);
+    let described: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("  ")?.split_once(": ").map(|(t, _)| t))
+        .filter(|t| !t.starts_with(' '))
+        .collect();
+    for target in [
+        "pipeline",
+        "build",
+        "models",
+        "rollback",
+        "report",
+        "status",
+        "collect",
+        "retrain",
+        "serve",
+        "predict",
+        "clean-data",
+        "help",
+        "test",
+        "check",
+        "bench",
+        "bench-scale",
+        "bench-db",
+        "bench-serve",
+        "soak",
+    ] {
+        assert_eq!(
+            described.iter().filter(|t| **t == target).count(),
+            1,
+            "{target} in:\n{text}"
+        );
+    }
+    assert!(
+        text.contains("extract / transform / validate / train: run one stage now"),
+        "{text}"
+    );
+    assert!(text.contains("make pipeline [DAYS=30|DAYS=]"), "{text}");
+}
