@@ -104,11 +104,15 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         .map_err(anyhow::Error::from)
         .with_context(|| format!("adding {name}"))?;
     write(&mut out, &args.output)?;
+    // Which version answered: the champion link resolves when predict runs.
+    let model = match card.version {
+        Some(v) => format!("{} {v}", card.model),
+        None => format!("{} model", card.model),
+    };
     println!(
-        "predict: {} rows -> {} ({name}, {} model, {})",
+        "predict: {} rows -> {} ({name}, {model}, {})",
         out.height(),
         args.output.display(),
-        card.model,
         card.algorithm.name()
     );
     Ok(())

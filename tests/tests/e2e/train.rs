@@ -124,14 +124,23 @@ fn predict_csv(data: &Path, model: &str, rows: &mut DataFrame) -> String {
     let mut f = fs::File::create(&input).unwrap();
     CsvWriter::new(&mut f).finish(rows).unwrap();
     let out = data.join("out.csv");
-    ok(bin("predict").args([
+    let said = stdout(&ok(bin("predict").args([
         "--model",
         data.join("models").join(model).to_str().unwrap(),
         "--input",
         input.to_str().unwrap(),
         "--output",
         out.to_str().unwrap(),
-    ]));
+    ])));
+    // It names the version that answered, the champion when it ran.
+    assert!(
+        said.contains(&format!(
+            "rows -> {} (predicted_{}, {model} v0001, ",
+            out.display(),
+            contract::Dataset::from_name(model).unwrap().target()
+        )),
+        "{said}"
+    );
     fs::read_to_string(&out).unwrap()
 }
 
