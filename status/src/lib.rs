@@ -208,7 +208,7 @@ fn datasets(layout: &Layout, errors: &mut Vec<String>) -> bool {
     for dataset in Dataset::ALL {
         let path = layout.training(dataset);
         if !path.exists() {
-            println!("  {:<12} none", dataset.name());
+            println!("  {:<12} none yet (make transform)", dataset.name());
             continue;
         }
         let summary = match summarise(std::slice::from_ref(&path), TIMESTAMP) {
@@ -284,7 +284,7 @@ fn models(layout: &Layout, errors: &mut Vec<String>) {
             Ok(None) if dir.is_dir() => {
                 println!("  {name:<12} a model from before versions (retrain)")
             }
-            Ok(None) => println!("  {name:<12} no champion"),
+            Ok(None) => println!("  {name:<12} no champion yet (make train)"),
             Err(e) => errors.push(e.to_string()),
         }
         if let Some(m) = training.as_ref().and_then(|t| t.models.get(name)) {

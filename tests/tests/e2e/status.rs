@@ -15,6 +15,15 @@ fn status_summarises_every_layer_and_names_an_unreadable_report() {
     assert!(err.contains("no data yet; run `make pipeline`"), "{err}");
 
     synth(data.path(), 800, 0.02);
+    // Raw data only: each later layer says which step makes it.
+    let early = stdout(&stage("status", data.path(), &[]));
+    for want in [
+        "  csat         none yet (make transform)",
+        "  csat         no champion yet (make train)",
+        "report: none yet (run `make report` after `train`)",
+    ] {
+        assert!(early.contains(want), "{want:?} not in:\n{early}");
+    }
     stage("transform", data.path(), &[]);
     stage("validate", data.path(), &["--allow-small", "--now", NOW]);
     stage("train", data.path(), &[]);
