@@ -187,11 +187,11 @@ pub fn run(args: &Args) -> Result<()> {
     contract::progress::set_quiet(args.quiet);
     let started_at = Utc::now();
     args.check()?;
-    let datasets: Vec<Dataset> = if args.only.is_empty() {
-        Dataset::ALL.to_vec()
-    } else {
-        args.only.clone()
-    };
+    // `--only csat,csat` (or `--only csat --only csat`) trains csat once.
+    let datasets: Vec<Dataset> = Dataset::ALL
+        .into_iter()
+        .filter(|d| args.only.is_empty() || args.only.contains(d))
+        .collect();
     let layout = Layout::new(&args.data);
     // Models, champions, insights and reports change together; a failing run changes nothing.
     let mut commit = Commit::begin(&layout, "train")?;

@@ -477,8 +477,10 @@ fn a_champion_that_cannot_be_loaded_is_replaced_on_its_baselines() {
     let work = tempdir().unwrap();
     let data = work.path().join("data");
     let exports = exports(work.path(), 3000, 0.0);
-    run(&data, &exports, "30", &["--only", "csat"]);
+    // Named twice, trained once.
+    run(&data, &exports, "30", &["--only", "csat,csat"]);
     assert_eq!(champion(&data, "csat"), "v0001");
+    assert_eq!(kept(&data, "csat"), ["v0001/model.json"]);
     let status = stdout(&stage("status", &data, &[]));
     assert!(
         status.contains("csat         first training: no earlier champion to compare with"),
