@@ -29,7 +29,7 @@ pub struct Args {
     #[arg(long, default_value = "data")]
     pub data: PathBuf,
     /// Rows per table.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000, value_parser = contract::at_least_one::<usize>)]
     pub rows: usize,
     /// Random seed: the same seed and --now give the same rows.
     #[arg(long, default_value_t = 42)]
@@ -54,7 +54,7 @@ pub struct Args {
     pub out: Option<PathBuf>,
     /// Rows generated and written at a time (a part file each): memory stays
     /// that of one chunk. Rows never refer to rows of another chunk.
-    #[arg(long, default_value_t = CHUNK_ROWS)]
+    #[arg(long, default_value_t = CHUNK_ROWS, value_parser = contract::at_least_one::<usize>)]
     pub chunk_rows: usize,
     /// No progress bar or progress lines (errors are printed all the same).
     #[arg(long)]
@@ -111,12 +111,6 @@ impl Args {
                 "--messy must be a fraction between 0 and 1, got {}",
                 self.messy
             );
-        }
-        if self.rows == 0 {
-            bail!("--rows must be at least 1");
-        }
-        if self.chunk_rows == 0 {
-            bail!("--chunk-rows must be at least 1");
         }
         Ok(())
     }

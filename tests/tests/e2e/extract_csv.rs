@@ -162,16 +162,26 @@ fn zero_windows_and_counts_are_refused_and_an_empty_days_takes_every_row() {
         assert!(!data.path().join("raw").exists(), "{flag} 0 wrote raw/");
     }
     // synth, the source when no database is set, refuses no days too, so
-    // `make pipeline DAYS=0` fails the same way whatever the source.
-    let data = tempdir().unwrap();
-    let (code, err) =
-        fails(bin("synth").args(["--data", data.path().to_str().unwrap(), "--days", "0"]));
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("0 is not in 1..=36600"), "{err}");
-    assert!(
-        !data.path().join("raw").exists(),
-        "synth --days 0 wrote raw/"
-    );
+    // `make pipeline DAYS=0` fails the same way whatever the source; and no
+    // rows (`make pipeline ROWS=0`) the same way.
+    for (flag, why) in [
+        ("--days", "0 is not in 1..=36600"),
+        ("--rows", "must be at least 1"),
+        ("--chunk-rows", "must be at least 1"),
+    ] {
+        let data = tempdir().unwrap();
+        let (code, err) =
+            fails(bin("synth").args(["--data", data.path().to_str().unwrap(), flag, "0"]));
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains(&format!("invalid value '0' for '{flag} <")) && err.contains(why),
+            "{err}"
+        );
+        assert!(
+            !data.path().join("raw").exists(),
+            "synth {flag} 0 wrote raw/"
+        );
+    }
     // The fixtures' rows are from December 2025: none within the default 30
     // days of now, all of them with DAYS= (empty).
     for (days, written) in [("DAYS=", 3), ("DAYS=30", 0)] {
