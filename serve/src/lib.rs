@@ -89,6 +89,13 @@ pub fn run(args: &Args) -> Result<()> {
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
         .max(1);
 
+    if !args.data.is_dir() {
+        // Not an error: serve may start before the first `make pipeline`.
+        eprintln!(
+            "serve: {} does not exist yet (a typo in --data?); each model is served once train makes it",
+            args.data.display()
+        );
+    }
     let live = Arc::new(Live::new(Layout::new(&args.data)));
     for line in live.refresh() {
         eprintln!("{line}");

@@ -583,6 +583,8 @@ fn sigterm_finishes_and_exits_cleanly_and_a_missing_model_is_not_ready() {
     let dir = tempdir().unwrap();
     let data = dir.path().join("empty");
     let mut server = Server::start(&data, &[], &[]);
+    // A folder that is not there yet: said, in case --data has a typo.
+    server.wait_log("empty does not exist yet (a typo in --data?)");
     let (status, ready) = get(&server, "/readyz");
     assert_eq!(status, 503, "{ready}");
     assert!(
