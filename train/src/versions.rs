@@ -54,9 +54,11 @@ pub fn run(args: &ModelsArgs) -> Result<()> {
 }
 
 fn list(layout: &Layout) -> Result<()> {
+    let mut any = false;
     for dataset in Dataset::ALL {
         let champion = registry::champion(layout, dataset)?;
         let versions = registry::versions(layout, dataset)?;
+        any |= !versions.is_empty();
         println!("{dataset}: {} kept", versions.len());
         for v in versions.iter().rev() {
             let dir = layout.version_dir(dataset, *v);
@@ -78,7 +80,14 @@ fn list(layout: &Layout) -> Result<()> {
             );
         }
     }
-    println!("(* = champion)");
+    if any {
+        println!("(* = champion)");
+    } else {
+        println!(
+            "no model versions in {} yet; run `make train`",
+            layout.models_dir().display()
+        );
+    }
     Ok(())
 }
 

@@ -312,6 +312,43 @@ fn only_a_better_version_is_promoted_and_a_rollback_restores_the_old_predictions
     assert_eq!(lines[0].source.as_deref(), Some("csv"));
     assert!(lines[1].datasets["csat"].clean > lines[0].datasets["csat"].clean);
 
+    // models lists the kept versions, newest first, the champion marked,
+    // each with its held-out metrics and the gate's reason.
+    let list = stdout(&ok(bin("models").args([
+        "--data",
+        data.to_str().unwrap(),
+        "list",
+    ])));
+    let csat: Vec<&str> = list
+        .lines()
+        .skip_while(|l| *l != "csat: 3 kept")
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    assert_eq!(csat.len(), 3, "{list}");
+    for (line, start) in csat
+        .iter()
+        .zip(["    v0004  ", "  * v0002  ", "    v0001  "])
+    {
+        assert!(line.starts_with(start), "{start:?}: {list}");
+        assert!(
+            line.contains(" RMSE 0.") && line.contains(" R2 0."),
+            "{list}"
+        );
+    }
+    assert!(csat[0].contains("  refused (--promote never): RMSE"), "{list}");
+    let empty = work.path().join("no-data");
+    let said = stdout(&ok(bin("models").args([
+        "--data",
+        empty.to_str().unwrap(),
+        "list",
+    ])));
+    assert!(
+        said.starts_with("quality: 0 kept")
+            && said.contains("no-data/models yet; run `make train`"),
+        "{said}"
+    );
+
     // status shows the champions, the last runs.
     let status = stdout(&stage("status", &data, &[]));
     assert!(status.contains("csat         v0002"), "{status}");
