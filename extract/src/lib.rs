@@ -134,7 +134,7 @@ pub struct Args {
     #[arg(long, default_value_t = 10)]
     pub connect_timeout: u64,
     /// Seconds one PostgreSQL statement may run (enforced by the server).
-    #[arg(long, default_value_t = 600)]
+    #[arg(long, default_value_t = 600, value_parser = contract::at_least_one::<u64>)]
     pub statement_timeout: u64,
     /// No progress bars or progress lines (errors are printed all the same).
     #[arg(long)]
@@ -202,7 +202,7 @@ impl Options {
             supabase_concurrency: usize::from(args.supabase_concurrency),
             timeouts: postgres_source::Timeouts {
                 connect: std::time::Duration::from_secs(args.connect_timeout.max(1)),
-                statement: std::time::Duration::from_secs(args.statement_timeout.max(1)),
+                statement: std::time::Duration::from_secs(args.statement_timeout),
             },
             max_parts: args.max_parts as usize,
             retain_before: args.retain_days.map(days_ago).transpose()?,

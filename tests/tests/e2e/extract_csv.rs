@@ -147,6 +147,8 @@ fn zero_windows_and_counts_are_refused_and_an_empty_days_takes_every_row() {
         ("--retain-days", "0 is not in 1..=36600"),
         ("--limit", "must be at least 1"),
         ("--retries", "must be at least 1"),
+        // 0 is "no limit" to PostgreSQL; here it is refused, not read as 1 s.
+        ("--statement-timeout", "must be at least 1"),
     ] {
         let data = tempdir().unwrap();
         let (code, err) = fails(&mut extract_csv_command(

@@ -558,6 +558,45 @@ fn tls_modes_verify_as_libpq_does() {
     assert!(!err.contains("pw-SECRET-77"), "{err}");
 }
 
+/// A table slower to read than --statement-timeout: the server cancels the
+/// statement, and the error names the table, the cause and the flag.
+#[test]
+fn a_statement_past_the_timeout_is_cancelled_and_named() {
+    let (url, mut client) = database("slow");
+    insert(&mut client, 0, 10);
+    client
+        .batch_execute(
+            "ALTER TABLE ai_gm_ab_testing RENAME TO ab_rows;
+             CREATE VIEW ai_gm_ab_testing AS SELECT r.* FROM ab_rows r, pg_sleep(5);",
+        )
+        .unwrap();
+    let data = tempdir().unwrap();
+    let started = std::time::Instant::now();
+    let (code, err) = fails(
+        bin("extract")
+            .args([
+                "--data",
+                data.path().to_str().unwrap(),
+                "--source",
+                "postgres",
+                "--statement-timeout",
+                "1",
+            ])
+            .env("DATABASE_URL", &url),
+    );
+    assert_eq!(code, 1, "{err}");
+    let lines = error_lines(&err);
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(
+        lines[0].contains("ai_gm_ab_testing")
+            && lines[0].contains("canceling statement due to statement timeout (57014)")
+            && lines[0].contains("raise --statement-timeout"),
+        "{err}"
+    );
+    assert!(started.elapsed().as_secs() < 5, "cancelled, not waited out");
+    assert!(files(data.path()).iter().all(|f| !f.ends_with(".parquet")));
+}
+
 #[test]
 fn unknown_table_is_a_clear_error() {
     let (url, mut client) = database("missing");

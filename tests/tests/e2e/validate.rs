@@ -254,6 +254,23 @@ fn every_rule_with_a_row_that_breaks_it_and_one_that_just_passes() {
         details.iter().any(|d| d == "prediction is NaN"),
         "{details:?}"
     );
+
+    // The clock skew allowed: with --skew-minutes 0 the row 4 minutes
+    // ahead of --now is rejected too, in every dataset.
+    let future = |data: &Path| -> Vec<usize> {
+        validation_report(data)
+            .datasets
+            .values()
+            .map(|d| d.rejected[&Reason::BadTimestamp])
+            .collect()
+    };
+    assert_eq!(future(data.path()), [2, 2, 2]);
+    stage(
+        "validate",
+        data.path(),
+        &["--now", NOW, "--allow-small", "--skew-minutes", "0"],
+    );
+    assert_eq!(future(data.path()), [3, 3, 3]);
 }
 
 #[test]
@@ -347,6 +364,29 @@ fn below_minimum_exits_3_naming_the_dataset() {
         data.path(),
         &["--now", NOW, "--min-performance", "100"],
     );
+    // Each dataset has its own minimum.
+    for (flag, name, rows) in [
+        ("--min-quality", "quality", 150),
+        ("--min-csat", "csat", 300),
+    ] {
+        let (code, err) = fails(bin("validate").args([
+            "--data",
+            data.path().to_str().unwrap(),
+            "--now",
+            NOW,
+            "--min-performance",
+            "100",
+            flag,
+            "1000",
+        ]));
+        assert_eq!(code, 3, "{flag}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{name}: {rows} clean rows, below the minimum of 1000"
+            )),
+            "{flag}: {err}"
+        );
+    }
 }
 
 fn fresh_inputs() -> tempfile::TempDir {

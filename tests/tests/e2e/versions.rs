@@ -336,7 +336,10 @@ fn only_a_better_version_is_promoted_and_a_rollback_restores_the_old_predictions
             "{list}"
         );
     }
-    assert!(csat[0].contains("  refused (--promote never): RMSE"), "{list}");
+    assert!(
+        csat[0].contains("  refused (--promote never): RMSE"),
+        "{list}"
+    );
     let empty = work.path().join("no-data");
     let said = stdout(&ok(bin("models").args([
         "--data",
