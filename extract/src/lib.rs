@@ -124,14 +124,14 @@ pub struct Args {
     #[arg(long, default_value_t = 60)]
     pub max_retry_wait: u64,
     /// Seconds one request to Supabase may take, answer included.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, default_value_t = 120, value_parser = contract::at_least_one::<u64>)]
     pub request_timeout: u64,
     /// Supabase requests in flight per table: the window is read in this many
     /// time slices side by side, rows kept in order (1: one page at a time).
     #[arg(long, default_value_t = supabase::DEFAULT_CONCURRENCY, value_parser = clap::value_parser!(u16).range(1..=32))]
     pub supabase_concurrency: u16,
     /// Seconds to wait for PostgreSQL to accept and answer a connection.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = contract::at_least_one::<u64>)]
     pub connect_timeout: u64,
     /// Seconds one PostgreSQL statement may run (enforced by the server).
     #[arg(long, default_value_t = 600, value_parser = contract::at_least_one::<u64>)]
@@ -194,14 +194,14 @@ impl Options {
             incremental: args.incremental,
             lookback: Duration::minutes(i64::from(args.lookback_minutes)),
             retry: supabase::Retry {
-                attempts: args.retries.max(1),
+                attempts: args.retries,
                 base_delay: std::time::Duration::from_millis(args.retry_base_ms),
                 max_wait: std::time::Duration::from_secs(args.max_retry_wait),
-                request_timeout: std::time::Duration::from_secs(args.request_timeout.max(1)),
+                request_timeout: std::time::Duration::from_secs(args.request_timeout),
             },
             supabase_concurrency: usize::from(args.supabase_concurrency),
             timeouts: postgres_source::Timeouts {
-                connect: std::time::Duration::from_secs(args.connect_timeout.max(1)),
+                connect: std::time::Duration::from_secs(args.connect_timeout),
                 statement: std::time::Duration::from_secs(args.statement_timeout),
             },
             max_parts: args.max_parts as usize,

@@ -55,7 +55,7 @@ pub struct Args {
     #[arg(long, default_value_t = 1.0)]
     pub reload_every: f64,
     /// Worker threads answering requests (default: one per core).
-    #[arg(long)]
+    #[arg(long, value_parser = contract::at_least_one::<usize>)]
     pub threads: Option<usize>,
 }
 
@@ -86,8 +86,7 @@ pub fn run(args: &Args) -> Result<()> {
     let reload = seconds("reload-every", args.reload_every)?;
     let threads = args
         .threads
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
-        .max(1);
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
 
     if !args.data.is_dir() {
         // Not an error: serve may start before the first `make pipeline`.

@@ -62,7 +62,7 @@ pub struct Args {
     pub allow_small: bool,
     /// Rows read, checked and written at a time: memory holds a few batches
     /// and the duplicate check's keys, whatever the size of the dataset.
-    #[arg(long, default_value_t = BATCH_ROWS)]
+    #[arg(long, default_value_t = BATCH_ROWS, value_parser = contract::at_least_one::<usize>)]
     pub batch_rows: usize,
 }
 
@@ -88,9 +88,6 @@ pub struct BelowMinimum(pub Vec<String>);
 
 pub fn run(args: &Args) -> Result<()> {
     contract::progress::set_quiet(args.quiet);
-    if args.batch_rows == 0 {
-        anyhow::bail!("--batch-rows must be at least 1");
-    }
     let layout = Layout::new(&args.data);
     // clean/, rejected/ and the report change together, or not at all.
     let mut commit = Commit::begin(&layout, "validate")?;

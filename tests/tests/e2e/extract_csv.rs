@@ -147,8 +147,11 @@ fn zero_windows_and_counts_are_refused_and_an_empty_days_takes_every_row() {
         ("--retain-days", "0 is not in 1..=36600"),
         ("--limit", "must be at least 1"),
         ("--retries", "must be at least 1"),
-        // 0 is "no limit" to PostgreSQL; here it is refused, not read as 1 s.
+        // Timeouts of no time: refused, not read as 1 s (0 is "no limit"
+        // to PostgreSQL's statement_timeout).
         ("--statement-timeout", "must be at least 1"),
+        ("--connect-timeout", "must be at least 1"),
+        ("--request-timeout", "must be at least 1"),
     ] {
         let data = tempdir().unwrap();
         let (code, err) = fails(&mut extract_csv_command(

@@ -643,6 +643,12 @@ fn settings_that_would_refuse_everything_are_refused_at_start() {
             "invalid value '0' for '--max-body-bytes <MAX_BODY_BYTES>': must be at least 1",
         ),
         (
+            "--threads",
+            "0",
+            2,
+            "invalid value '0' for '--threads <THREADS>': must be at least 1",
+        ),
+        (
             "--timeout",
             "0",
             1,

@@ -387,6 +387,14 @@ fn below_minimum_exits_3_naming_the_dataset() {
             "{flag}: {err}"
         );
     }
+    // Batches of no rows would check nothing: refused, naming the flag.
+    let (code, err) =
+        fails(bin("validate").args(["--data", data.path().to_str().unwrap(), "--batch-rows", "0"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("invalid value '0' for '--batch-rows <BATCH_ROWS>': must be at least 1"),
+        "{err}"
+    );
 }
 
 fn fresh_inputs() -> tempfile::TempDir {
