@@ -96,11 +96,17 @@ fn insert(client: &mut Client, start: i64, n: i64) {
         .unwrap();
 }
 
-fn extract(url: &str, data: &Path, extra: &[&str]) -> std::process::Output {
-    ok(bin("extract")
-        .args(["--data", data.to_str().unwrap(), "--source", "postgres"])
+/// `extract --source postgres` from `url` into `data`.
+fn extract_command(url: &str, data: &Path, extra: &[&str]) -> std::process::Command {
+    let mut cmd = bin("extract");
+    cmd.args(["--data", data.to_str().unwrap(), "--source", "postgres"])
         .args(extra)
-        .env("DATABASE_URL", url))
+        .env("DATABASE_URL", url);
+    cmd
+}
+
+fn extract(url: &str, data: &Path, extra: &[&str]) -> std::process::Output {
+    ok(&mut extract_command(url, data, extra))
 }
 
 #[test]
@@ -435,16 +441,7 @@ fn a_read_only_role_is_enough_and_a_missing_grant_is_named() {
         .batch_execute(&format!("REVOKE SELECT ON ai_gm_ab_testing FROM {role}"))
         .unwrap();
     let data = tempdir().unwrap();
-    let (code, err) = fails(
-        bin("extract")
-            .args([
-                "--data",
-                data.path().to_str().unwrap(),
-                "--source",
-                "postgres",
-            ])
-            .env("DATABASE_URL", &reader_url),
-    );
+    let (code, err) = fails(&mut extract_command(&reader_url, data.path(), &[]));
     assert_eq!(code, 1);
     assert_eq!(error_lines(&err).len(), 1, "{err}");
     assert!(
@@ -473,16 +470,7 @@ fn tls_modes_verify_as_libpq_does() {
     let conn = |host: &str, query: &str| format!("postgresql://gm_tls@{host}:{port}/{db}?{query}");
     let run = |conn: String| {
         let data = tempdir().unwrap();
-        bin("extract")
-            .args([
-                "--data",
-                data.path().to_str().unwrap(),
-                "--source",
-                "postgres",
-                "--limit",
-                "5",
-            ])
-            .env("DATABASE_URL", conn)
+        extract_command(&conn, data.path(), &["--limit", "5"])
             .output()
             .unwrap()
     };
@@ -572,18 +560,11 @@ fn a_statement_past_the_timeout_is_cancelled_and_named() {
         .unwrap();
     let data = tempdir().unwrap();
     let started = std::time::Instant::now();
-    let (code, err) = fails(
-        bin("extract")
-            .args([
-                "--data",
-                data.path().to_str().unwrap(),
-                "--source",
-                "postgres",
-                "--statement-timeout",
-                "1",
-            ])
-            .env("DATABASE_URL", &url),
-    );
+    let (code, err) = fails(&mut extract_command(
+        &url,
+        data.path(),
+        &["--statement-timeout", "1"],
+    ));
     assert_eq!(code, 1, "{err}");
     let lines = error_lines(&err);
     assert_eq!(lines.len(), 1, "{err}");
@@ -602,16 +583,7 @@ fn unknown_table_is_a_clear_error() {
     let (url, mut client) = database("missing");
     client.batch_execute("DROP TABLE ai_gm_ab_testing").unwrap();
     let data = tempdir().unwrap();
-    let (code, err) = fails(
-        bin("extract")
-            .args([
-                "--data",
-                data.path().to_str().unwrap(),
-                "--source",
-                "postgres",
-            ])
-            .env("DATABASE_URL", &url),
-    );
+    let (code, err) = fails(&mut extract_command(&url, data.path(), &[]));
     assert_eq!(code, 1);
     assert!(
         err.contains("ai_gm_ab_testing: no such table at 127.0.0.1"),

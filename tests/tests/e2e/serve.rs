@@ -675,6 +675,20 @@ fn settings_that_would_refuse_everything_are_refused_at_start() {
     }
 }
 
+/// A Node.js run's stdout, once it exited 0.
+fn node(cmd: &mut Command) -> String {
+    let out = cmd
+        .output()
+        .expect("node is needed for this test (apt-get install nodejs; .ci/run installs it)");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    text
+}
+
 #[test]
 fn the_node_example_client_gets_predictions() {
     let dir = tempdir().unwrap();
@@ -683,17 +697,11 @@ fn the_node_example_client_gets_predictions() {
     let token = "node-example-token";
     let server = Server::start(&data, &[], &[("SERVE_TOKEN", token)]);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../serve/examples/node/client.mjs");
-    let out = Command::new("node")
-        .arg(&script)
-        .env("SERVE_URL", &server.base)
-        .env("SERVE_TOKEN", token)
-        .output()
-        .expect("node is needed for this test (apt-get install nodejs; .ci/run installs it)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = node(
+        Command::new("node")
+            .arg(&script)
+            .env("SERVE_URL", &server.base)
+            .env("SERVE_TOKEN", token),
     );
     assert!(
         text.contains("expected CSAT for openai gpt-4o in combat at quality 0.8: 0."),
@@ -742,16 +750,10 @@ fn the_node_example_client_names_what_went_wrong() {
         format!("http://{}", silent.local_addr().unwrap()),
         format!("http://127.0.0.1:{proxy_port}"),
     ];
-    let out = Command::new("node")
-        .args(["--input-type=module", "-e", &script, "--"])
-        .args(&urls)
-        .output()
-        .expect("node is needed for this test (apt-get install nodejs; .ci/run installs it)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let text = node(
+        Command::new("node")
+            .args(["--input-type=module", "-e", &script, "--"])
+            .args(&urls),
     );
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(
