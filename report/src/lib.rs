@@ -22,7 +22,8 @@ use contract::columns::{
 };
 use contract::commit::Commit;
 use contract::reports::{
-    Algorithm, ExtractReport, ModelReport, ModelStatus, TrainingReport, ValidationReport, insight,
+    Algorithm, ExtractReport, GroupStat, ModelReport, ModelStatus, SourceInsights, TrainingReport,
+    ValidationReport, insight,
 };
 use contract::{ContractError, Dataset, Layout, RawTable, io};
 use polars::prelude::*;
@@ -159,22 +160,7 @@ pub fn run(args: &Args) -> Result<()> {
     progress.finish();
 
     for (source, s) in &inputs.insights.report.sources {
-        match &s.optimal {
-            Some(o) => println!(
-                "report: {source}: best CSAT in quality range {} (mean {:.3}, n={}); \
-                 cheapest as good: {} (mean {:.3}, n={})",
-                o.best.group,
-                o.best.stat.mean.unwrap_or(f64::NAN),
-                o.best.stat.rows,
-                o.cheapest_as_good.group,
-                o.cheapest_as_good.stat.mean.unwrap_or(f64::NAN),
-                o.cheapest_as_good.stat.rows
-            ),
-            None => println!(
-                "report: {source}: no optimal quality range ({})",
-                s.note.as_deref().unwrap_or("not enough rows")
-            ),
-        }
+        println!("{}", optimal_line(source, s));
     }
     println!(
         "report: {} ({} kB) and {} insight tables in {}, in {:.2} s",
@@ -185,6 +171,35 @@ pub fn run(args: &Args) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The console's line for one source's optimal quality range, worded as the
+/// page's callout is.
+fn optimal_line(source: &str, s: &SourceInsights) -> String {
+    let mean = |g: &GroupStat| g.stat.mean.unwrap_or(f64::NAN);
+    match &s.optimal {
+        Some(o) if o.best.group == o.cheapest_as_good.group => format!(
+            "report: {source}: optimal quality range {}: the highest mean CSAT \
+             ({:.3}, n={}), and no lower range's interval reaches it",
+            o.best.group,
+            mean(&o.best),
+            o.best.stat.rows
+        ),
+        Some(o) => format!(
+            "report: {source}: optimal quality range {} (mean {:.3}, n={}): the cheapest \
+             range whose CSAT is as good as the best range's ({}, mean {:.3}, n={})",
+            o.cheapest_as_good.group,
+            mean(&o.cheapest_as_good),
+            o.cheapest_as_good.stat.rows,
+            o.best.group,
+            mean(&o.best),
+            o.best.stat.rows
+        ),
+        None => format!(
+            "report: {source}: no optimal quality range ({})",
+            s.note.as_deref().unwrap_or("not enough rows")
+        ),
+    }
 }
 
 fn read_inputs(layout: &Layout) -> Result<Inputs> {
@@ -513,4 +528,51 @@ fn calibration(df: &DataFrame) -> Result<Vec<CalibrationBin>> {
             calibrated: calibrated.get(i).unwrap_or(f64::NAN),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use contract::reports::{OptimalRange, Stat};
+
+    fn group(name: &str, mean: f64, rows: usize) -> GroupStat {
+        GroupStat {
+            group: name.into(),
+            stat: Stat {
+                rows,
+                mean: Some(mean),
+                ..Stat::default()
+            },
+        }
+    }
+
+    #[test]
+    fn the_optimal_line_says_which_range_and_why() {
+        let mut s = SourceInsights {
+            rows: 1000,
+            optimal: Some(OptimalRange {
+                best: group("0.9-1.0", 0.8941, 300),
+                cheapest_as_good: group("0.9-1.0", 0.8941, 300),
+            }),
+            note: None,
+            ranges: Vec::new(),
+        };
+        assert_eq!(
+            optimal_line("synth", &s),
+            "report: synth: optimal quality range 0.9-1.0: the highest mean CSAT \
+             (0.894, n=300), and no lower range's interval reaches it"
+        );
+        s.optimal.as_mut().unwrap().cheapest_as_good = group("0.7-0.8", 0.881, 120);
+        assert_eq!(
+            optimal_line("supabase", &s),
+            "report: supabase: optimal quality range 0.7-0.8 (mean 0.881, n=120): the \
+             cheapest range whose CSAT is as good as the best range's (0.9-1.0, mean 0.894, n=300)"
+        );
+        s.optimal = None;
+        s.note = Some("no range has 30 rows".into());
+        assert_eq!(
+            optimal_line("csv", &s),
+            "report: csv: no optimal quality range (no range has 30 rows)"
+        );
+    }
 }

@@ -39,7 +39,10 @@ fn make_pipeline_runs_out_of_the_box_and_reruns_only_stale_stages() {
         .canonicalize()
         .unwrap()
         .join("reports/report.html");
-    assert!(text.contains("best CSAT in quality range"), "{text}");
+    assert!(
+        text.contains("report: synth: optimal quality range "),
+        "{text}"
+    );
     assert!(
         text.trim_end()
             .ends_with(&format!("pipeline: report: {}", html.display())),
