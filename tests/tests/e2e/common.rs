@@ -131,6 +131,16 @@ pub fn nums(df: &DataFrame, column: &str) -> Vec<Option<f64>> {
         .collect()
 }
 
+/// Asserts that no Parquet file is under `dir`: a stage that failed wrote nothing.
+#[track_caller]
+pub fn assert_no_parquet(dir: &Path) {
+    let files = files(dir);
+    assert!(
+        files.iter().all(|f| !f.ends_with(".parquet")),
+        "a failed run left Parquet files: {files:?}"
+    );
+}
+
 /// Every file under `dir`, relative, sorted, through output links (not the
 /// generations behind them).
 pub fn files(dir: &Path) -> Vec<String> {

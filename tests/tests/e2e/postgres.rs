@@ -450,7 +450,7 @@ fn a_read_only_role_is_enough_and_a_missing_grant_is_named() {
         )),
         "{err}"
     );
-    assert!(files(data.path()).iter().all(|f| !f.ends_with(".parquet")));
+    assert_no_parquet(data.path());
     client
         .batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
         .unwrap();
@@ -575,7 +575,7 @@ fn a_statement_past_the_timeout_is_cancelled_and_named() {
         "{err}"
     );
     assert!(started.elapsed().as_secs() < 5, "cancelled, not waited out");
-    assert!(files(data.path()).iter().all(|f| !f.ends_with(".parquet")));
+    assert_no_parquet(data.path());
 }
 
 #[test]
@@ -589,7 +589,7 @@ fn unknown_table_is_a_clear_error() {
         err.contains("ai_gm_ab_testing: no such table at 127.0.0.1"),
         "{err}"
     );
-    assert!(files(data.path()).iter().all(|f| !f.ends_with(".parquet")));
+    assert_no_parquet(data.path());
 }
 
 #[test]

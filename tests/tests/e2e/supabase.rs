@@ -342,11 +342,7 @@ fn bad_key_is_one_clear_line_and_nothing_written() {
         err.contains("ai_gm_explanations: Supabase answered 401 Unauthorized: Invalid API key (code PGRST301); the key in SUPABASE_KEY (a key of unknown shape) was refused. Supabase takes a secret key (sb_secret_...)"),
         "{err}"
     );
-    assert!(
-        files(data.path()).iter().all(|f| !f.ends_with(".parquet")),
-        "{:?}",
-        files(data.path())
-    );
+    assert_no_parquet(data.path());
 }
 
 #[test]
@@ -361,11 +357,7 @@ fn unknown_table_names_the_table_and_writes_nothing() {
         err.contains("ai_gm_ab_testing: Supabase answered 404 Not Found: relation \"public.ai_gm_ab_testing\" does not exist (code 42P01)"),
         "{err}"
     );
-    assert!(
-        files(data.path()).iter().all(|f| !f.ends_with(".parquet")),
-        "{:?}",
-        files(data.path())
-    );
+    assert_no_parquet(data.path());
 }
 
 #[test]
@@ -840,7 +832,7 @@ fn a_server_that_never_answers_times_out_with_one_line() {
         err.contains("no answer within 1 s (--connect-timeout)"),
         "{err}"
     );
-    assert!(files(data.path()).iter().all(|f| !f.ends_with(".parquet")));
+    assert_no_parquet(data.path());
 }
 
 #[test]
