@@ -131,6 +131,18 @@ pub fn nums(df: &DataFrame, column: &str) -> Vec<Option<f64>> {
         .collect()
 }
 
+/// `predict --model MODEL --input INPUT --output OUTPUT`.
+pub fn predict_command(model: &Path, input: &Path, output: &Path) -> Command {
+    let mut cmd = bin("predict");
+    cmd.arg("--model")
+        .arg(model)
+        .arg("--input")
+        .arg(input)
+        .arg("--output")
+        .arg(output);
+    cmd
+}
+
 /// Asserts that no Parquet file is under `dir`: a stage that failed wrote nothing.
 #[track_caller]
 pub fn assert_no_parquet(dir: &Path) {

@@ -149,16 +149,11 @@ fn json_rows(data: &Path, model: &str, n: usize) -> Vec<Value> {
 /// `predict`'s numbers for the first `n` clean rows of a model folder.
 fn predicted(data: &Path, model_dir: &Path, model: &str, n: usize) -> Vec<f64> {
     let out = data.join(format!("predicted-{model}.parquet"));
-    ok(bin("predict").args([
-        "--model",
-        model_dir.to_str().unwrap(),
-        "--input",
-        data.join(format!("clean/{model}.parquet"))
-            .to_str()
-            .unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]));
+    ok(&mut predict_command(
+        model_dir,
+        &data.join(format!("clean/{model}.parquet")),
+        &out,
+    ));
     let df = read(&out);
     let target = df
         .get_column_names()
@@ -515,16 +510,11 @@ fn served_by(data: &Path, version: &str, rows: &[Value]) -> Vec<f64> {
     }
     w.flush().unwrap();
     let out = data.join(format!("rows-{version}.parquet"));
-    ok(bin("predict").args([
-        "--model",
-        data.join(format!("models/versions/csat/{version}"))
-            .to_str()
-            .unwrap(),
-        "--input",
-        csv.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]));
+    ok(&mut predict_command(
+        &data.join(format!("models/versions/csat/{version}")),
+        &csv,
+        &out,
+    ));
     nums(&read(&out), "predicted_csat_score")
         .into_iter()
         .map(Option::unwrap)

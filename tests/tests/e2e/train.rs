@@ -49,18 +49,11 @@ fn every_model_beats_its_mean_baseline_and_predict_reproduces_it() {
 
         // predict on the clean file, restricted to the held-out rows, gives the same metrics.
         let out = data.path().join(format!("{model}-pred.parquet"));
-        ok(bin("predict").args([
-            "--model",
-            data.path().join("models").join(model).to_str().unwrap(),
-            "--input",
-            data.path()
-                .join("clean")
-                .join(format!("{model}.parquet"))
-                .to_str()
-                .unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-        ]));
+        ok(&mut predict_command(
+            &data.path().join("models").join(model),
+            &data.path().join("clean").join(format!("{model}.parquet")),
+            &out,
+        ));
         let predicted = read(&out);
         let holdout = read(
             data.path()
@@ -124,14 +117,11 @@ fn predict_csv(data: &Path, model: &str, rows: &mut DataFrame) -> String {
     let mut f = fs::File::create(&input).unwrap();
     CsvWriter::new(&mut f).finish(rows).unwrap();
     let out = data.join("out.csv");
-    let said = stdout(&ok(bin("predict").args([
-        "--model",
-        data.join("models").join(model).to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ])));
+    let said = stdout(&ok(&mut predict_command(
+        &data.join("models").join(model),
+        &input,
+        &out,
+    )));
     // It names the version that answered, the champion when it ran.
     assert!(
         said.contains(&format!(
@@ -169,14 +159,7 @@ fn bad_inputs_are_clear_errors() {
     let mut df = read(&clean).drop(SECURITY).unwrap();
     contract::io::write_parquet(&mut df, &input).unwrap();
     let out = data.path().join("out.parquet");
-    let (code, err) = fails(bin("predict").args([
-        "--model",
-        model.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]));
+    let (code, err) = fails(&mut predict_command(&model, &input, &out));
     assert_eq!(code, 1);
     assert!(
         err.contains("no-security.parquet: missing column `security`"),
@@ -184,19 +167,11 @@ fn bad_inputs_are_clear_errors() {
     );
     assert!(!out.exists());
     // Rows of another model.
-    let (_, err) = fails(
-        bin("predict").args([
-            "--model",
-            model.to_str().unwrap(),
-            "--input",
-            data.path()
-                .join("clean/performance.parquet")
-                .to_str()
-                .unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-        ]),
-    );
+    let (_, err) = fails(&mut predict_command(
+        &model,
+        &data.path().join("clean/performance.parquet"),
+        &out,
+    ));
     assert!(err.contains("missing column `code_quality`"), "{err}");
     // A wrong type.
     let input = data.path().join("text-metric.parquet");
@@ -208,39 +183,26 @@ fn bad_inputs_are_clear_errors() {
         .unwrap();
     df.with_column(as_text).unwrap();
     contract::io::write_parquet(&mut df, &input).unwrap();
-    let (_, err) = fails(bin("predict").args([
-        "--model",
-        model.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]));
+    let (_, err) = fails(&mut predict_command(&model, &input, &out));
     assert!(
         err.contains("column `complexity` has type str, expected a number"),
         "{err}"
     );
     // No model folder, or a folder that is no model.
-    let (_, err) = fails(bin("predict").args([
-        "--model",
-        data.path().join("models/nope").to_str().unwrap(),
-        "--input",
-        clean.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]));
+    let (_, err) = fails(&mut predict_command(
+        &data.path().join("models/nope"),
+        &clean,
+        &out,
+    ));
     assert!(
         err.contains("models/nope: no model folder here; run `train` first"),
         "{err}"
     );
-    let (_, err) = fails(bin("predict").args([
-        "--model",
-        data.path().join("clean").to_str().unwrap(),
-        "--input",
-        clean.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]));
+    let (_, err) = fails(&mut predict_command(
+        &data.path().join("clean"),
+        &clean,
+        &out,
+    ));
     assert!(err.contains("not a model folder"), "{err}");
     assert!(!out.exists(), "no output from a failed predict");
 }
@@ -345,20 +307,11 @@ fn a_corrupt_lightgbm_model_is_our_one_line_not_lightgbms() {
     let file = model.join("lightgbm.txt");
     let text = fs::read_to_string(&file).unwrap();
     fs::write(&file, &text[..text.len() / 3]).unwrap();
-    let (code, err) = fails(
-        bin("predict").args([
-            "--model",
-            model.to_str().unwrap(),
-            "--input",
-            data.path()
-                .join("clean")
-                .join(format!("{name}.parquet"))
-                .to_str()
-                .unwrap(),
-            "--output",
-            data.path().join("out.parquet").to_str().unwrap(),
-        ]),
-    );
+    let (code, err) = fails(&mut predict_command(
+        &model,
+        &data.path().join("clean").join(format!("{name}.parquet")),
+        &data.path().join("out.parquet"),
+    ));
     assert_eq!(code, 1);
     assert!(!err.contains("[LightGBM]"), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");

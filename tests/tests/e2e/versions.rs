@@ -75,14 +75,11 @@ fn champion(data: &Path, model: &str) -> String {
 /// predict with the champion of `model` on a fixed input; the output's bytes.
 fn predict(data: &Path, model: &str, input: &Path) -> Vec<u8> {
     let out = data.join(format!("predicted-{model}.csv"));
-    ok(bin("predict").args([
-        "--model",
-        data.join("models").join(model).to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]));
+    ok(&mut predict_command(
+        &data.join("models").join(model),
+        input,
+        &out,
+    ));
     fs::read(&out).unwrap()
 }
 
@@ -204,14 +201,11 @@ fn only_a_better_version_is_promoted_and_a_rollback_restores_the_old_predictions
     let v1_predictions = {
         // The same rows through v0001, for the rollback below.
         let out = work.path().join("v1.csv");
-        ok(bin("predict").args([
-            "--model",
-            version_dir(&data, "csat", "v0001").to_str().unwrap(),
-            "--input",
-            inputs.join("csat.parquet").to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-        ]));
+        ok(&mut predict_command(
+            &version_dir(&data, "csat", "v0001"),
+            &inputs.join("csat.parquet"),
+            &out,
+        ));
         fs::read(out).unwrap()
     };
     // A row held out in run 1 is held out in run 2, never trained on.
