@@ -223,8 +223,26 @@ pub(crate) fn train_tail(
     let chosen = fitter.final_fits(cv, encoding, gbm, &split.train_rows, &split.test_rows)?;
 
     progress.set_phase("promotion gate and drift");
-    let (promotion, drift, profile) =
-        gate_and_drift(args, layout, context, job, &data, &buckets, &split, &chosen)?;
+    let data_sha256 = file_sha256(&path)?;
+    let identity = crate::retention::model_identity(
+        &data_sha256,
+        (
+            &owned(dataset.numeric_features()),
+            &owned(dataset.categorical_features()),
+        ),
+        &chosen.encoding,
+        (&chosen.fitted.algorithm, &chosen.fitted.params),
+        chosen.fitted.model_text.as_deref().map(str::as_bytes),
+    );
+    let (promotion, drift, profile) = gate_and_drift(
+        args,
+        layout,
+        context,
+        job,
+        (&data, &buckets),
+        &split,
+        (&chosen, identity),
+    )?;
     let importance = chosen.importance_shares();
     let calibration = if dataset == Dataset::Performance {
         Some(summary::calibration(
@@ -265,7 +283,7 @@ pub(crate) fn train_tail(
         test_rows: split.test_rows.len(),
         cross_validation: split.cross_validation(),
         candidates: chosen.results,
-        data_sha256: file_sha256(&path)?,
+        data_sha256,
         data_file: path.display().to_string(),
         versions: artifact::versions(),
         trained_at: Utc::now(),
@@ -321,16 +339,14 @@ impl Split {
 
 /// The promotion gate's decision on the chosen model, the data's drift
 /// against the champion, and the profile the next run's drift is measured from.
-#[allow(clippy::too_many_arguments)]
 fn gate_and_drift(
     args: &Args,
     layout: &Layout,
     context: &RunContext,
     job: &Job,
-    data: &Data,
-    buckets: &[f64],
+    (data, buckets): (&Data, &[f64]),
     split: &Split,
-    chosen: &Chosen,
+    (chosen, identity): (&Chosen, Option<[u8; 32]>),
 ) -> Result<(
     contract::reports::Promotion,
     DatasetDrift,
@@ -350,6 +366,7 @@ fn gate_and_drift(
         buckets,
         rmse: chosen.results[&chosen.fitted.algorithm].test.rmse,
         baseline_rmse: best_baseline,
+        identity,
     };
     let promotion = gate::decide(
         dataset,

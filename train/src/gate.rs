@@ -23,6 +23,9 @@ pub struct Challenger<'a> {
     pub rmse: f64,
     /// The best baseline's RMSE on the same rows.
     pub baseline_rmse: f64,
+    /// What it predicts with and learnt from (see `retention`): the same as
+    /// the champion's when retrained on unchanged data.
+    pub identity: Option<[u8; 32]>,
 }
 
 /// The champion, loaded, or why it could not be.
@@ -173,7 +176,7 @@ fn against_loaded(
     let tolerance = tolerance * 100.0;
     let scores =
         format!("RMSE {rmse:.4} vs champion {version}'s {champion_rmse:.4} on {n} held-out rows");
-    Ok(if n == 0 {
+    let (better, why) = if n == 0 {
         (
             false,
             format!("no held-out rows in common with champion {version}"),
@@ -210,7 +213,29 @@ fn against_loaded(
                 ),
             ),
         }
+    };
+    // A retrain on unchanged data makes the champion again, byte for byte:
+    // the verdict is the same as for any model, and the reason says so.
+    let same =
+        challenger.identity.is_some() && challenger.identity == champion_identity(card, fitted);
+    Ok(if same {
+        (
+            better,
+            format!("the same model as champion {version}, retrained on unchanged data: {why}"),
+        )
+    } else {
+        (better, why)
     })
+}
+
+/// The champion's identity (see `retention`), from its card and loaded model.
+fn champion_identity(card: &ModelCard, fitted: &crate::models::Fitted) -> Option<[u8; 32]> {
+    let model = card
+        .model_file
+        .as_ref()
+        .and(fitted.model_text.as_deref())
+        .map(str::as_bytes);
+    crate::retention::card_identity(card, model)
 }
 
 /// What the gate makes of a challenger's RMSE against the champion's on the same rows.

@@ -21,6 +21,8 @@ use contract::{Dataset, Layout};
 use sha2::{Digest, Sha256};
 
 use crate::artifact::{self, ModelCard};
+use crate::features::Encoding;
+use crate::models::{Algorithm, Params};
 
 /// Stages the removal of every version of `dataset` beyond the newest
 /// `keep` distinct models (counting `new`, the one this run made and staged
@@ -122,23 +124,50 @@ fn fates(
 
 /// What a version predicts with, and what it learnt from: its clean data's
 /// hash, its features and their encoding, its algorithm and parameters, and
-/// LightGBM's model text. None when its card cannot be read (a version of
-/// an older layout, a damaged folder): such a version is never taken for a
-/// copy of another.
+/// LightGBM's model text. None when its card or model file cannot be read
+/// (a version of an older layout, a damaged folder): such a version is
+/// never taken for a copy of another.
 fn identity(dir: &Path) -> Option<[u8; 32]> {
     let card: ModelCard = contract::io::read_json(&dir.join(artifact::MODEL_JSON)).ok()?;
+    let model = match &card.model_file {
+        Some(file) => Some(std::fs::read(dir.join(file)).ok()?),
+        None => None,
+    };
+    card_identity(&card, model.as_deref())
+}
+
+/// A card's identity (see [`identity`]), with its model file's bytes.
+pub(crate) fn card_identity(card: &ModelCard, model: Option<&[u8]>) -> Option<[u8; 32]> {
+    model_identity(
+        &card.data_sha256,
+        (&card.numeric_features, &card.categorical_features),
+        &card.encoding,
+        (&card.algorithm, &card.params),
+        model,
+    )
+}
+
+/// The identity (see [`identity`]) of a model not yet saved: train's
+/// challenger, compared with its champion at the gate.
+pub(crate) fn model_identity(
+    data_sha256: &str,
+    features: (&[String], &[String]),
+    encoding: &Encoding,
+    (algorithm, params): (&Algorithm, &Params),
+    model: Option<&[u8]>,
+) -> Option<[u8; 32]> {
     let mut hash = Sha256::new();
     let what = (
-        &card.data_sha256,
-        &card.numeric_features,
-        &card.categorical_features,
-        &card.encoding,
-        &card.algorithm,
-        &card.params,
+        data_sha256,
+        features.0,
+        features.1,
+        encoding,
+        algorithm,
+        params,
     );
     hash.update(serde_json::to_vec(&what).ok()?);
-    if let Some(file) = &card.model_file {
-        hash.update(std::fs::read(dir.join(file)).ok()?);
+    if let Some(model) = model {
+        hash.update(model);
     }
     Some(hash.finalize().into())
 }

@@ -153,6 +153,12 @@ fn the_tolerance_is_spent_once_over_a_run_of_promotions() {
             "{m}: {}",
             p.reason
         );
+        assert!(
+            p.reason
+                .starts_with("the same model as champion v0002, retrained on unchanged data: RMSE"),
+            "{m}: {}",
+            p.reason
+        );
         assert_eq!(champion(&data, m), "v0002");
         // The full tolerance would have let it through.
         let out = run(&data, &exports, "2", &["--only", m, "--tolerance", "1"]);
@@ -331,7 +337,10 @@ fn only_a_better_version_is_promoted_and_a_rollback_restores_the_old_predictions
         );
     }
     assert!(
-        csat[0].contains("  refused (--promote never): RMSE"),
+        csat[0].contains(
+            "  refused (--promote never): the same model as champion v0002, retrained on \
+             unchanged data: RMSE"
+        ),
         "{list}"
     );
     let empty = work.path().join("no-data");
@@ -419,6 +428,20 @@ fn retrains_on_unchanged_data_do_not_push_the_older_models_out() {
     assert_eq!(champion(&data, "csat"), "v0005");
     assert!(
         said.contains("train: csat v0003 removed: the same model as v0002, which stays"),
+        "{said}"
+    );
+    // The gate says when the new version is its champion made again, and
+    // only then (v0002 learnt from other rows than v0001).
+    assert!(
+        said.contains(
+            "train: csat v0003 promoted to champion: forced (--promote always): the same \
+             model as champion v0002, retrained on unchanged data: RMSE "
+        ),
+        "{said}"
+    );
+    assert_eq!(
+        said.matches("the same model as champion").count(),
+        3,
         "{said}"
     );
     let history = history::read(&data.join("reports/history.jsonl")).unwrap();
