@@ -19,7 +19,7 @@ use crate::artifact;
 #[command(name = "models", version, about, long_about = None)]
 pub struct ModelsArgs {
     /// Root of the data layout.
-    #[arg(long, default_value = "data")]
+    #[arg(long, default_value = "data", global = true)]
     pub data: PathBuf,
     #[command(subcommand)]
     pub command: Command,

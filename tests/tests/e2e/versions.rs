@@ -344,10 +344,11 @@ fn only_a_better_version_is_promoted_and_a_rollback_restores_the_old_predictions
         "{list}"
     );
     let empty = work.path().join("no-data");
+    // --data is taken after the subcommand too, where users write it.
     let said = stdout(&ok(bin("models").args([
+        "list",
         "--data",
         empty.to_str().unwrap(),
-        "list",
     ])));
     assert!(
         said.starts_with("quality: 0 kept")
