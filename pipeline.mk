@@ -40,6 +40,17 @@ STATUS ?= $(BIN)/status
 SERVE ?= $(BIN)/serve
 BIND ?= 127.0.0.1:8080
 
+# make cannot name a file whose path has a space: refuse such a folder before
+# anything is made under it.
+ifeq ($(strip $(DATA)),)
+$(error DATA is empty: name the data folder, e.g. DATA=data)
+else ifneq ($(words $(DATA)),1)
+$(error DATA="$(DATA)": make needs a folder path without spaces (a link to the folder works))
+endif
+ifneq ($(words $(CSV_DIR)),$(if $(CSV_DIR),1,0))
+$(error CSV_DIR="$(CSV_DIR)": make needs a folder path without spaces (a link to the folder works))
+endif
+
 RAW_DONE := $(DATA)/reports/extract.json
 TRAINING := $(DATA)/training/quality.parquet $(DATA)/training/csat.parquet $(DATA)/training/performance.parquet
 VALIDATED := $(DATA)/reports/validation.json

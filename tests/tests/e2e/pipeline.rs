@@ -150,3 +150,40 @@ fn make_help_names_every_target() {
     );
     assert!(text.contains("make pipeline [DAYS=30|DAYS=]"), "{text}");
 }
+
+/// make cannot name files under a path with a space: such a DATA or CSV_DIR
+/// is refused before anything is made, naming the variable.
+#[test]
+fn a_data_folder_with_a_space_is_refused_before_anything_is_made() {
+    let work = tempdir().unwrap();
+    let spaced = work.path().join("my data");
+    for (var, value, wants) in [
+        (
+            "DATA",
+            spaced.display().to_string(),
+            "make needs a folder path without spaces",
+        ),
+        ("DATA", String::new(), "DATA is empty"),
+        (
+            "CSV_DIR",
+            spaced.display().to_string(),
+            "make needs a folder path without spaces",
+        ),
+    ] {
+        let mut cmd = make();
+        cmd.args(["pipeline", "SOURCE=csv"])
+            .arg(format!("BIN={}", bin_dir().display()))
+            .arg(format!("{var}={value}"));
+        if var == "CSV_DIR" {
+            cmd.arg(format!("DATA={}", work.path().join("data").display()));
+        }
+        let (code, err) = fails(&mut cmd);
+        assert_eq!(code, 2, "{var}={value:?}: {err}");
+        assert!(
+            err.contains(var) && err.contains(wants),
+            "{var}={value:?}: {err}"
+        );
+        let left: Vec<_> = std::fs::read_dir(work.path()).unwrap().collect();
+        assert!(left.is_empty(), "{var}={value:?}: {left:?}");
+    }
+}
