@@ -650,6 +650,12 @@ fn settings_that_would_refuse_everything_are_refused_at_start() {
             1,
             "serve: error: --reload-every must be a positive number of seconds, not 0",
         ),
+        (
+            "--timeout",
+            "-1",
+            1,
+            "serve: error: --timeout must be a positive number of seconds, not -1",
+        ),
     ] {
         let (got, err) = fails(bin("serve").args([
             "--data",

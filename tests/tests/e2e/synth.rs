@@ -91,14 +91,18 @@ fn messy_reports_what_it_injected() {
 #[test]
 fn bad_arguments_fail_clearly() {
     let dir = tempdir().unwrap();
-    let (code, err) =
-        fails(bin("synth").args(["--data", dir.path().to_str().unwrap(), "--messy", "1.5"]));
-    assert_eq!(code, 1);
-    assert!(
-        err.contains("--messy must be a fraction between 0 and 1"),
-        "{err}"
-    );
-    assert!(files(dir.path()).is_empty(), "nothing written");
+    for value in ["1.5", "-0.1"] {
+        let (code, err) =
+            fails(bin("synth").args(["--data", dir.path().to_str().unwrap(), "--messy", value]));
+        assert_eq!(code, 1, "{value}: {err}");
+        assert!(
+            err.contains(&format!(
+                "--messy must be a fraction between 0 and 1, got {value}"
+            )),
+            "{err}"
+        );
+        assert!(files(dir.path()).is_empty(), "nothing written");
+    }
 }
 
 /// Large runs are made a chunk at a time (a part file each): rows add up,

@@ -231,6 +231,22 @@ fn settings_out_of_range_are_one_line_and_change_nothing() {
             "NaN",
             "--tolerance must be between 0 and 1, got NaN",
         ),
+        // A negative number reaches train's own check (clap took "-0.5" for a flag).
+        (
+            "--tolerance",
+            "-0.5",
+            "--tolerance must be between 0 and 1, got -0.5",
+        ),
+        (
+            "--test-fraction",
+            "-0.1",
+            "--test-fraction must be between 0.05 and 0.5, got -0.1",
+        ),
+        (
+            "--memory",
+            "-1",
+            "--memory must be a number of GiB (0 = a third of the machine's), got -1",
+        ),
     ] {
         let (code, err) =
             fails(bin("train").args(["--data", data.path().to_str().unwrap(), flag, value]));
