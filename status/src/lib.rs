@@ -387,7 +387,16 @@ fn runs(layout: &Layout, errors: &mut Vec<String>) {
             .iter()
             .map(|(name, m)| format!("{name} {}", m.outcome(r.event)))
             .collect();
-        let rows: usize = r.datasets.values().map(|d| d.clean).sum();
+        // A rollback reads no data.
+        let rows = match r.event {
+            RunEvent::Train => r
+                .datasets
+                .values()
+                .map(|d| d.clean)
+                .sum::<usize>()
+                .to_string(),
+            RunEvent::Rollback => "-".into(),
+        };
         println!(
             "  {:<id_width$}  {:<9} {:<source_width$}  clean rows {rows}  {}",
             r.run_id,

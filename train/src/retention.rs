@@ -127,7 +127,7 @@ fn fates(
 /// LightGBM's model text. None when its card or model file cannot be read
 /// (a version of an older layout, a damaged folder): such a version is
 /// never taken for a copy of another.
-fn identity(dir: &Path) -> Option<[u8; 32]> {
+pub(crate) fn identity(dir: &Path) -> Option<[u8; 32]> {
     let card: ModelCard = contract::io::read_json(&dir.join(artifact::MODEL_JSON)).ok()?;
     let model = match &card.model_file {
         Some(file) => Some(std::fs::read(dir.join(file)).ok()?),

@@ -12,7 +12,7 @@ use contract::history::{RunEvent, RunModel, RunRecord};
 use contract::registry::{self, Version};
 use contract::{Dataset, Layout, history};
 
-use crate::artifact;
+use crate::{artifact, retention};
 
 /// Lists model versions, or makes a kept version the champion again.
 #[derive(Debug, Parser)]
@@ -60,6 +60,17 @@ fn list(layout: &Layout) -> Result<()> {
         let versions = registry::versions(layout, dataset)?;
         any |= !versions.is_empty();
         println!("{dataset}: {} kept", versions.len());
+        // A version that is the same model as an older kept one says which
+        // (retrained on unchanged data): a rollback to it changes nothing.
+        let mut first_of = std::collections::BTreeMap::new();
+        let same_as: std::collections::BTreeMap<Version, Version> = versions
+            .iter()
+            .filter_map(|&v| {
+                let id = retention::identity(&layout.version_dir(dataset, v))?;
+                let first = *first_of.entry(id).or_insert(v);
+                (first != v).then_some((v, first))
+            })
+            .collect();
         for v in versions.iter().rev() {
             let dir = layout.version_dir(dataset, *v);
             let card: artifact::ModelCard =
@@ -67,12 +78,15 @@ fn list(layout: &Layout) -> Result<()> {
             let test = card.candidates.get(&card.algorithm).map(|c| c.test);
             let mark = if Some(*v) == champion { "*" } else { " " };
             println!(
-                "  {mark} {v}  {}  {:<10} rows {:>9}  RMSE {}  R2 {}  {}",
+                "  {mark} {v}  {}  {:<10} rows {:>9}  RMSE {}  R2 {}  {}{}",
                 card.trained_at.format("%Y-%m-%d %H:%M"),
                 card.algorithm.name(),
                 card.lineage.clean_rows,
                 test.map_or("-".into(), |t| format!("{:.4}", t.rmse)),
                 test.map_or("-".into(), |t| format!("{:.3}", t.r2)),
+                same_as
+                    .get(v)
+                    .map_or(String::new(), |first| format!("(same model as {first}) ")),
                 card.lineage
                     .promotion
                     .as_ref()
@@ -118,9 +132,18 @@ fn promote(layout: &Layout, dataset: Dataset, version: Version) -> Result<()> {
         return Ok(());
     }
     registry::stage_champion(&mut commit, layout, dataset, version)?;
+    let same = before.is_some_and(|b| {
+        let id = |v| retention::identity(&layout.version_dir(dataset, v));
+        id(version).is_some() && id(version) == id(b)
+    });
     let reason = format!(
-        "made champion by hand (was {})",
-        before.map_or("none".into(), |v| v.to_string())
+        "made champion by hand (was {}{})",
+        before.map_or("none".into(), |v| v.to_string()),
+        if same {
+            ", the same model: predictions do not change"
+        } else {
+            ""
+        }
     );
     let record = RunRecord {
         run_id: history::new_run_id(layout, started_at)?,

@@ -338,8 +338,8 @@ fn only_a_better_version_is_promoted_and_a_rollback_restores_the_old_predictions
     }
     assert!(
         csat[0].contains(
-            "  refused (--promote never): the same model as champion v0002, retrained on \
-             unchanged data: RMSE"
+            "  (same model as v0002) refused (--promote never): the same model as champion \
+             v0002, retrained on unchanged data: RMSE"
         ),
         "{list}"
     );
@@ -447,6 +447,27 @@ fn retrains_on_unchanged_data_do_not_push_the_older_models_out() {
     );
     let history = history::read(&data.join("reports/history.jsonl")).unwrap();
     assert_eq!(history.len(), 5, "every run is still in the history");
+    // models says which kept versions are one model, and a promotion
+    // between them that it changes nothing.
+    let list = stdout(&ok(bin("models").args([
+        "list",
+        "--data",
+        data.to_str().unwrap(),
+    ])));
+    let line = |v: &str| {
+        list.lines()
+            .find(|l| l.contains(&format!(" {v}  ")))
+            .unwrap_or_else(|| panic!("{v}: {list}"))
+            .to_string()
+    };
+    assert!(line("v0005").contains("(same model as v0002) "), "{list}");
+    assert!(!line("v0002").contains("(same model as"), "{list}");
+    assert!(!line("v0001").contains("(same model as"), "{list}");
+    let said = stdout(&ok(&mut promote_command(&data, "csat", "v0002")));
+    assert!(
+        said.contains("(was v0005, the same model: predictions do not change)"),
+        "{said}"
+    );
     ok(&mut promote_command(&data, "csat", "v0001"));
     assert_eq!(predict(&data, "csat", &input), before);
 }
@@ -510,8 +531,8 @@ fn every_run_and_rollback_has_a_history_id_of_its_own() {
     // Each says which way the champion went: the promotes alternated v0001
     // and v0002, ending on v0002.
     assert!(
-        runs[0].ends_with("csat rolled forward to v0002 (was v0001)"),
-        "{status}"
+        runs[0].ends_with("clean rows -  csat rolled forward to v0002 (was v0001)"),
+        "a rollback reads no data: {status}"
     );
     assert!(
         runs[1].ends_with("csat rolled back to v0001 (was v0002)"),
