@@ -256,6 +256,7 @@ fn datasets(layout: &Layout, errors: &mut Vec<String>) -> bool {
 fn models(layout: &Layout, errors: &mut Vec<String>) {
     println!("models (champions in {})", layout.models_dir().display());
     let training = report::<TrainingReport>(&layout.training_report(), errors);
+    let history = history::read(&layout.history()).unwrap_or_default();
     for dataset in Dataset::ALL {
         let name = dataset.name();
         let kept = registry::versions(layout, dataset).map_or(0, |v| v.len());
@@ -305,6 +306,20 @@ fn models(layout: &Layout, errors: &mut Vec<String>) {
                     m.message.as_deref().unwrap_or("not trained")
                 ),
             }
+        }
+        // A promotion by hand after that run moved the champion: say so.
+        // (An unreadable history is reported once, with the runs below.)
+        let last = history
+            .iter()
+            .rev()
+            .find_map(|r| r.models.get(name).map(|m| (r, m)));
+        if let Some((r, m)) = last.filter(|(r, _)| r.event == RunEvent::Rollback) {
+            println!(
+                "  {:<12} then by hand: {}, {}",
+                "",
+                m.outcome(r.event),
+                age(r.finished_at)
+            );
         }
     }
 }

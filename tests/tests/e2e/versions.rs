@@ -360,6 +360,13 @@ fn only_a_better_version_is_promoted_and_a_rollback_restores_the_old_predictions
     let status = stdout(&stage("status", &data, &[]));
     assert!(status.contains("csat         v0002"), "{status}");
     assert!(status.contains("last runs (6 in"), "{status}");
+    // The hand promotions came after the last train run: status says where
+    // they left the champion, for csat only.
+    assert!(
+        status.contains("then by hand: rolled forward to v0002 (was v0001), "),
+        "{status}"
+    );
+    assert_eq!(status.matches("then by hand:").count(), 1, "{status}");
     // The report shows the gate's decisions and the history.
     stage("report", &data, &[]);
     let html = fs::read_to_string(data.join("reports/report.html")).unwrap();
