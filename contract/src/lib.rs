@@ -29,6 +29,22 @@ pub use tables::{Kind, RawTable};
 /// The `_source` tag of rows made up by `synth`.
 pub const SYNTH_SOURCE: &str = "synth";
 
+/// A stage's command line, parsed as clap does with one difference: a
+/// negative number after a flag is its value (`--days -1`), so the flag's
+/// own check refuses it naming the flag, where clap took it for an unknown
+/// flag (`unexpected argument '-1' found`).
+pub fn parse_args<T: clap::Parser>() -> T {
+    let command = T::command().mut_args(|arg| {
+        if arg.get_action().takes_values() {
+            arg.allow_negative_numbers(true)
+        } else {
+            arg
+        }
+    });
+    let mut matches = command.get_matches();
+    T::from_arg_matches_mut(&mut matches).unwrap_or_else(|e| e.exit())
+}
+
 /// A command-line count that must be at least 1 (`--limit`, `--max-rows`,
 /// `--keep`, ...), where 0 would keep, allow or try nothing: as a value
 /// parser, clap then names the flag (`invalid value '0' for '--limit <LIMIT>':
@@ -38,6 +54,13 @@ where
     T: std::str::FromStr + From<u8> + PartialOrd,
     T::Err: std::fmt::Display,
 {
+    // A negative count (`--limit -5`) is below 1, not "an invalid digit".
+    if text
+        .strip_prefix('-')
+        .is_some_and(|n| n.parse::<T>().is_ok())
+    {
+        return Err("must be at least 1".into());
+    }
     let n: T = text.parse().map_err(|e: T::Err| e.to_string())?;
     if n < T::from(1) {
         return Err("must be at least 1".into());
@@ -173,7 +196,10 @@ mod tests {
             crate::at_least_one::<usize>("0"),
             Err("must be at least 1".to_string())
         );
-        assert!(crate::at_least_one::<u32>("-1").is_err());
+        assert_eq!(
+            crate::at_least_one::<u32>("-1"),
+            Err("must be at least 1".to_string())
+        );
         assert!(crate::at_least_one::<usize>("x").is_err());
     }
 }

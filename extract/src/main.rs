@@ -1,8 +1,6 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let args = extract::Args::parse();
+    let args = contract::parse_args::<extract::Args>();
     contract::exit("extract", extract::run(&args))
 }

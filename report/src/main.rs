@@ -1,8 +1,6 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let args = report::Args::parse();
+    let args = contract::parse_args::<report::Args>();
     contract::exit("report", report::run(&args))
 }

@@ -49,10 +49,10 @@ pub struct Args {
     #[arg(long, default_value_t = 10_000, value_parser = contract::at_least_one::<usize>)]
     pub max_rows: usize,
     /// Longest a request may take, body included, in seconds (408 beyond).
-    #[arg(long, default_value_t = 10.0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 10.0)]
     pub timeout: f64,
     /// How often to look for a new champion on disk, in seconds.
-    #[arg(long, default_value_t = 1.0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 1.0)]
     pub reload_every: f64,
     /// Worker threads answering requests (default: one per core).
     #[arg(long, value_parser = contract::at_least_one::<usize>)]

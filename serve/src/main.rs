@@ -1,11 +1,9 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     if let Some(code) = model::respawn_with_passive_openmp() {
         return code;
     }
-    let args = serve::Args::parse();
+    let args = contract::parse_args::<serve::Args>();
     contract::exit("serve", serve::run(&args))
 }

@@ -1,9 +1,7 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     contract::end_quietly_on_closed_stdout();
-    let args = status::Args::parse();
+    let args = contract::parse_args::<status::Args>();
     contract::exit("status", status::run(&args))
 }

@@ -42,7 +42,7 @@ pub struct Args {
     pub now: Option<DateTime<Utc>>,
     /// Give this share of rows exactly one defect each (null target, out-of-range
     /// target, duplicated id, future timestamp, in equal parts).
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 0.0)]
     pub messy: f64,
     /// parquet: the raw layer under DATA, as extract writes it. csv: exports of
     /// the three tables as Supabase's table editor writes them, into --out, for

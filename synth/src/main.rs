@@ -1,8 +1,6 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let args = synth::Args::parse();
+    let args = contract::parse_args::<synth::Args>();
     contract::exit("synth", synth::run(&args))
 }

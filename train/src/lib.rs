@@ -86,7 +86,7 @@ pub struct Args {
     /// Share of rows held out for the final metrics and the promotion gate,
     /// chosen by a stable hash of (source_table, source_id): a row held out
     /// once is held out in every run.
-    #[arg(long, default_value_t = 0.2, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 0.2)]
     pub test_fraction: f64,
     /// When a new version replaces the champion.
     #[arg(long, value_enum, default_value_t = Promote::Better)]
@@ -95,7 +95,7 @@ pub struct Args {
     /// champion (relative RMSE; 0.01 = 1%) and still be promoted, so noise
     /// does not freeze the champion. Counted over a run of such promotions,
     /// not per run: the champion's own lag uses it up.
-    #[arg(long, default_value_t = 0.01, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 0.01)]
     pub tolerance: f64,
     /// Models kept per model name (the champion is always kept besides). A
     /// model made again (a retrain on unchanged data) counts once: its first
@@ -118,7 +118,7 @@ pub struct Args {
     /// still trains, alone). 0 = a third of this machine's memory (or of the
     /// cgroup's limit): the database and the game master may share the machine.
     /// Which models run together never changes their settings (see --threads).
-    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    #[arg(long, default_value_t = 0.0)]
     pub memory: f64,
     /// No progress bars or progress lines (errors are printed all the same).
     #[arg(long)]

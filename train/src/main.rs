@@ -1,12 +1,10 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     contract::tune_memory();
     if let Some(code) = train::respawn_with_passive_openmp() {
         return code;
     }
-    let args = train::Args::parse();
+    let args = contract::parse_args::<train::Args>();
     contract::exit("train", train::run(&args))
 }

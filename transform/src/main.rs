@@ -1,8 +1,6 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let args = transform::Args::parse();
+    let args = contract::parse_args::<transform::Args>();
     contract::exit("transform", transform::run(&args))
 }

@@ -1,9 +1,7 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
-    let args = validate::Args::parse();
+    let args = contract::parse_args::<validate::Args>();
     contract::exit_with("validate", validate::run(&args), |e| match e
         .downcast_ref::<validate::BelowMinimum>()
     {

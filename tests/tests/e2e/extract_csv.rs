@@ -153,18 +153,27 @@ fn zero_windows_and_counts_are_refused_and_an_empty_days_takes_every_row() {
         ("--connect-timeout", "must be at least 1"),
         ("--request-timeout", "must be at least 1"),
     ] {
-        let data = tempdir().unwrap();
-        let (code, err) = fails(&mut extract_csv_command(
-            data.path(),
-            &fixtures().join("csv"),
-            &[flag, "0"],
-        ));
-        assert_eq!(code, 2, "{err}");
-        assert!(
-            err.contains(&format!("invalid value '0' for '{flag} <")) && err.contains(why),
-            "{err}"
-        );
-        assert!(!data.path().join("raw").exists(), "{flag} 0 wrote raw/");
+        // A negative number is the flag's value too, refused by the same
+        // check (clap took "-1" for an unknown flag).
+        for value in ["0", "-1"] {
+            let data = tempdir().unwrap();
+            let (code, err) = fails(&mut extract_csv_command(
+                data.path(),
+                &fixtures().join("csv"),
+                &[flag, value],
+            ));
+            assert_eq!(code, 2, "{err}");
+            let why = why.replace("0 is not", &format!("{value} is not"));
+            assert!(
+                err.contains(&format!("invalid value '{value}' for '{flag} <"))
+                    && err.contains(&why),
+                "{err}"
+            );
+            assert!(
+                !data.path().join("raw").exists(),
+                "{flag} {value} wrote raw/"
+            );
+        }
     }
     // synth, the source when no database is set, refuses no days too, so
     // `make pipeline DAYS=0` fails the same way whatever the source; and no

@@ -1,9 +1,7 @@
 use std::process::ExitCode;
 
-use clap::Parser;
-
 fn main() -> ExitCode {
     contract::end_quietly_on_closed_stdout();
-    let args = train::versions::ModelsArgs::parse();
+    let args = contract::parse_args::<train::versions::ModelsArgs>();
     contract::exit("models", train::versions::run(&args))
 }
