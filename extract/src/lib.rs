@@ -229,7 +229,7 @@ pub fn run(args: &Args) -> Result<()> {
             if let Some(r) = retrain.as_mut() {
                 let new_rows = report.tables.values().map(|c| c.rows_written).sum();
                 line.push_str("; ");
-                line.push_str(&r.after_cycle(&layout.training_report(), new_rows));
+                line.push_str(&r.after_cycle(&layout, new_rows));
             }
             Ok(line)
         }),

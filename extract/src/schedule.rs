@@ -4,12 +4,13 @@
 //! validate, the gated train, report) and logs how it went; a failed
 //! retrain is logged and the next cycle goes on.
 
-use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use contract::Layout;
+use contract::history::RunEvent;
 
 pub fn parse_every(s: &str) -> Result<Duration, String> {
     let s = s.trim();
@@ -76,15 +77,17 @@ impl Retrain {
 
     /// After a collection that wrote `new_rows`: retrains when due; one
     /// phrase for the cycle's log line.
-    pub fn after_cycle(&mut self, training_report: &Path, new_rows: usize) -> String {
+    pub fn after_cycle(&mut self, layout: &Layout, new_rows: usize) -> String {
         self.rows_since += new_rows;
-        let last = contract::io::read_json::<contract::reports::TrainingReport>(training_report)
-            .ok()
-            .map(|r| r.trained_at);
+        let last =
+            contract::io::read_json::<contract::reports::TrainingReport>(&layout.training_report())
+                .ok()
+                .map(|r| r.trained_at);
         let Some(why) = self.due(last) else {
             return format!("retrain not due ({} rows since the last)", self.rows_since);
         };
         let started = Instant::now();
+        let started_at = chrono::Utc::now();
         let status = std::process::Command::new("sh")
             .arg("-c")
             .arg(&self.command)
@@ -93,12 +96,32 @@ impl Retrain {
         match status {
             Ok(s) if s.success() => {
                 self.rows_since = 0;
-                format!("retrained ({why}) in {took:.1}s")
+                format!(
+                    "retrained ({why}) in {took:.1}s{}",
+                    outcomes(layout, started_at).map_or(String::new(), |o| format!(": {o}"))
+                )
             }
             Ok(s) => format!("retrain ({why}) FAILED after {took:.1}s ({s}); next cycle goes on"),
             Err(e) => format!("retrain ({why}) could not start `{}`: {e}", self.command),
         }
     }
+}
+
+/// What the train run the retrain made decided, model by model, from its
+/// history line (`csat promoted v0007, quality kept v0004`); None when the
+/// retrain command trained nothing since `since` (or the history cannot be read).
+fn outcomes(layout: &Layout, since: chrono::DateTime<chrono::Utc>) -> Option<String> {
+    let history = contract::history::read(&layout.history()).ok()?;
+    let run = history
+        .iter()
+        .rev()
+        .find(|r| r.event == RunEvent::Train && r.started_at >= since)?;
+    let said: Vec<String> = run
+        .models
+        .iter()
+        .map(|(name, m)| format!("{name} {}", m.outcome(run.event)))
+        .collect();
+    (!said.is_empty()).then(|| said.join(", "))
 }
 
 pub fn every(period: Duration, mut run_once: impl FnMut() -> Result<String>) -> Result<()> {

@@ -236,6 +236,12 @@ fn collection_retrains_when_due_and_logs_a_failed_retrain() {
         lines[0].contains("retrained (no model trained yet)"),
         "{log}"
     );
+    // It says what the retrain's train run decided, model by model.
+    assert!(
+        lines[0]
+            .contains(": csat promoted v0001, performance promoted v0001, quality promoted v0001"),
+        "{log}"
+    );
     assert!(
         lines[1].contains("+0") && lines[1].contains("retrain not due"),
         "{log}"
@@ -260,6 +266,7 @@ fn collection_retrains_when_due_and_logs_a_failed_retrain() {
         log.contains("s since the last training (every 2s)) in "),
         "{log}"
     );
+    assert!(log.contains(": csat promoted v0002, "), "{log}");
 
     // A retrain that fails is logged, and the next cycle runs.
     let data2 = work.path().join("data2");
