@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use contract::Layout;
+use contract::drift::DriftLevel;
 use contract::history::RunEvent;
 
 pub fn parse_every(s: &str) -> Result<Duration, String> {
@@ -121,7 +122,26 @@ fn outcomes(layout: &Layout, since: chrono::DateTime<chrono::Utc>) -> Option<Str
         .iter()
         .map(|(name, m)| format!("{name} {}", m.outcome(run.event)))
         .collect();
-    (!said.is_empty()).then(|| said.join(", "))
+    // Drift the run flagged, so a quiet log still shows the data moving.
+    let drifted: Vec<String> = run
+        .drift
+        .iter()
+        .filter(|(_, d)| d.level != DriftLevel::None)
+        .map(|(name, d)| {
+            let what = if d.drifted.is_empty() {
+                String::new()
+            } else {
+                format!(" in {}", d.drifted.join(", "))
+            };
+            format!("{name} {}{what}", d.level.name())
+        })
+        .collect();
+    let drift = if drifted.is_empty() {
+        String::new()
+    } else {
+        format!("; drift: {}", drifted.join("; "))
+    };
+    (!said.is_empty()).then(|| format!("{}{drift}", said.join(", ")))
 }
 
 pub fn every(period: Duration, mut run_once: impl FnMut() -> Result<String>) -> Result<()> {
@@ -160,6 +180,66 @@ pub fn every(period: Duration, mut run_once: impl FnMut() -> Result<String>) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retrain_line_names_each_models_outcome_and_the_drift() {
+        use contract::drift::DriftSummary;
+        use contract::history::{RunModel, RunRecord};
+        use contract::registry::Version;
+        let dir = tempfile::tempdir().unwrap();
+        let layout = Layout::new(dir.path());
+        std::fs::create_dir_all(layout.reports_dir()).unwrap();
+        let at = |s: &str| s.parse::<chrono::DateTime<chrono::Utc>>().unwrap();
+        let model = |promoted: bool, version: u32| RunModel {
+            version: Some(Version(version)),
+            promoted,
+            reason: String::new(),
+            rmse: None,
+            champion: Some(Version(3)),
+            champion_rmse: None,
+        };
+        let drift = |level: DriftLevel, drifted: &[&str]| DriftSummary {
+            level,
+            max_psi: 0.0,
+            drifted: drifted.iter().map(|s| s.to_string()).collect(),
+            unseen_levels: 0,
+            target_shift_std: None,
+            reject_rate_jumped: false,
+        };
+        let run = RunRecord {
+            run_id: "20261207T100000Z".into(),
+            event: RunEvent::Train,
+            started_at: at("2026-12-07T10:00:00Z"),
+            finished_at: at("2026-12-07T10:01:00Z"),
+            source: None,
+            since: None,
+            until: None,
+            datasets: Default::default(),
+            models: [
+                ("csat".to_string(), model(true, 4)),
+                ("quality".to_string(), model(false, 4)),
+            ]
+            .into(),
+            drift: [
+                ("csat".to_string(), drift(DriftLevel::None, &[])),
+                (
+                    "quality".to_string(),
+                    drift(DriftLevel::Major, &["complexity", "provider"]),
+                ),
+            ]
+            .into(),
+        };
+        let line = serde_json::to_string(&run).unwrap() + "\n";
+        std::fs::write(layout.history(), line).unwrap();
+        assert_eq!(
+            outcomes(&layout, at("2026-12-07T09:59:00Z")).as_deref(),
+            Some(
+                "csat promoted v0004, quality kept v0004; drift: quality major in complexity, provider"
+            )
+        );
+        // A train run from before the retrain began is not its outcome.
+        assert_eq!(outcomes(&layout, at("2026-12-07T10:00:01Z")), None);
+    }
 
     #[test]
     fn periods() {
