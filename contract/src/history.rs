@@ -45,6 +45,10 @@ pub struct RunModel {
     /// The champion before this run, and its RMSE on the same rows.
     pub champion: Option<Version>,
     pub champion_rmse: Option<f64>,
+    /// The version is the champion's model made again (a retrain on
+    /// unchanged data, or a hand promotion between two such versions).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub same_as_champion: bool,
 }
 
 impl RunModel {
@@ -56,12 +60,21 @@ impl RunModel {
         let Some(version) = self.version else {
             return "skipped".into();
         };
+        let same = if self.same_as_champion {
+            ", the same model"
+        } else {
+            ""
+        };
         match (event, self.champion) {
             (RunEvent::Rollback, Some(before)) => format!(
-                "rolled {} to {version} (was {before})",
+                "rolled {} to {version} (was {before}{same})",
                 if version < before { "back" } else { "forward" }
             ),
             (RunEvent::Rollback, None) => format!("made champion {version}"),
+            (RunEvent::Train, Some(before)) if self.same_as_champion => format!(
+                "{} {version} (the same model as {before})",
+                if self.promoted { "promoted" } else { "kept" }
+            ),
             (RunEvent::Train, _) if self.promoted => format!("promoted {version}"),
             (RunEvent::Train, _) => format!("kept {version}"),
         }
@@ -231,6 +244,24 @@ mod tests {
         };
         assert_eq!(kept.outcome(train), "kept v0004");
         assert_eq!(RunModel::default().outcome(train), "skipped");
+        // The champion's model made again: a retrain on unchanged data, or a
+        // hand promotion between two such versions.
+        let again = |m: RunModel| RunModel {
+            same_as_champion: true,
+            ..m
+        };
+        assert_eq!(
+            again(by_hand("v0004", Some("v0003"))).outcome(train),
+            "promoted v0004 (the same model as v0003)"
+        );
+        assert_eq!(
+            again(kept).outcome(train),
+            "kept v0004 (the same model as v0003)"
+        );
+        assert_eq!(
+            again(by_hand("v0001", Some("v0004"))).outcome(rollback),
+            "rolled back to v0001 (was v0004, the same model)"
+        );
     }
 
     #[test]

@@ -247,6 +247,10 @@ pub struct Promotion {
     /// champion scoring 0): see [`Promotion::cumulative`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cumulative_ratio: Option<f64>,
+    /// The new version is its champion's model made again, byte for byte (a
+    /// retrain on unchanged data: see train's retention). Absent when false.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub same_as_champion: bool,
 }
 
 impl Promotion {

@@ -197,6 +197,7 @@ mod tests {
             rmse: None,
             champion: Some(Version(3)),
             champion_rmse: None,
+            same_as_champion: false,
         };
         let drift = |level: DriftLevel, drifted: &[&str]| DriftSummary {
             level,

@@ -92,6 +92,7 @@ pub fn decide(
         champion_rmse: None,
         tolerance,
         cumulative_ratio: Some(1.0),
+        same_as_champion: false,
     };
     let vs_baseline = format!(
         "RMSE {:.4} vs best baseline {:.4}",
@@ -218,6 +219,7 @@ fn against_loaded(
     // the verdict is the same as for any model, and the reason says so.
     let same =
         challenger.identity.is_some() && challenger.identity == champion_identity(card, fitted);
+    promotion.same_as_champion = same;
     Ok(if same {
         (
             better,
@@ -328,6 +330,7 @@ mod tests {
             champion_rmse,
             tolerance: 0.01,
             cumulative_ratio: None,
+            same_as_champion: false,
         };
         let old = promotion(true, PromotePolicy::Better, 1.008, Some(1.0));
         assert!((old.cumulative() - 1.008).abs() < 1e-12);

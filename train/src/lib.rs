@@ -453,6 +453,7 @@ fn run_record(
                     rmse: p.map(|p| p.rmse),
                     champion: p.and_then(|p| p.champion),
                     champion_rmse: p.and_then(|p| p.champion_rmse),
+                    same_as_champion: p.is_some_and(|p| p.same_as_champion),
                 };
                 (name.clone(), model)
             })

@@ -163,6 +163,7 @@ fn promote(layout: &Layout, dataset: Dataset, version: Version) -> Result<()> {
                 rmse: None,
                 champion: before,
                 champion_rmse: None,
+                same_as_champion: same,
             },
         )]
         .into(),

@@ -475,6 +475,9 @@ fn retrains_on_unchanged_data_do_not_push_the_older_models_out() {
         said.contains("(was v0005, the same model: predictions do not change)"),
         "{said}"
     );
+    let runs = history::read(&data.join("reports/history.jsonl")).unwrap();
+    assert!(runs[5].models["csat"].same_as_champion, "{:?}", runs[5]);
+    assert!(runs[4].models["csat"].same_as_champion && !runs[1].models["csat"].same_as_champion);
     ok(&mut promote_command(&data, "csat", "v0001"));
     assert_eq!(predict(&data, "csat", &input), before);
 }
