@@ -188,8 +188,14 @@ predict: build
 	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "predict: give MODEL=quality|csat|performance INPUT=file OUTPUT=file" >&2; exit 2; }
 	$(PREDICT) --model $(DATA)/models/$(or $(MODEL),quality) --input $(INPUT) --output $(OUTPUT)
 
-## clean-data: remove everything under DATA (raw, training, clean, models, reports)
+## clean-data: remove everything under DATA (raw, training, clean, models, reports);
+## with model versions, or data collected from a database or CSV files, only with CONFIRM=yes
 clean-data:
+	@if [ "$(CONFIRM)" != yes ] && { [ -d $(DATA)/models/versions ] || \
+	    grep -Eqs '"source": *"(supabase|postgres|csv)"' $(DATA)/reports/extract.json; }; then \
+	  echo "clean-data: $(DATA) holds model versions (the champions serve answers from) or data collected from a source, which a rerun may not make again; make clean-data CONFIRM=yes removes them" >&2; \
+	  exit 2; \
+	fi
 	rm -rf $(DATA)/raw $(DATA)/training $(DATA)/clean $(DATA)/rejected $(DATA)/models \
 	       $(DATA)/insights $(DATA)/reports $(DATA)/state $(DATA)/.make \
 	       $(DATA)/.staging $(DATA)/.commit.json $(DATA)/.lock $(DATA)/.gen $(DATA)/.current

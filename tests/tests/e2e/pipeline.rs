@@ -60,6 +60,24 @@ fn make_pipeline_runs_out_of_the_box_and_reruns_only_stale_stages() {
         changed.contains("transform:") && changed.contains("baseline RMSE"),
         "{changed}"
     );
+    // clean-data keeps model versions unless told: they are what serve
+    // answers from, and a rerun does not make the same history again.
+    let clean = |extra: &[&str]| {
+        let mut cmd = super::common::make();
+        cmd.arg("clean-data")
+            .arg(format!("DATA={}", data.path().display()))
+            .args(extra);
+        cmd
+    };
+    let (code, err) = fails(&mut clean(&[]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("make clean-data CONFIRM=yes removes them"),
+        "{err}"
+    );
+    assert!(data.path().join("models/versions/csat/v0002").is_dir());
+    ok(&mut clean(&["CONFIRM=yes"]));
+    assert!(files(data.path()).is_empty(), "{:?}", files(data.path()));
 }
 
 /// A stage run before the one that feeds it says, in its only line, which
