@@ -1,7 +1,7 @@
 # The pipeline as file targets: make reruns only the stages whose inputs changed.
 #
 #   make pipeline [DAYS=30|DAYS=] [SOURCE=supabase|postgres|csv|synth] [CSV_DIR=dir]
-#                 [ROWS=5000] [SEED=42] [DATA=data]
+#                 [ROWS=5000] [SEED=42] [DATA=data] [REPLACE=yes]
 #   make extract | transform | validate | train | report | status | collect | predict
 #   make models                                # every kept model version
 #   make rollback MODEL=csat VERSION=v0003     # make a kept version champion again
@@ -60,6 +60,9 @@ REPORTED := $(DATA)/reports/report.html
 # The window: the last DAYS days; DAYS= (empty) takes every row the source
 # has (synth then spreads its rows over its default 30 days).
 DAYS_FLAG = $(if $(DAYS),--days $(DAYS))
+# A full extraction (or synth) over raw tables `make collect` has been
+# collecting into is refused unless REPLACE=yes: it would drop what was collected.
+REPLACE_FLAG = $(if $(filter yes,$(REPLACE)),--replace)
 
 # Extraction settings; a change of any of them makes the raw data stale.
 PARAMS := source=$(SOURCE) days=$(DAYS) rows=$(ROWS) seed=$(SEED) csv=$(CSV_DIR)
@@ -96,12 +99,12 @@ ifeq ($(SOURCE),synth)
 	@echo " using SYNTHETIC data, tagged _source = synth." >&2
 	@echo " For real data: SOURCE=supabase|postgres, or SOURCE=csv CSV_DIR=dir" >&2
 	@echo "==================================================================" >&2
-	$(SYNTH) --data $(DATA) --rows $(ROWS) --seed $(SEED) $(DAYS_FLAG)
+	$(SYNTH) --data $(DATA) --rows $(ROWS) --seed $(SEED) $(DAYS_FLAG) $(REPLACE_FLAG)
 else ifeq ($(SOURCE),csv)
 	@test -n "$(CSV_DIR)" || { echo "pipeline: SOURCE=csv needs CSV_DIR=<folder with the exported <table>.csv files>" >&2; exit 2; }
-	$(EXTRACT) --data $(DATA) --source csv --input $(CSV_DIR) $(DAYS_FLAG)
+	$(EXTRACT) --data $(DATA) --source csv --input $(CSV_DIR) $(DAYS_FLAG) $(REPLACE_FLAG)
 else ifneq ($(filter supabase postgres,$(SOURCE)),)
-	$(EXTRACT) --data $(DATA) --source $(SOURCE) $(DAYS_FLAG)
+	$(EXTRACT) --data $(DATA) --source $(SOURCE) $(DAYS_FLAG) $(REPLACE_FLAG)
 else
 	@echo "pipeline: unknown SOURCE=$(SOURCE) (use supabase, postgres, csv or synth)" >&2; exit 2
 endif
@@ -126,12 +129,12 @@ $(REPORTED): $(TRAINED) $(VALIDATED) $(RAW_DONE) $(wildcard $(REPORT))
 ## extract / transform / validate / train: run one stage now, whatever make thinks is stale
 extract: build
 ifeq ($(SOURCE),synth)
-	$(SYNTH) --data $(DATA) --rows $(ROWS) --seed $(SEED) $(DAYS_FLAG)
+	$(SYNTH) --data $(DATA) --rows $(ROWS) --seed $(SEED) $(DAYS_FLAG) $(REPLACE_FLAG)
 else ifeq ($(SOURCE),csv)
 	@test -n "$(CSV_DIR)" || { echo "extract: SOURCE=csv needs CSV_DIR=<folder with the exported <table>.csv files>" >&2; exit 2; }
-	$(EXTRACT) --data $(DATA) --source csv --input $(CSV_DIR) $(DAYS_FLAG)
+	$(EXTRACT) --data $(DATA) --source csv --input $(CSV_DIR) $(DAYS_FLAG) $(REPLACE_FLAG)
 else
-	$(EXTRACT) --data $(DATA) --source $(SOURCE) $(DAYS_FLAG)
+	$(EXTRACT) --data $(DATA) --source $(SOURCE) $(DAYS_FLAG) $(REPLACE_FLAG)
 endif
 
 transform: build

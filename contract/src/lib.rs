@@ -29,6 +29,34 @@ pub use tables::{Kind, RawTable};
 /// The `_source` tag of rows made up by `synth`.
 pub const SYNTH_SOURCE: &str = "synth";
 
+/// A full extraction (or synth) replaces the raw tables. When `extract
+/// --incremental` (`make collect`) has been collecting into them, that would
+/// drop what it gathered, which the source may no longer hold: refused
+/// unless `replace`, and then the collection's position goes in the same
+/// commit, so the next collection starts afresh.
+pub fn replace_collected(
+    commit: &mut commit::Commit,
+    layout: &Layout,
+    stage: &str,
+    replace: bool,
+) -> anyhow::Result<()> {
+    let state = layout.extract_state();
+    if !state.exists() {
+        return Ok(());
+    }
+    if !replace {
+        anyhow::bail!(
+            "{}: holds rows collected incrementally (`make collect`; {} keeps its place), \
+             which this full {stage} would replace: `make retrain` trains on them, or \
+             --replace (REPLACE=yes for make) replaces them",
+            layout.raw_root().display(),
+            state.display()
+        );
+    }
+    commit.remove(&state);
+    Ok(())
+}
+
 /// A stage's command line, parsed as clap does with one difference: a
 /// negative number after a flag is its value (`--days -1`), so the flag's
 /// own check refuses it naming the flag, where clap took it for an unknown

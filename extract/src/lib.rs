@@ -86,6 +86,10 @@ pub struct Args {
     /// Append only rows newer than the last run (state in DATA/state/extract.json).
     #[arg(long)]
     pub incremental: bool,
+    /// A full run over raw tables that --incremental has been collecting into
+    /// replaces what it collected (refused without this flag).
+    #[arg(long, conflicts_with = "incremental")]
+    pub replace: bool,
     /// Minutes re-read before the last collected row, for rows that committed late
     /// (with --incremental; re-read rows already collected are not written again).
     #[arg(long, default_value_t = 5)]
@@ -165,6 +169,8 @@ pub struct Options {
     pub until: Option<DateTime<Utc>>,
     pub limit: Option<usize>,
     pub incremental: bool,
+    /// See `Args::replace`.
+    pub replace: bool,
     pub lookback: Duration,
     pub retry: supabase::Retry,
     pub supabase_concurrency: usize,
@@ -192,6 +198,7 @@ impl Options {
             until: args.until,
             limit: args.limit,
             incremental: args.incremental,
+            replace: args.replace,
             lookback: Duration::minutes(i64::from(args.lookback_minutes)),
             retry: supabase::Retry {
                 attempts: args.retries,
@@ -360,6 +367,9 @@ pub fn extract(layout: &Layout, options: &Options) -> Result<ExtractReport> {
     // One writer at a time; the raw layer, its rejects, the state and the
     // report change together (see contract::commit).
     let mut commit = Commit::begin(layout, "extract")?;
+    if !options.incremental {
+        contract::replace_collected(&mut commit, layout, "extract", options.replace)?;
+    }
     let mut state = if options.incremental {
         state::load(layout)?
     } else {
@@ -488,10 +498,13 @@ impl Run<'_> {
             until: options.until,
             limit: options.limit,
         };
-        // Rows the lookback re-reads that an earlier run already wrote.
-        let collected = match (options.incremental, window.since) {
-            (true, Some(since)) => Arc::new(collected::ids_since(layout, table, since)?),
-            _ => Default::default(),
+        // Rows the lookback re-reads that an earlier run already wrote; with
+        // no window and no position yet (the first incremental run over
+        // tables a full run wrote), every row held.
+        let collected = if options.incremental {
+            Arc::new(collected::ids_since(layout, table, window.since)?)
+        } else {
+            Default::default()
         };
         let out_dir = if options.incremental {
             commit.scratch(table.name())?

@@ -59,6 +59,10 @@ pub struct Args {
     /// No progress bar or progress lines (errors are printed all the same).
     #[arg(long)]
     pub quiet: bool,
+    /// Write over raw tables that `extract --incremental` has been collecting
+    /// into, replacing what it collected (refused without this flag).
+    #[arg(long)]
+    pub replace: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -82,7 +86,7 @@ pub fn run(args: &Args) -> Result<()> {
         return write_csv_exports(&plan, out, &progress);
     }
     let layout = Layout::new(&args.data);
-    let injected = write_raw(&plan, &layout, &progress)?;
+    let injected = write_raw(&plan, &layout, args.replace, &progress)?;
     for table in RawTable::ALL {
         println!(
             "synth: {:<24} {:>8} rows -> {}",
@@ -203,6 +207,7 @@ fn write_csv_exports(
 fn write_raw(
     plan: &Plan,
     layout: &Layout,
+    replace: bool,
     progress: &contract::progress::Progress,
 ) -> Result<messy::Injected> {
     let mut report = ExtractReport {
@@ -214,6 +219,7 @@ fn write_raw(
         tables: BTreeMap::new(),
     };
     let mut commit = Commit::begin(layout, "synth")?;
+    contract::replace_collected(&mut commit, layout, "synth", replace)?;
     let mut dirs = BTreeMap::new();
     for table in RawTable::ALL {
         dirs.insert(table, commit.dir(&layout.raw_dir(table))?);

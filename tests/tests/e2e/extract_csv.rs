@@ -226,6 +226,58 @@ fn a_rerun_replaces_the_table() {
     );
 }
 
+/// A full run over tables that `--incremental` (`make collect`) has been
+/// collecting into would drop what it collected: refused, naming the folder,
+/// for extract and synth alike, unless --replace, which also drops the
+/// collection's position. And the first incremental run over tables a full
+/// run wrote, without a window, writes no row twice.
+#[test]
+fn a_full_run_over_collected_tables_is_refused_unless_told_to_replace() {
+    let work = tempdir().unwrap();
+    let data = work.path().join("data");
+    let exports = synth_exports(work.path(), "300", "5", "0");
+    extract_csv(&data, &exports, &[]);
+    extract_csv(&data, &exports, &["--incremental"]);
+    assert_every_raw_row_once(&data, 300);
+    let t = &extract_report(&data).tables["ai_gm_ab_testing"];
+    assert_eq!((t.rows_written, t.already_collected), (0, 300));
+
+    let before = files(&data);
+    let state = data.join("state/extract.json");
+    assert!(state.exists());
+    for (stage, mut cmd) in [
+        ("extract", extract_csv_command(&data, &exports, &[])),
+        ("synth", {
+            let mut cmd = bin("synth");
+            cmd.args(["--data", data.to_str().unwrap(), "--rows", "50"]);
+            cmd
+        }),
+    ] {
+        let (code, err) = fails(&mut cmd);
+        assert_eq!(code, 1, "{stage}: {err}");
+        assert_eq!(error_lines(&err).len(), 1, "{stage}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{}: holds rows collected incrementally (`make collect`; ",
+                data.join("raw").display()
+            )) && err.contains(&format!("which this full {stage} would replace"))
+                && err.contains("--replace"),
+            "{stage}: {err}"
+        );
+        assert_eq!(files(&data), before, "{stage} changed nothing");
+    }
+    extract_csv(&data, &exports, &["--replace"]);
+    assert_every_raw_row_once(&data, 300);
+    assert!(!state.exists(), "the collection's place went with its rows");
+    // Refused beside --incremental, which never replaces.
+    let (code, err) = fails(&mut extract_csv_command(
+        &data,
+        &exports,
+        &["--incremental", "--replace"],
+    ));
+    assert_eq!(code, 2, "{err}");
+}
+
 fn assert_fails_cleanly(input: &Path, expected: &str) {
     let data = tempdir().unwrap();
     let (code, err) = fails(&mut extract_csv_command(data.path(), input, &[]));
