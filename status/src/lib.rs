@@ -119,9 +119,11 @@ pub fn run(args: &Args) -> Result<()> {
     let mut errors: Vec<String> = Vec::new();
     let mut any = raw_tables(&layout, &mut errors);
     any |= datasets(&layout, &mut errors);
-    models(&layout, &mut errors);
+    // Read once: the models' hand promotions and the last runs both come from it.
+    let history = history::read(&layout.history());
+    models(&layout, history.as_deref().unwrap_or(&[]), &mut errors);
     drift(&layout, &mut errors);
-    runs(&layout, &mut errors);
+    runs(&layout, history, &mut errors);
     let html = layout.report_html();
     let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     match modified(&html) {
@@ -253,10 +255,9 @@ fn datasets(layout: &Layout, errors: &mut Vec<String>) -> bool {
 
 /// Each model's champion with its age and metrics, and what the last train
 /// run decided about its new version.
-fn models(layout: &Layout, errors: &mut Vec<String>) {
+fn models(layout: &Layout, history: &[RunRecord], errors: &mut Vec<String>) {
     println!("models (champions in {})", layout.models_dir().display());
     let training = report::<TrainingReport>(&layout.training_report(), errors);
-    let history = history::read(&layout.history()).unwrap_or_default();
     for dataset in Dataset::ALL {
         let name = dataset.name();
         let kept = registry::versions(layout, dataset).map_or(0, |v| v.len());
@@ -371,9 +372,9 @@ fn drift(layout: &Layout, errors: &mut Vec<String>) {
 }
 
 /// The last few lines of the run history.
-fn runs(layout: &Layout, errors: &mut Vec<String>) {
+fn runs(layout: &Layout, history: Result<Vec<RunRecord>, ContractError>, errors: &mut Vec<String>) {
     const SHOWN: usize = 5;
-    let records = match history::read(&layout.history()) {
+    let records = match history {
         Ok(r) => r,
         Err(e) => {
             errors.push(e.to_string());

@@ -129,11 +129,16 @@ fn fates(
 /// never taken for a copy of another.
 pub(crate) fn identity(dir: &Path) -> Option<[u8; 32]> {
     let card: ModelCard = contract::io::read_json(&dir.join(artifact::MODEL_JSON)).ok()?;
+    loaded_identity(dir, &card)
+}
+
+/// The identity of the version in `dir` whose card is already read.
+pub(crate) fn loaded_identity(dir: &Path, card: &ModelCard) -> Option<[u8; 32]> {
     let model = match &card.model_file {
         Some(file) => Some(std::fs::read(dir.join(file)).ok()?),
         None => None,
     };
-    card_identity(&card, model.as_deref())
+    card_identity(card, model.as_deref())
 }
 
 /// A card's identity (see [`identity`]), with its model file's bytes.

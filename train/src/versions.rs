@@ -60,21 +60,27 @@ fn list(layout: &Layout) -> Result<()> {
         let versions = registry::versions(layout, dataset)?;
         any |= !versions.is_empty();
         println!("{dataset}: {} kept", versions.len());
+        let cards = versions
+            .iter()
+            .map(|&v| {
+                let dir = layout.version_dir(dataset, v);
+                let card: artifact::ModelCard =
+                    contract::io::read_json(&dir.join(artifact::MODEL_JSON))?;
+                Ok((v, dir, card))
+            })
+            .collect::<Result<Vec<_>>>()?;
         // A version that is the same model as an older kept one says which
         // (retrained on unchanged data): a rollback to it changes nothing.
         let mut first_of = std::collections::BTreeMap::new();
-        let same_as: std::collections::BTreeMap<Version, Version> = versions
+        let same_as: std::collections::BTreeMap<Version, Version> = cards
             .iter()
-            .filter_map(|&v| {
-                let id = retention::identity(&layout.version_dir(dataset, v))?;
-                let first = *first_of.entry(id).or_insert(v);
-                (first != v).then_some((v, first))
+            .filter_map(|(v, dir, card)| {
+                let id = retention::loaded_identity(dir, card)?;
+                let first = *first_of.entry(id).or_insert(*v);
+                (first != *v).then_some((*v, first))
             })
             .collect();
-        for v in versions.iter().rev() {
-            let dir = layout.version_dir(dataset, *v);
-            let card: artifact::ModelCard =
-                contract::io::read_json(&dir.join(artifact::MODEL_JSON))?;
+        for (v, _, card) in cards.iter().rev() {
             let test = card.candidates.get(&card.algorithm).map(|c| c.test);
             let mark = if Some(*v) == champion { "*" } else { " " };
             println!(
@@ -134,7 +140,8 @@ fn promote(layout: &Layout, dataset: Dataset, version: Version) -> Result<()> {
     registry::stage_champion(&mut commit, layout, dataset, version)?;
     let same = before.is_some_and(|b| {
         let id = |v| retention::identity(&layout.version_dir(dataset, v));
-        id(version).is_some() && id(version) == id(b)
+        let new = id(version);
+        new.is_some() && new == id(b)
     });
     let reason = format!(
         "made champion by hand (was {}{})",
