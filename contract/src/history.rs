@@ -98,6 +98,16 @@ pub struct RunRecord {
 }
 
 impl RunRecord {
+    /// What the run did with each model, in a few words each, joined:
+    /// `csat promoted v0004, performance kept v0003` (see [`RunModel::outcome`]).
+    pub fn outcomes(&self) -> String {
+        self.models
+            .iter()
+            .map(|(name, m)| format!("{name} {}", m.outcome(self.event)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// A run id from its start to the second: sortable and readable.
     fn id_at(started_at: DateTime<Utc>) -> String {
         started_at.format("%Y%m%dT%H%M%SZ").to_string()

@@ -117,11 +117,6 @@ fn outcomes(layout: &Layout, since: chrono::DateTime<chrono::Utc>) -> Option<Str
         .iter()
         .rev()
         .find(|r| r.event == RunEvent::Train && r.started_at >= since)?;
-    let said: Vec<String> = run
-        .models
-        .iter()
-        .map(|(name, m)| format!("{name} {}", m.outcome(run.event)))
-        .collect();
     // Drift the run flagged, so a quiet log still shows the data moving.
     let drifted: Vec<String> = run
         .drift
@@ -141,7 +136,7 @@ fn outcomes(layout: &Layout, since: chrono::DateTime<chrono::Utc>) -> Option<Str
     } else {
         format!("; drift: {}", drifted.join("; "))
     };
-    (!said.is_empty()).then(|| format!("{}{drift}", said.join(", ")))
+    (!run.models.is_empty()).then(|| format!("{}{drift}", run.outcomes()))
 }
 
 pub fn every(period: Duration, mut run_once: impl FnMut() -> Result<String>) -> Result<()> {

@@ -192,7 +192,7 @@ fn runs_table(history: &[RunRecord]) -> Markup {
                     td { (stamp(r.started_at)) }
                     td.text { (match r.event { RunEvent::Train => "train", RunEvent::Rollback => "rollback" }) }
                     td.text { (r.source.as_deref().unwrap_or("–")) }
-                    td.text { (r.models.iter().map(|(n, m)| format!("{n} {}", m.outcome(r.event))).collect::<Vec<_>>().join(", ")) }
+                    td.text { (r.outcomes()) }
                 }
             }
         } }

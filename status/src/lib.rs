@@ -398,11 +398,6 @@ fn runs(layout: &Layout, history: Result<Vec<RunRecord>, ContractError>, errors:
         .max()
         .unwrap_or(0);
     for r in shown {
-        let models: Vec<String> = r
-            .models
-            .iter()
-            .map(|(name, m)| format!("{name} {}", m.outcome(r.event)))
-            .collect();
         // A rollback reads no data.
         let rows = match r.event {
             RunEvent::Train => r
@@ -421,7 +416,7 @@ fn runs(layout: &Layout, history: Result<Vec<RunRecord>, ContractError>, errors:
                 RunEvent::Rollback => "rollback",
             },
             r.source.as_deref().unwrap_or("-"),
-            models.join(", ")
+            r.outcomes()
         );
     }
 }
