@@ -90,6 +90,7 @@ stages: $(REPORTED)
 
 ## build: the stage binaries, in the profile the tests use
 build:
+	@CARGO="$(CARGO)" tools/build-prereqs.sh $(BIN)
 	$(CARGO) build --$(PROFILE) --workspace --bins
 
 $(RAW_DONE): $(EXTRACT_DEPS)

@@ -205,3 +205,76 @@ fn a_data_folder_with_a_space_is_refused_before_anything_is_made() {
         assert!(left.is_empty(), "{var}={value:?}: {left:?}");
     }
 }
+
+/// A first build on a machine without cmake >= 3.28 or libclang failed ten
+/// minutes in, with a build script's panic. `make build` now says what is
+/// missing before cargo starts, and starts cargo when nothing is.
+#[test]
+fn a_first_build_names_what_is_missing_before_cargo_starts() {
+    let work = tempdir().unwrap();
+    let fake = work.path().join("bin");
+    std::fs::create_dir(&fake).unwrap();
+    let script = |name: &str, body: &str| {
+        let path = fake.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+        let mut perms = std::fs::metadata(&path).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&path, perms).unwrap();
+        path
+    };
+    let ran = work.path().join("cargo-ran");
+    let cargo = script("cargo", &format!("echo \"$@\" > {}", ran.display()));
+    script("cmake", "echo 'cmake version 3.25.1'");
+    // An empty target folder: nothing built yet, so everything is checked.
+    let target = work.path().join("target");
+    let no_libclang = work.path().join("no-libclang");
+    std::fs::create_dir_all(&no_libclang).unwrap();
+    let path = format!("{}:{}", fake.display(), std::env::var("PATH").unwrap());
+    let build = |libclang: &std::path::Path| {
+        let mut cmd = make();
+        cmd.arg("build")
+            .arg(format!("BIN={}", target.display()))
+            .arg(format!("CARGO={}", cargo.display()))
+            .env("PATH", &path)
+            .env("LIBCLANG_PATH", libclang);
+        cmd
+    };
+    let (code, err) = fails(&mut build(&no_libclang));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("build: missing: cmake 3.25.1")
+            && err.contains("LightGBM needs 3.28 or newer; pip install cmake"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "build: missing: libclang: not found in LIBCLANG_PATH={}",
+            no_libclang.display()
+        )) && err.contains("apt-get install clang libclang-dev"),
+        "{err}"
+    );
+    assert!(err.contains("build: nothing was built"), "{err}");
+    assert!(!ran.exists(), "cargo ran: {err}");
+
+    // A libclang where LIBCLANG_PATH says and a cmake that is new enough: cargo runs.
+    let libclang = work.path().join("llvm");
+    std::fs::create_dir_all(&libclang).unwrap();
+    std::fs::write(libclang.join("libclang-19.so.1"), "").unwrap();
+    script("cmake", "echo 'cmake version 3.31.6'");
+    let out = ok(&mut build(&libclang));
+    assert!(ran.exists(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        std::fs::read_to_string(&ran)
+            .unwrap()
+            .contains("build --release --workspace --bins")
+    );
+
+    // Once LightGBM's bindings exist, a rebuild does not need cmake or libclang.
+    std::fs::remove_file(&ran).unwrap();
+    script("cmake", "echo 'cmake version 3.25.1'");
+    let bindings = target.join("build/lightgbm3-sys-0123/out");
+    std::fs::create_dir_all(&bindings).unwrap();
+    std::fs::write(bindings.join("bindings.rs"), "").unwrap();
+    ok(&mut build(&no_libclang));
+    assert!(ran.exists());
+}
