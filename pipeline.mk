@@ -6,6 +6,7 @@
 #   make models                                # every kept model version
 #   make rollback MODEL=csat VERSION=v0003     # make a kept version champion again
 #   make train PROMOTE=always|never            # force or refuse promotion
+#   make pipeline ALLOW_SMALL=yes              # train what has enough clean rows
 #   make serve [BIND=127.0.0.1:8080]           # the champions over HTTP (SERVE_TOKEN)
 #   TRANSFORM=/path/to/program make pipeline   # swap a stage (likewise EXTRACT,
 #                                              # SYNTH, VALIDATE, TRAIN, REPORT, PREDICT)
@@ -113,8 +114,17 @@ endif
 $(TRAINING) &: $(RAW_DONE) $(wildcard $(TRANSFORM))
 	$(TRANSFORM) --data $(DATA)
 
-$(VALIDATED): $(TRAINING) $(wildcard $(VALIDATE))
-	$(VALIDATE) --data $(DATA)
+# validate writes its outputs, then exits 3, when a dataset has too few clean
+# rows (ALLOW_SMALL=yes goes on). Its report is then newer than its inputs, so
+# a mark, newer still, makes the next make run it again rather than go on to
+# train as if it had passed.
+VALIDATE_FLAGS = --data $(DATA) $(if $(filter yes,$(ALLOW_SMALL)),--allow-small)
+VALIDATE_AGAIN := $(DATA)/.make/validate.again
+RUN_VALIDATE = @rm -f $(VALIDATE_AGAIN); echo "$(VALIDATE) $(VALIDATE_FLAGS)"; \
+	$(VALIDATE) $(VALIDATE_FLAGS) || { status=$$?; touch $(VALIDATE_AGAIN); exit $$status; }
+
+$(VALIDATED): $(TRAINING) $(wildcard $(VALIDATE)) $(wildcard $(VALIDATE_AGAIN))
+	$(RUN_VALIDATE)
 
 # --promote better|always|never (default better: the gate decides).
 TRAIN_FLAGS = --data $(DATA) --seed $(SEED) $(if $(PROMOTE),--promote $(PROMOTE))
@@ -142,7 +152,7 @@ transform: build
 	$(TRANSFORM) --data $(DATA)
 
 validate: build
-	$(VALIDATE) --data $(DATA)
+	$(RUN_VALIDATE)
 
 train: build
 	$(TRAIN) $(TRAIN_FLAGS)
@@ -173,12 +183,12 @@ collect: build
 	    --incremental --every $(EVERY) --retrain-every $(RETRAIN_EVERY) \
 	    $(if $(RETRAIN_ROWS),--retrain-rows $(RETRAIN_ROWS)) --max-parts $(MAX_PARTS) \
 	    $(if $(RETAIN_DAYS),--retain-days $(RETAIN_DAYS)) \
-	    --retrain-command '$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) retrain DATA=$(DATA) SEED=$(SEED) $(if $(PROMOTE),PROMOTE=$(PROMOTE))'
+	    --retrain-command '$(MAKE) --no-print-directory -f $(firstword $(MAKEFILE_LIST)) retrain DATA=$(DATA) SEED=$(SEED) $(if $(PROMOTE),PROMOTE=$(PROMOTE)) $(if $(ALLOW_SMALL),ALLOW_SMALL=$(ALLOW_SMALL))'
 
 ## retrain: transform, validate, train (gated) and report on the raw data there is, now
 retrain: build
 	$(TRANSFORM) --data $(DATA)
-	$(VALIDATE) --data $(DATA)
+	$(RUN_VALIDATE)
 	$(TRAIN) $(TRAIN_FLAGS)
 	$(REPORT) --data $(DATA)
 

@@ -48,14 +48,17 @@ pub struct Args {
     /// Clock skew tolerated for timestamps in the future, in minutes.
     #[arg(long, default_value_t = 5)]
     pub skew_minutes: u32,
-    /// Minimum clean rows for the quality dataset.
-    #[arg(long, default_value_t = Dataset::Quality.min_rows())]
+    /// Minimum clean rows for the quality dataset: below it validate exits 3. It
+    /// can be raised, not lowered: train skips a dataset below its own minimum.
+    #[arg(long, default_value_t = Dataset::Quality.min_rows(), value_parser = raised_minimum(Dataset::Quality))]
     pub min_quality: usize,
-    /// Minimum clean rows for the csat dataset.
-    #[arg(long, default_value_t = Dataset::Csat.min_rows())]
+    /// Minimum clean rows for the csat dataset: below it validate exits 3. It
+    /// can be raised, not lowered: train skips a dataset below its own minimum.
+    #[arg(long, default_value_t = Dataset::Csat.min_rows(), value_parser = raised_minimum(Dataset::Csat))]
     pub min_csat: usize,
-    /// Minimum clean rows for the performance dataset.
-    #[arg(long, default_value_t = Dataset::Performance.min_rows())]
+    /// Minimum clean rows for the performance dataset: below it validate exits 3. It
+    /// can be raised, not lowered: train skips a dataset below its own minimum.
+    #[arg(long, default_value_t = Dataset::Performance.min_rows(), value_parser = raised_minimum(Dataset::Performance))]
     pub min_performance: usize,
     /// Exit 0 even when a dataset is below its minimum (a warning is still reported).
     #[arg(long)]
@@ -80,11 +83,53 @@ impl Args {
     }
 }
 
-/// A dataset with fewer clean rows than its minimum; `main` exits with
-/// [`EXIT_BELOW_MINIMUM`].
+/// A `--min-<dataset>` value: at least train's minimum for that dataset. A
+/// lower one would let validate pass a dataset train then skips.
+fn raised_minimum(
+    dataset: Dataset,
+) -> impl Fn(&str) -> Result<usize, String> + Clone + Send + Sync + 'static {
+    move |text| {
+        let value: usize = text.parse().map_err(|e| format!("{e}"))?;
+        let floor = dataset.min_rows();
+        if value < floor {
+            return Err(format!(
+                "train needs at least {floor} clean {dataset} rows and skips a smaller \
+                 dataset, so this minimum can be raised, not lowered; --allow-small goes on \
+                 with fewer"
+            ));
+        }
+        Ok(value)
+    }
+}
+
+/// Datasets with fewer clean rows than their minimum; `main` exits with
+/// [`EXIT_BELOW_MINIMUM`]. The message says how to get past it, from the
+/// command line and from make.
 #[derive(Debug, thiserror::Error)]
-#[error("{}; pass --allow-small to go on anyway, or set the minimum with --min-<dataset>", .0.join("; "))]
-pub struct BelowMinimum(pub Vec<String>);
+#[error("{}; {}", .small.join("; "), advice(.trainable))]
+pub struct BelowMinimum {
+    /// One `<dataset>: N clean rows, below the minimum of M` per small dataset.
+    pub small: Vec<String>,
+    /// The datasets with train's minimum of clean rows or more: what train
+    /// trains when validate is told to go on.
+    pub trainable: Vec<Dataset>,
+}
+
+fn advice(trainable: &[Dataset]) -> String {
+    let go_on = if trainable.is_empty() {
+        "to go on anyway (train then has no dataset to train)".to_string()
+    } else {
+        let names: Vec<_> = trainable.iter().map(|d| d.name()).collect();
+        format!(
+            "to go on and train {} (train skips a dataset below its own minimum)",
+            names.join(" and ")
+        )
+    };
+    format!(
+        "more rows fix it (a longer --days window, or synth's --rows; DAYS= and ROWS= for \
+         make), or pass --allow-small (ALLOW_SMALL=yes for make) {go_on}"
+    )
+}
 
 pub fn run(args: &Args) -> Result<()> {
     contract::progress::set_quiet(args.quiet);
@@ -103,6 +148,7 @@ pub fn run(args: &Args) -> Result<()> {
         datasets: BTreeMap::new(),
     };
     let mut small = Vec::new();
+    let mut trainable = Vec::new();
     let progress =
         contract::progress::Progress::new("validate", "datasets", "rows", Some(total_rows));
     for dataset in Dataset::ALL {
@@ -129,13 +175,16 @@ pub fn run(args: &Args) -> Result<()> {
                 entry.clean
             ));
         }
+        if entry.clean >= dataset.min_rows() {
+            trainable.push(dataset);
+        }
         report.datasets.insert(dataset.name().to_string(), entry);
     }
     progress.finish();
     io::write_json(&report, &commit.file(&layout.validation_report())?)?;
     commit.finish()?;
     if !small.is_empty() && !args.allow_small {
-        return Err(BelowMinimum(small).into());
+        return Err(BelowMinimum { small, trainable }.into());
     }
     Ok(())
 }

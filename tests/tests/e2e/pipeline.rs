@@ -278,3 +278,53 @@ fn a_first_build_names_what_is_missing_before_cargo_starts() {
     ok(&mut build(&no_libclang));
     assert!(ran.exists());
 }
+
+/// validate writes its outputs, then exits 3, when a dataset has too few clean
+/// rows. The next `make pipeline` used to take its fresh report for a pass and
+/// train; it now runs validate again. ALLOW_SMALL=yes goes on, training what
+/// has enough rows.
+#[test]
+fn a_dataset_below_its_minimum_stops_every_make_run_until_allowed() {
+    let data = tempdir().unwrap();
+    let make = |extra: &[&str]| {
+        let mut cmd = make();
+        cmd.args(["stages", "ROWS=300"])
+            .arg(format!("DATA={}", data.path().display()))
+            .arg(format!("BIN={}", bin_dir().display()))
+            .args(extra)
+            .env_remove("SUPABASE_URL")
+            .env_remove("DATABASE_URL");
+        cmd
+    };
+    for run in ["first", "second"] {
+        let (code, err) = fails(&mut make(&[]));
+        assert_eq!(code, 2, "{run}: {err}");
+        assert!(
+            err.contains("validate: error: performance: 300 clean rows, below the minimum of 500")
+                && err.contains("ALLOW_SMALL=yes for make"),
+            "{run}: {err}"
+        );
+        assert!(
+            !data.path().join("reports/training.json").exists(),
+            "{run}: train ran after validate failed: {err}"
+        );
+    }
+    let out = ok(&mut make(&["ALLOW_SMALL=yes"]));
+    let text = stdout(&out);
+    assert!(
+        text.contains("validate --data") && text.contains("--allow-small"),
+        "{text}"
+    );
+    assert!(
+        text.contains("train: performance  skipped: 300 clean rows, below the minimum of 500"),
+        "{text}"
+    );
+    for model in ["quality", "csat"] {
+        assert!(
+            data.path().join(format!("models/{model}")).exists(),
+            "{model}: {text}"
+        );
+    }
+    assert!(!data.path().join("models/performance").exists());
+    assert!(!data.path().join(".make/validate.again").exists());
+}

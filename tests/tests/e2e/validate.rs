@@ -352,6 +352,14 @@ fn below_minimum_exits_3_naming_the_dataset() {
         "{err}"
     );
     assert!(!err.contains("quality:"), "quality has 150 >= 100: {err}");
+    // How to get past it, by hand and from make, and what train would then train.
+    assert!(
+        err.contains("more rows fix it")
+            && err.contains(
+                "--allow-small (ALLOW_SMALL=yes for make) to go on and train quality and csat"
+            ),
+        "{err}"
+    );
     assert!(
         data.path().join("clean/performance.parquet").exists(),
         "clean outputs are still written"
@@ -359,12 +367,21 @@ fn below_minimum_exits_3_naming_the_dataset() {
     let report = fs::read_to_string(data.path().join("reports/validation.json")).unwrap();
     assert!(report.contains("below the minimum"), "{report}");
     stage("validate", data.path(), &["--now", NOW, "--allow-small"]);
-    stage(
-        "validate",
-        data.path(),
-        &["--now", NOW, "--min-performance", "100"],
+    // A minimum below train's would pass a dataset train then skips: refused.
+    let (code, err) = fails(bin("validate").args([
+        "--data",
+        data.path().to_str().unwrap(),
+        "--now",
+        NOW,
+        "--min-performance",
+        "100",
+    ]));
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("invalid value '100' for '--min-performance <MIN_PERFORMANCE>': train needs at least 500 clean performance rows"),
+        "{err}"
     );
-    // Each dataset has its own minimum.
+    // Each dataset has its own minimum, which can be raised.
     for (flag, name, rows) in [
         ("--min-quality", "quality", 150),
         ("--min-csat", "csat", 300),
@@ -374,8 +391,6 @@ fn below_minimum_exits_3_naming_the_dataset() {
             data.path().to_str().unwrap(),
             "--now",
             NOW,
-            "--min-performance",
-            "100",
             flag,
             "1000",
         ]));
@@ -384,6 +399,11 @@ fn below_minimum_exits_3_naming_the_dataset() {
             err.contains(&format!(
                 "{name}: {rows} clean rows, below the minimum of 1000"
             )),
+            "{flag}: {err}"
+        );
+        // Below validate's raised minimum, not train's: train would still train it.
+        assert!(
+            err.contains("to go on and train quality and csat"),
             "{flag}: {err}"
         );
     }
