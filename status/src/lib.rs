@@ -4,6 +4,7 @@
 //! types; a file that is there but cannot be read is an error naming it, never
 //! shown as "none".
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -118,10 +119,16 @@ pub fn run(args: &Args) -> Result<()> {
     }
     let mut errors: Vec<String> = Vec::new();
     let mut any = raw_tables(&layout, &mut errors);
-    any |= datasets(&layout, &mut errors);
+    let (some, too_few) = datasets(&layout, &mut errors);
+    any |= some;
     // Read once: the models' hand promotions and the last runs both come from it.
     let history = history::read(&layout.history());
-    models(&layout, history.as_deref().unwrap_or(&[]), &mut errors);
+    models(
+        &layout,
+        history.as_deref().unwrap_or(&[]),
+        &too_few,
+        &mut errors,
+    );
     drift(&layout, &mut errors);
     runs(&layout, history, &mut errors);
     let html = layout.report_html();
@@ -201,10 +208,15 @@ fn raw_tables(layout: &Layout, errors: &mut Vec<String>) -> bool {
     any
 }
 
+/// Clean rows of the datasets below train's minimum, by the last validation.
+type TooFew = BTreeMap<Dataset, usize>;
+
 /// The training datasets: rows, clean rows, sources, time range and rejects
-/// by reason. True when any dataset exists.
-fn datasets(layout: &Layout, errors: &mut Vec<String>) -> bool {
+/// by reason, and whether there are enough clean rows to train. True when any
+/// dataset exists, and the datasets with too few.
+fn datasets(layout: &Layout, errors: &mut Vec<String>) -> (bool, TooFew) {
     let mut any = false;
+    let mut too_few = TooFew::new();
     let validation = report::<ValidationReport>(&layout.validation_report(), errors);
     println!("datasets");
     for dataset in Dataset::ALL {
@@ -224,7 +236,18 @@ fn datasets(layout: &Layout, errors: &mut Vec<String>) -> bool {
         let clean = rows_of(&layout.clean(dataset), errors)
             .map(|n| n.to_string())
             .unwrap_or_else(|| "not validated".into());
-        let rejects = match validation.as_ref().map(|v| v.datasets.get(dataset.name())) {
+        let validated = validation.as_ref().map(|v| v.datasets.get(dataset.name()));
+        let mut enough = String::new();
+        if let Some(Some(d)) = validated
+            && d.clean < dataset.min_rows()
+        {
+            too_few.insert(dataset, d.clean);
+            enough = format!(
+                "  too few clean rows to train (needs {})",
+                dataset.min_rows()
+            );
+        }
+        let rejects = match validated {
             None => "not validated".to_string(),
             Some(None) => format!("not in {}", layout.validation_report().display()),
             Some(Some(d)) => {
@@ -242,7 +265,7 @@ fn datasets(layout: &Layout, errors: &mut Vec<String>) -> bool {
             }
         };
         println!(
-            "  {:<12} {:>9} rows  clean {clean:<9} sources {:<10} {}  rejects: {rejects}",
+            "  {:<12} {:>9} rows  clean {clean:<9} sources {:<10} {}  rejects: {rejects}{enough}",
             dataset.name(),
             summary.rows,
             summary.sources,
@@ -250,12 +273,12 @@ fn datasets(layout: &Layout, errors: &mut Vec<String>) -> bool {
         );
     }
 
-    any
+    (any, too_few)
 }
 
 /// Each model's champion with its age and metrics, and what the last train
 /// run decided about its new version.
-fn models(layout: &Layout, history: &[RunRecord], errors: &mut Vec<String>) {
+fn models(layout: &Layout, history: &[RunRecord], too_few: &TooFew, errors: &mut Vec<String>) {
     println!("models (champions in {})", layout.models_dir().display());
     let training = report::<TrainingReport>(&layout.training_report(), errors);
     for dataset in Dataset::ALL {
@@ -286,7 +309,13 @@ fn models(layout: &Layout, history: &[RunRecord], errors: &mut Vec<String>) {
             Ok(None) if dir.is_dir() => {
                 println!("  {name:<12} a model from before versions (retrain)")
             }
-            Ok(None) => println!("  {name:<12} no champion yet (make train)"),
+            Ok(None) => match too_few.get(&dataset) {
+                Some(clean) => println!(
+                    "  {name:<12} no champion yet: {clean} clean rows, train needs {} (more rows: a longer DAYS window, or ROWS for synth)",
+                    dataset.min_rows()
+                ),
+                None => println!("  {name:<12} no champion yet (make train)"),
+            },
             Err(e) => errors.push(e.to_string()),
         }
         if let Some(m) = training.as_ref().and_then(|t| t.models.get(name)) {

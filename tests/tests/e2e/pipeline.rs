@@ -327,4 +327,17 @@ fn a_dataset_below_its_minimum_stops_every_make_run_until_allowed() {
     }
     assert!(!data.path().join("models/performance").exists());
     assert!(!data.path().join(".make/validate.again").exists());
+    // status says which dataset is short, and why its model has no champion.
+    let out = ok(bin("status").args(["--data", data.path().to_str().unwrap()]));
+    let text = stdout(&out);
+    assert!(
+        text.lines().any(|l| l.starts_with("  performance")
+            && l.ends_with("rejects: none  too few clean rows to train (needs 500)")),
+        "{text}"
+    );
+    assert!(
+        text.contains("  performance  no champion yet: 300 clean rows, train needs 500 (more rows"),
+        "{text}"
+    );
+    assert!(!text.contains("quality      no champion yet"), "{text}");
 }
