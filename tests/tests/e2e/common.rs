@@ -40,6 +40,19 @@ pub fn make() -> Command {
     cmd
 }
 
+/// `make <target>` on synthetic data in `data`, with this build's binaries
+/// and no database configured.
+pub fn make_synth(target: &str, data: &Path, extra: &[&str]) -> Command {
+    let mut cmd = make();
+    cmd.arg(target)
+        .arg(format!("DATA={}", data.display()))
+        .arg(format!("BIN={}", bin_dir().display()))
+        .args(extra)
+        .env_remove("SUPABASE_URL")
+        .env_remove("DATABASE_URL");
+    cmd
+}
+
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     exe.parent()

@@ -6,16 +6,7 @@ use crate::common::*;
 #[test]
 fn make_pipeline_runs_out_of_the_box_and_reruns_only_stale_stages() {
     let data = tempdir().unwrap();
-    let make = |extra: &[&str]| {
-        let mut cmd = make();
-        cmd.args(["stages", "ROWS=800"])
-            .arg(format!("DATA={}", data.path().display()))
-            .arg(format!("BIN={}", bin_dir().display()))
-            .args(extra)
-            .env_remove("SUPABASE_URL")
-            .env_remove("DATABASE_URL");
-        cmd
-    };
+    let make = |extra: &[&str]| make_synth("stages", data.path(), &[&["ROWS=800"], extra].concat());
     let out = ok(&mut make(&[]));
     let err = String::from_utf8_lossy(&out.stderr);
     let text = stdout(&out);
@@ -286,16 +277,7 @@ fn a_first_build_names_what_is_missing_before_cargo_starts() {
 #[test]
 fn a_dataset_below_its_minimum_stops_every_make_run_until_allowed() {
     let data = tempdir().unwrap();
-    let make = |extra: &[&str]| {
-        let mut cmd = make();
-        cmd.args(["stages", "ROWS=300"])
-            .arg(format!("DATA={}", data.path().display()))
-            .arg(format!("BIN={}", bin_dir().display()))
-            .args(extra)
-            .env_remove("SUPABASE_URL")
-            .env_remove("DATABASE_URL");
-        cmd
-    };
+    let make = |extra: &[&str]| make_synth("stages", data.path(), &[&["ROWS=300"], extra].concat());
     for run in ["first", "second"] {
         let (code, err) = fails(&mut make(&[]));
         assert_eq!(code, 2, "{run}: {err}");
