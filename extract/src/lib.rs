@@ -227,6 +227,7 @@ pub fn run(args: &Args) -> Result<()> {
             rows: args.retrain_rows,
             command: args.retrain_command.clone(),
             rows_since: 0,
+            short: None,
         });
     match args.every {
         Some(every) => schedule::every(every, || {

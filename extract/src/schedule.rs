@@ -54,6 +54,10 @@ pub struct Retrain {
     pub command: String,
     /// Rows collected since the last retrain this process ran.
     pub rows_since: usize,
+    /// Which datasets had too few clean rows when the last retrain stopped
+    /// for that reason. The same rows would stop it again, so the
+    /// next retrain waits for new rows.
+    pub short: Option<String>,
 }
 
 impl Retrain {
@@ -80,6 +84,9 @@ impl Retrain {
     /// phrase for the cycle's log line.
     pub fn after_cycle(&mut self, layout: &Layout, new_rows: usize) -> String {
         self.rows_since += new_rows;
+        if new_rows > 0 {
+            self.short = None;
+        }
         let last =
             contract::io::read_json::<contract::reports::TrainingReport>(&layout.training_report())
                 .ok()
@@ -87,6 +94,11 @@ impl Retrain {
         let Some(why) = self.due(last) else {
             return format!("retrain not due ({} rows since the last)", self.rows_since);
         };
+        if let Some(short) = &self.short {
+            return format!(
+                "retrain ({why}) waits for new rows: the last one stopped for too few clean rows ({short})"
+            );
+        }
         let started = Instant::now();
         let started_at = chrono::Utc::now();
         let status = std::process::Command::new("sh")
@@ -102,7 +114,27 @@ impl Retrain {
                     outcomes(layout, started_at).map_or(String::new(), |o| format!(": {o}"))
                 )
             }
-            Ok(s) => format!("retrain ({why}) FAILED after {took:.1}s ({s}); next cycle goes on"),
+            Ok(s) => match too_few_rows(layout, started_at) {
+                Some((short, trainable)) => {
+                    let meanwhile = if trainable.is_empty() {
+                        String::new()
+                    } else {
+                        format!(
+                            " (ALLOW_SMALL=yes for make collect trains {} meanwhile)",
+                            trainable.join(" and ")
+                        )
+                    };
+                    let line = format!(
+                        "retrain ({why}) stopped after {took:.1}s for too few clean rows ({short}); \
+                         the next waits for new rows{meanwhile}"
+                    );
+                    self.short = Some(short);
+                    line
+                }
+                None => {
+                    format!("retrain ({why}) FAILED after {took:.1}s ({s}); next cycle goes on")
+                }
+            },
             Err(e) => format!("retrain ({why}) could not start `{}`: {e}", self.command),
         }
     }
@@ -137,6 +169,33 @@ fn outcomes(layout: &Layout, since: chrono::DateTime<chrono::Utc>) -> Option<Str
         format!("; drift: {}", drifted.join("; "))
     };
     (!run.models.is_empty()).then(|| format!("{}{drift}", run.outcomes()))
+}
+
+/// When a validation since `since` found datasets with fewer clean rows than
+/// their minimum: those (`performance 400 of 500`), and the
+/// datasets with enough for train.
+fn too_few_rows(
+    layout: &Layout,
+    since: chrono::DateTime<chrono::Utc>,
+) -> Option<(String, Vec<&'static str>)> {
+    let report =
+        contract::io::read_json::<contract::reports::ValidationReport>(&layout.validation_report())
+            .ok()
+            .filter(|r| r.validated_at >= since)?;
+    let mut short = Vec::new();
+    let mut trainable = Vec::new();
+    for dataset in contract::Dataset::ALL {
+        let Some(d) = report.datasets.get(dataset.name()) else {
+            continue;
+        };
+        if d.clean < d.min_rows {
+            short.push(format!("{dataset} {} of {}", d.clean, d.min_rows));
+        }
+        if d.clean >= dataset.min_rows() {
+            trainable.push(dataset.name());
+        }
+    }
+    (!short.is_empty()).then(|| (short.join(", "), trainable))
 }
 
 pub fn every(period: Duration, mut run_once: impl FnMut() -> Result<String>) -> Result<()> {

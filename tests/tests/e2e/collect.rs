@@ -283,6 +283,60 @@ fn collection_retrains_when_due_and_logs_a_failed_retrain() {
     assert!(log.contains("exit status: 7"), "{log}");
 }
 
+/// A new game's first hours: too few rows for one model. The retrain stops
+/// for that, says which and how many, and is not run again on the same rows;
+/// once the rows are there, it trains.
+#[test]
+fn a_retrain_short_of_rows_says_so_and_waits_for_new_rows() {
+    let work = tempdir().unwrap();
+    let slices = growing_exports(work.path(), 800, 2);
+    let data = work.path().join("data");
+    let b = bin_dir();
+    let d = data.display();
+    let retrain = format!(
+        "{b}/transform --data {d} && {b}/validate --data {d} --now {NOW} && {b}/train --data {d}",
+        b = b.display()
+    );
+    let log = collect_until(
+        &data,
+        &slices[0],
+        &retrain,
+        &[],
+        "waits for new rows: the last",
+        2,
+    );
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains(" ok in ")).collect();
+    assert!(lines.len() >= 3, "{log}");
+    assert!(
+        lines[0].contains("retrain (no model trained yet) stopped after ")
+            && lines[0].contains(
+                "for too few clean rows (performance 400 of 500); the next waits for new rows \
+             (ALLOW_SMALL=yes for make collect trains quality and csat meanwhile)"
+            ),
+        "{log}"
+    );
+    for line in &lines[1..3] {
+        assert!(
+            line.contains("+0")
+                && line.ends_with(
+                    "retrain (no model trained yet) waits for new rows: the last one stopped for \
+                 too few clean rows (performance 400 of 500)"
+                ),
+            "{log}"
+        );
+    }
+    assert!(!data.join("reports/training.json").exists(), "{log}");
+    // The rest of the rows: enough for every model.
+    let log = collect_until(&data, &slices[1], &retrain, &[], "retrained", 1);
+    assert!(
+        log.contains("retrained (no model trained yet) in ")
+            && log.contains(
+                ": csat promoted v0001, performance promoted v0001, quality promoted v0001"
+            ),
+        "{log}"
+    );
+}
+
 /// The exports with one row of each table dated years ahead (a client clock
 /// gone wrong), cut to the oldest `share` of rows (by their true dates).
 fn with_a_future_row(full: &Path, out: &Path, share: f64) {
