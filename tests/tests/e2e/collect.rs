@@ -218,17 +218,22 @@ fn collect_until(
     fs::read_to_string(&log).unwrap()
 }
 
+/// What `make retrain` runs, minus the report: transform, validate, train.
+fn retrain_command(data: &Path) -> String {
+    let b = bin_dir();
+    let d = data.display();
+    format!(
+        "{b}/transform --data {d} && {b}/validate --data {d} --now {NOW} && {b}/train --data {d}",
+        b = b.display()
+    )
+}
+
 #[test]
 fn collection_retrains_when_due_and_logs_a_failed_retrain() {
     let work = tempdir().unwrap();
     let exports = growing_exports(work.path(), 2000, 1).pop().unwrap();
     let data = work.path().join("data");
-    let b = bin_dir();
-    let d = data.display();
-    let retrain = format!(
-        "{b}/transform --data {d} && {b}/validate --data {d} --now {NOW} && {b}/train --data {d}",
-        b = b.display()
-    );
+    let retrain = retrain_command(&data);
     let log = collect_until(&data, &exports, &retrain, &[], "retrain not due", 1);
     let lines: Vec<&str> = log.lines().filter(|l| l.contains(" ok in ")).collect();
     assert!(lines.len() >= 2, "{log}");
@@ -291,12 +296,7 @@ fn a_retrain_short_of_rows_says_so_and_waits_for_new_rows() {
     let work = tempdir().unwrap();
     let slices = growing_exports(work.path(), 800, 2);
     let data = work.path().join("data");
-    let b = bin_dir();
-    let d = data.display();
-    let retrain = format!(
-        "{b}/transform --data {d} && {b}/validate --data {d} --now {NOW} && {b}/train --data {d}",
-        b = b.display()
-    );
+    let retrain = retrain_command(&data);
     let log = collect_until(
         &data,
         &slices[0],
