@@ -470,7 +470,8 @@ fn model_block(m: &ModelView) -> Result<Markup> {
         return Ok(html! {
             div.model id=(format!("model-{}", m.name)) {
                 h3 { (m.name) }
-                p.bad { "Not trained: " (r.message.as_deref().unwrap_or("skipped")) }
+                // train's reason ends "; not trained" (its console line needs it).
+                p.bad { "Not trained: " (r.message.as_deref().map_or("skipped", |m| m.trim_end_matches("; not trained"))) }
             }
         });
     }

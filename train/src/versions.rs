@@ -55,11 +55,21 @@ pub fn run(args: &ModelsArgs) -> Result<()> {
 
 fn list(layout: &Layout) -> Result<()> {
     let mut any = false;
+    // Why a model has no version: the last run's reason (too few clean rows).
+    let last_run =
+        contract::io::read_json::<contract::reports::TrainingReport>(&layout.training_report())
+            .ok();
     for dataset in Dataset::ALL {
         let champion = registry::champion(layout, dataset)?;
         let versions = registry::versions(layout, dataset)?;
         any |= !versions.is_empty();
-        println!("{dataset}: {} kept", versions.len());
+        let why_none = last_run
+            .as_ref()
+            .and_then(|r| r.models.get(dataset.name()))
+            .and_then(|m| m.message.as_deref())
+            .filter(|_| versions.is_empty())
+            .map_or(String::new(), |m| format!(" (last run: {m})"));
+        println!("{dataset}: {} kept{why_none}", versions.len());
         let cards = versions
             .iter()
             .map(|&v| {

@@ -322,4 +322,19 @@ fn a_dataset_below_its_minimum_stops_every_make_run_until_allowed() {
         "{text}"
     );
     assert!(!text.contains("quality      no champion yet"), "{text}");
+    // So does `models list`, where the model has no version.
+    let out = ok(bin("models").args(["--data", data.path().to_str().unwrap(), "list"]));
+    let text = stdout(&out);
+    assert!(
+        text.contains(
+            "performance: 0 kept (last run: 300 clean rows, below the minimum of 500; not trained)"
+        ) && text.contains("quality: 1 kept\n"),
+        "{text}"
+    );
+    // The report page gives the reason once.
+    let page = std::fs::read_to_string(data.path().join("reports/report.html")).unwrap();
+    assert!(
+        page.contains("Not trained: 300 clean rows, below the minimum of 500<"),
+        "{page}"
+    );
 }
