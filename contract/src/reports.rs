@@ -97,6 +97,10 @@ impl std::fmt::Display for Reason {
 pub struct ValidationReport {
     pub validated_at: DateTime<Utc>,
     pub now: DateTime<Utc>,
+    /// Validate was told to go on past datasets below their minimum
+    /// (`--allow-small`): a run that then failed did not stop for them.
+    #[serde(default)]
+    pub allow_small: bool,
     pub datasets: BTreeMap<String, DatasetReport>,
 }
 

@@ -171,9 +171,10 @@ fn outcomes(layout: &Layout, since: chrono::DateTime<chrono::Utc>) -> Option<Str
     (!run.models.is_empty()).then(|| format!("{}{drift}", run.outcomes()))
 }
 
-/// When a validation since `since` found datasets with fewer clean rows than
-/// their minimum: those (`performance 400 of 500`), and the
-/// datasets with enough for train.
+/// When a validation since `since` stopped the run for datasets with fewer
+/// clean rows than their minimum: those (`performance 400 of 500`), and the
+/// datasets with enough for train. A validation told to go on past them
+/// (`--allow-small`) did not stop the run, so its failure was another's.
 fn too_few_rows(
     layout: &Layout,
     since: chrono::DateTime<chrono::Utc>,
@@ -181,7 +182,7 @@ fn too_few_rows(
     let report =
         contract::io::read_json::<contract::reports::ValidationReport>(&layout.validation_report())
             .ok()
-            .filter(|r| r.validated_at >= since)?;
+            .filter(|r| r.validated_at >= since && !r.allow_small)?;
     let mut short = Vec::new();
     let mut trainable = Vec::new();
     for dataset in contract::Dataset::ALL {

@@ -145,6 +145,7 @@ pub fn run(args: &Args) -> Result<()> {
     let mut report = ValidationReport {
         validated_at: Utc::now(),
         now,
+        allow_small: args.allow_small,
         datasets: BTreeMap::new(),
     };
     let mut small = Vec::new();

@@ -326,6 +326,25 @@ fn a_retrain_short_of_rows_says_so_and_waits_for_new_rows() {
         );
     }
     assert!(!data.join("reports/training.json").exists(), "{log}");
+
+    // Told to go on past the short dataset (ALLOW_SMALL=yes), a retrain that
+    // then fails for another reason (a full disk, here exit 7) is a failure,
+    // retried next cycle, not a wait for rows.
+    let allowed = work.path().join("allowed");
+    let failing = format!(
+        "{b}/transform --data {d} && {b}/validate --data {d} --now {NOW} --allow-small && exit 7",
+        b = bin_dir().display(),
+        d = allowed.display()
+    );
+    let log = collect_until(&allowed, &slices[0], &failing, &[], "FAILED", 2);
+    assert_eq!(log.matches("FAILED").count(), 2, "{log}");
+    assert!(log.contains("exit status: 7"), "{log}");
+    assert!(!log.contains("too few clean rows"), "{log}");
+    assert!(
+        validation_report(&allowed).allow_small,
+        "the report says validate went on past performance's 400 rows"
+    );
+
     // The rest of the rows: enough for every model.
     let log = collect_until(&data, &slices[1], &retrain, &[], "retrained", 1);
     assert!(
