@@ -183,6 +183,27 @@ pub fn next_version(layout: &Layout, dataset: Dataset) -> Result<Version, Contra
     Ok(Version(last.max(champion) + 1))
 }
 
+/// Where more rows come from, for a model with too few to train.
+pub const MORE_ROWS: &str = "more rows: a longer DAYS window, or ROWS for synth";
+
+/// Why `dataset` has no champion yet, for whoever asks it for a prediction:
+/// its clean rows below train's minimum by the last validation (`no model
+/// here yet: 300 clean rows, train needs 500 (more rows: ...)`), else that
+/// train has not made it yet.
+pub fn no_champion_yet(layout: &Layout, dataset: Dataset) -> String {
+    let clean = io::read_json::<crate::reports::ValidationReport>(&layout.validation_report())
+        .ok()
+        .and_then(|r| r.datasets.get(dataset.name()).map(|d| d.clean))
+        .filter(|&clean| clean < dataset.min_rows());
+    match clean {
+        Some(clean) => format!(
+            "no model here yet: {clean} clean rows, train needs {} ({MORE_ROWS})",
+            dataset.min_rows()
+        ),
+        None => "no model here yet; run `make train`".into(),
+    }
+}
+
 /// The champion's version, or None when the model has none yet. A model
 /// folder of the layout before versions (a plain folder) has no version.
 pub fn champion(layout: &Layout, dataset: Dataset) -> Result<Option<Version>, ContractError> {

@@ -168,8 +168,9 @@ impl Live {
         let Some(id) = identity(&link) else {
             let Some(served) = self.current(dataset) else {
                 slot.note.write().ok()?.missing = Some(format!(
-                    "{}: no model here yet; run `make train`",
-                    link.display()
+                    "{}: {}",
+                    link.display(),
+                    registry::no_champion_yet(&self.layout, dataset)
                 ));
                 return None;
             };

@@ -311,8 +311,9 @@ fn models(layout: &Layout, history: &[RunRecord], too_few: &TooFew, errors: &mut
             }
             Ok(None) => match too_few.get(&dataset) {
                 Some(clean) => println!(
-                    "  {name:<12} no champion yet: {clean} clean rows, train needs {} (more rows: a longer DAYS window, or ROWS for synth)",
-                    dataset.min_rows()
+                    "  {name:<12} no champion yet: {clean} clean rows, train needs {} ({})",
+                    dataset.min_rows(),
+                    registry::MORE_ROWS
                 ),
                 None => println!("  {name:<12} no champion yet (make train)"),
             },

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use contract::{ContractError, Dataset, io};
+use contract::{ContractError, Dataset, Layout, io, registry};
 use polars::prelude::*;
 
 use crate::artifact;
@@ -90,7 +90,32 @@ fn write(df: &mut DataFrame, path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// A champion path with no model behind it (`data/models/performance`):
+/// says why, as status does (too few clean rows, or no train run yet).
+fn check_champion(model: &Path) -> Result<()> {
+    if model.symlink_metadata().is_ok() {
+        return Ok(());
+    }
+    let dataset = model
+        .file_name()
+        .and_then(|n| n.to_str())
+        .and_then(Dataset::from_name);
+    let data = model
+        .parent()
+        .filter(|p| p.file_name() == Some("models".as_ref()))
+        .and_then(Path::parent);
+    if let (Some(dataset), Some(data)) = (dataset, data) {
+        bail!(
+            "{}: {}",
+            model.display(),
+            registry::no_champion_yet(&Layout::new(data), dataset)
+        );
+    }
+    Ok(())
+}
+
 pub fn run(args: &PredictArgs) -> Result<()> {
+    check_champion(&args.model)?;
     let (card, fitted) = artifact::load(&args.model)?;
     let dataset = card.dataset().context("unknown model")?;
     format_of(&args.output)?;

@@ -337,4 +337,28 @@ fn a_dataset_below_its_minimum_stops_every_make_run_until_allowed() {
         page.contains("Not trained: 300 clean rows, below the minimum of 500<"),
         "{page}"
     );
+    // Asked for a prediction, predict and serve say why there is no model.
+    let why = "models/performance: no model here yet: 300 clean rows, train needs 500 \
+               (more rows: a longer DAYS window, or ROWS for synth)";
+    let rows = data.path().join("clean/quality.parquet");
+    let (code, err) = fails(&mut predict_command(
+        &data.path().join("models/performance"),
+        &rows,
+        &data.path().join("out.parquet"),
+    ));
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(error_lines(&err).len(), 1, "{err}");
+    assert!(err.contains(why), "{err}");
+    let server = crate::serve::Server::start(data.path(), &[], &[]);
+    assert!(server.log().contains(why), "{}", server.log());
+    // Ready: every model on disk is served.
+    let (status, ready) = crate::serve::get(&server, "/readyz");
+    assert_eq!(status, 200, "{ready}");
+    assert!(
+        ready["models"]["performance"]["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains(why)),
+        "{ready}"
+    );
+    assert_eq!(ready["models"]["quality"]["loaded"], true, "{ready}");
 }

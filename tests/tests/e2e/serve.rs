@@ -22,14 +22,14 @@ use crate::common::*;
 const MODELS: [&str; 3] = ["quality", "csat", "performance"];
 
 /// A running `serve`, killed when dropped; its stderr lines are kept.
-struct Server {
+pub(crate) struct Server {
     child: Child,
     base: String,
     log: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
-    fn start(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+    pub(crate) fn start(data: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let mut cmd = bin("serve");
         cmd.args(["--data", data.to_str().unwrap(), "--bind", "127.0.0.1:0"])
             .args(["--reload-every", "0.1"])
@@ -62,7 +62,7 @@ impl Server {
         format!("{}{path}", self.base)
     }
 
-    fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
 
@@ -103,7 +103,7 @@ fn call(req: reqwest::blocking::RequestBuilder) -> (u16, Value) {
     (status, body)
 }
 
-fn get(server: &Server, path: &str) -> (u16, Value) {
+pub(crate) fn get(server: &Server, path: &str) -> (u16, Value) {
     call(client().get(server.url(path)))
 }
 
