@@ -9,7 +9,7 @@ help:
 	@echo
 	@awk '/^## [a-z][a-z /-]*: /{ print "  " substr($$0, 4); next } /^## /{ print "      " substr($$0, 4) }' pipeline.mk Makefile
 
-## test: the whole suite (starts a throwaway PostgreSQL when one is installed)
+## test: the whole suite, against a throwaway PostgreSQL it starts (without one installed, the database tests fail)
 test: build
 	tests/with-postgres.sh $(CARGO) test --$(PROFILE) --workspace
 
