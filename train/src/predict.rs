@@ -91,27 +91,27 @@ fn write(df: &mut DataFrame, path: &Path) -> Result<()> {
 }
 
 /// A champion path with no model behind it (`data/models/performance`):
-/// says why, as status does (too few clean rows, or no train run yet).
+/// says why, as status does (too few clean rows, or no train run yet), or
+/// that the name is no model's (`data/models/qualty`).
 fn check_champion(model: &Path) -> Result<()> {
     if model.symlink_metadata().is_ok() {
         return Ok(());
     }
-    let dataset = model
-        .file_name()
-        .and_then(|n| n.to_str())
-        .and_then(Dataset::from_name);
-    let data = model
+    let Some(data) = model
         .parent()
         .filter(|p| p.file_name() == Some("models".as_ref()))
-        .and_then(Path::parent);
-    if let (Some(dataset), Some(data)) = (dataset, data) {
-        bail!(
-            "{}: {}",
-            model.display(),
-            registry::no_champion_yet(&Layout::new(data), dataset)
-        );
-    }
-    Ok(())
+        .and_then(Path::parent)
+    else {
+        return Ok(());
+    };
+    let name = model.file_name().and_then(|n| n.to_str()).unwrap_or("");
+    let dataset =
+        crate::model_name(name).map_err(|e| anyhow::anyhow!("{}: {e}", model.display()))?;
+    bail!(
+        "{}: {}",
+        model.display(),
+        registry::no_champion_yet(&Layout::new(data), dataset)
+    )
 }
 
 pub fn run(args: &PredictArgs) -> Result<()> {

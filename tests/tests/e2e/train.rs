@@ -188,14 +188,24 @@ fn bad_inputs_are_clear_errors() {
         err.contains("column `complexity` has type str, expected a number"),
         "{err}"
     );
-    // No model folder, or a folder that is no model.
+    // No model by that name (a typo of MODEL=), no model folder, or a
+    // folder that is no model.
     let (_, err) = fails(&mut predict_command(
-        &data.path().join("models/nope"),
+        &data.path().join("models/qualty"),
         &clean,
         &out,
     ));
     assert!(
-        err.contains("models/nope: no model folder here; run `train` first"),
+        err.contains("models/qualty: unknown model `qualty` (quality, csat, performance)"),
+        "{err}"
+    );
+    let (_, err) = fails(&mut predict_command(
+        &data.path().join("nope"),
+        &clean,
+        &out,
+    ));
+    assert!(
+        err.contains("nope: no model folder here; run `train` first"),
         "{err}"
     );
     let (_, err) = fails(&mut predict_command(
