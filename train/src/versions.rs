@@ -55,18 +55,11 @@ pub fn run(args: &ModelsArgs) -> Result<()> {
 
 fn list(layout: &Layout) -> Result<()> {
     let mut any = false;
-    // Why a model has no version: the last run's reason (too few clean rows).
-    let last_run =
-        contract::io::read_json::<contract::reports::TrainingReport>(&layout.training_report())
-            .ok();
     for dataset in Dataset::ALL {
         let champion = registry::champion(layout, dataset)?;
         let versions = registry::versions(layout, dataset)?;
         any |= !versions.is_empty();
-        let why_none = last_run
-            .as_ref()
-            .and_then(|r| r.models.get(dataset.name()))
-            .and_then(|m| m.message.as_deref())
+        let why_none = last_run(layout, dataset)
             .filter(|_| versions.is_empty())
             .map_or(String::new(), |m| format!(" (last run: {m})"));
         println!("{dataset}: {} kept{why_none}", versions.len());
@@ -121,6 +114,17 @@ fn list(layout: &Layout) -> Result<()> {
     Ok(())
 }
 
+/// Why a model has no version: the last training report's reason for it
+/// (`300 clean rows, below the minimum of 500; not trained`), if any.
+fn last_run(layout: &Layout, dataset: Dataset) -> Option<String> {
+    contract::io::read_json::<contract::reports::TrainingReport>(&layout.training_report())
+        .ok()?
+        .models
+        .get(dataset.name())?
+        .message
+        .clone()
+}
+
 fn promote(layout: &Layout, dataset: Dataset, version: Version) -> Result<()> {
     let started_at = Utc::now();
     let mut commit = Commit::begin(layout, "models")?;
@@ -134,7 +138,9 @@ fn promote(layout: &Layout, dataset: Dataset, version: Version) -> Result<()> {
             "{}: no such version of the {dataset} model (kept: {})",
             dir.display(),
             if kept.is_empty() {
-                "none".into()
+                let why =
+                    last_run(layout, dataset).map_or(String::new(), |m| format!("; last run: {m}"));
+                format!("none{why}")
             } else {
                 kept.join(", ")
             }

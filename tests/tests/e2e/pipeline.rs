@@ -331,6 +331,24 @@ fn a_dataset_below_its_minimum_stops_every_make_run_until_allowed() {
         ) && text.contains("quality: 1 kept\n"),
         "{text}"
     );
+    // And a rollback to a version it never had.
+    let (code, err) = fails(bin("models").args([
+        "--data",
+        data.path().to_str().unwrap(),
+        "promote",
+        "--model",
+        "performance",
+        "--version",
+        "v0001",
+    ]));
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains(
+            "no such version of the performance model (kept: none; last run: 300 clean rows, \
+             below the minimum of 500; not trained)"
+        ),
+        "{err}"
+    );
     // The report page gives the reason once.
     let page = std::fs::read_to_string(data.path().join("reports/report.html")).unwrap();
     assert!(
