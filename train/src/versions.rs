@@ -59,8 +59,10 @@ fn list(layout: &Layout) -> Result<()> {
         let champion = registry::champion(layout, dataset)?;
         let versions = registry::versions(layout, dataset)?;
         any |= !versions.is_empty();
-        let why_none = last_run(layout, dataset)
-            .filter(|_| versions.is_empty())
+        let why_none = versions
+            .is_empty()
+            .then(|| last_run(layout, dataset))
+            .flatten()
             .map_or(String::new(), |m| format!(" (last run: {m})"));
         println!("{dataset}: {} kept{why_none}", versions.len());
         let cards = versions
