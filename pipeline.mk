@@ -68,7 +68,12 @@ REPLACE_FLAG = $(if $(filter yes,$(REPLACE)),--replace)
 # Extraction settings; a change of any of them makes the raw data stale.
 PARAMS := source=$(SOURCE) days=$(DAYS) rows=$(ROWS) seed=$(SEED) csv=$(CSV_DIR)
 PARAMS_FILE := $(DATA)/.make/extract.params
-$(shell mkdir -p $(DATA)/.make && (echo '$(PARAMS)' | cmp -s - $(PARAMS_FILE) || echo '$(PARAMS)' > $(PARAMS_FILE)))
+# Rewritten only when a setting changed, so what depends on it reruns then and
+# only then; and only by the targets that extract, so `make serve DATA=dta`
+# (a typo) makes no folder: serve, status and predict say it is not there.
+$(PARAMS_FILE): FORCE
+	@mkdir -p $(@D)
+	@echo '$(PARAMS)' | cmp -s - $@ || echo '$(PARAMS)' > $@
 
 # A database is read afresh on every run; synth and CSV only when stale.
 ifneq ($(filter supabase postgres,$(SOURCE)),)
@@ -121,7 +126,7 @@ $(TRAINING) &: $(RAW_DONE) $(wildcard $(TRANSFORM))
 VALIDATE_FLAGS = --data $(DATA) $(if $(filter yes,$(ALLOW_SMALL)),--allow-small)
 VALIDATE_AGAIN := $(DATA)/.make/validate.again
 RUN_VALIDATE = @rm -f $(VALIDATE_AGAIN); echo "$(VALIDATE) $(VALIDATE_FLAGS)"; \
-	$(VALIDATE) $(VALIDATE_FLAGS) || { status=$$?; touch $(VALIDATE_AGAIN); exit $$status; }
+	$(VALIDATE) $(VALIDATE_FLAGS) || { status=$$?; mkdir -p $(dir $(VALIDATE_AGAIN)); touch $(VALIDATE_AGAIN); exit $$status; }
 
 $(VALIDATED): $(TRAINING) $(wildcard $(VALIDATE)) $(wildcard $(VALIDATE_AGAIN))
 	$(RUN_VALIDATE)
@@ -138,7 +143,7 @@ $(REPORTED): $(TRAINED) $(VALIDATED) $(RAW_DONE) $(wildcard $(REPORT))
 	$(REPORT) --data $(DATA)
 
 ## extract / transform / validate / train: run one stage now, whatever make thinks is stale
-extract: build
+extract: build $(PARAMS_FILE)
 ifeq ($(SOURCE),synth)
 	$(SYNTH) --data $(DATA) --rows $(ROWS) --seed $(SEED) $(DAYS_FLAG) $(REPLACE_FLAG)
 else ifeq ($(SOURCE),csv)
@@ -177,7 +182,7 @@ status: build
 ## collect: incremental extraction every EVERY (default 1h) until Ctrl-C, retraining
 ## (make retrain) when the last training is older than RETRAIN_EVERY (default 24h) or
 ## RETRAIN_ROWS new rows came in; parts compacted past MAX_PARTS, RETAIN_DAYS kept
-collect: build
+collect: build $(PARAMS_FILE)
 	@test "$(SOURCE)" != synth || { echo "collect: no database configured; set SUPABASE_URL or DATABASE_URL (or SOURCE=csv CSV_DIR=dir)" >&2; exit 2; }
 	$(EXTRACT) --data $(DATA) --source $(SOURCE) $(if $(filter csv,$(SOURCE)),--input $(CSV_DIR)) \
 	    --incremental --every $(EVERY) --retrain-every $(RETRAIN_EVERY) \

@@ -270,6 +270,41 @@ fn a_first_build_names_what_is_missing_before_cargo_starts() {
     assert!(ran.exists());
 }
 
+/// A make target that only reads (status, models, predict, help) makes no
+/// folder for a DATA that is not there, so the stage can say it is missing:
+/// a typo (`make serve DATA=dta`) is said as one.
+#[test]
+fn a_make_target_that_only_reads_makes_no_data_folder() {
+    let work = tempdir().unwrap();
+    let typo = work.path().join("dta");
+    let input = format!("INPUT={}", work.path().join("rows.parquet").display());
+    let output = format!("OUTPUT={}", work.path().join("out.parquet").display());
+    for (target, extra) in [
+        ("status", vec![]),
+        ("models", vec![]),
+        ("predict", vec![input.as_str(), output.as_str()]),
+        ("help", vec![]),
+    ] {
+        // CARGO=true: the build before each is this test's own build.
+        let out = make_synth(target, &typo, &[&["CARGO=true"], &extra[..]].concat())
+            .output()
+            .unwrap();
+        assert!(
+            !typo.exists(),
+            "make {target} made {}: {}",
+            typo.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // Extracting makes it, with the settings make compares on the next run.
+    ok(&mut make_synth(
+        "stages",
+        &typo,
+        &["ROWS=200", "ALLOW_SMALL=yes"],
+    ));
+    assert!(typo.join(".make/extract.params").exists());
+}
+
 /// validate writes its outputs, then exits 3, when a dataset has too few clean
 /// rows. The next `make pipeline` used to take its fresh report for a pass and
 /// train; it now runs validate again. ALLOW_SMALL=yes goes on, training what
