@@ -183,8 +183,15 @@ pub fn next_version(layout: &Layout, dataset: Dataset) -> Result<Version, Contra
     Ok(Version(last.max(champion) + 1))
 }
 
-/// Where more rows come from, for a model with too few to train.
-pub const MORE_ROWS: &str = "more rows: a longer DAYS window, or ROWS for synth";
+/// Why a dataset with `clean` rows, fewer than train's minimum, has no model,
+/// and where more rows come from: `300 clean rows, train needs 500 (more
+/// rows: ...)`. status and [`no_champion_yet`] both say it.
+pub fn too_few_to_train(dataset: Dataset, clean: usize) -> String {
+    format!(
+        "{clean} clean rows, train needs {} (more rows: a longer DAYS window, or ROWS for synth)",
+        dataset.min_rows()
+    )
+}
 
 /// Why `dataset` has no champion yet, for whoever asks it for a prediction:
 /// its clean rows below train's minimum by the last validation (`no model
@@ -196,10 +203,7 @@ pub fn no_champion_yet(layout: &Layout, dataset: Dataset) -> String {
         .and_then(|r| r.datasets.get(dataset.name()).map(|d| d.clean))
         .filter(|&clean| clean < dataset.min_rows());
     match clean {
-        Some(clean) => format!(
-            "no model here yet: {clean} clean rows, train needs {} ({MORE_ROWS})",
-            dataset.min_rows()
-        ),
+        Some(clean) => format!("no model here yet: {}", too_few_to_train(dataset, clean)),
         None => "no model here yet; run `make train`".into(),
     }
 }

@@ -310,10 +310,9 @@ fn models(layout: &Layout, history: &[RunRecord], too_few: &TooFew, errors: &mut
                 println!("  {name:<12} a model from before versions (retrain)")
             }
             Ok(None) => match too_few.get(&dataset) {
-                Some(clean) => println!(
-                    "  {name:<12} no champion yet: {clean} clean rows, train needs {} ({})",
-                    dataset.min_rows(),
-                    registry::MORE_ROWS
+                Some(&clean) => println!(
+                    "  {name:<12} no champion yet: {}",
+                    registry::too_few_to_train(dataset, clean)
                 ),
                 None => println!("  {name:<12} no champion yet (make train)"),
             },
