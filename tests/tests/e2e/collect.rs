@@ -218,13 +218,23 @@ fn collect_until(
     fs::read_to_string(&log).unwrap()
 }
 
+/// What `make retrain` runs before train: transform, then validate (its
+/// flags can follow).
+fn prepare_command(data: &Path) -> String {
+    format!(
+        "{b}/transform --data {d} && {b}/validate --data {d} --now {NOW}",
+        b = bin_dir().display(),
+        d = data.display()
+    )
+}
+
 /// What `make retrain` runs, minus the report: transform, validate, train.
 fn retrain_command(data: &Path) -> String {
-    let b = bin_dir();
-    let d = data.display();
     format!(
-        "{b}/transform --data {d} && {b}/validate --data {d} --now {NOW} && {b}/train --data {d}",
-        b = b.display()
+        "{} && {}/train --data {}",
+        prepare_command(data),
+        bin_dir().display(),
+        data.display()
     )
 }
 
@@ -331,11 +341,7 @@ fn a_retrain_short_of_rows_says_so_and_waits_for_new_rows() {
     // then fails for another reason (a full disk, here exit 7) is a failure,
     // retried next cycle, not a wait for rows.
     let allowed = work.path().join("allowed");
-    let failing = format!(
-        "{b}/transform --data {d} && {b}/validate --data {d} --now {NOW} --allow-small && exit 7",
-        b = bin_dir().display(),
-        d = allowed.display()
-    );
+    let failing = format!("{} --allow-small && exit 7", prepare_command(&allowed));
     let log = collect_until(&allowed, &slices[0], &failing, &[], "FAILED", 2);
     assert_eq!(log.matches("FAILED").count(), 2, "{log}");
     assert!(log.contains("exit status: 7"), "{log}");

@@ -190,30 +190,17 @@ fn bad_inputs_are_clear_errors() {
     );
     // No model by that name (a typo of MODEL=), no model folder, or a
     // folder that is no model.
-    let (_, err) = fails(&mut predict_command(
-        &data.path().join("models/qualty"),
-        &clean,
-        &out,
-    ));
-    assert!(
-        err.contains("models/qualty: unknown model `qualty` (quality, csat, performance)"),
-        "{err}"
-    );
-    let (_, err) = fails(&mut predict_command(
-        &data.path().join("nope"),
-        &clean,
-        &out,
-    ));
-    assert!(
-        err.contains("nope: no model folder here; run `train` first"),
-        "{err}"
-    );
-    let (_, err) = fails(&mut predict_command(
-        &data.path().join("clean"),
-        &clean,
-        &out,
-    ));
-    assert!(err.contains("not a model folder"), "{err}");
+    for (model, expected) in [
+        (
+            "models/qualty",
+            "models/qualty: unknown model `qualty` (quality, csat, performance)",
+        ),
+        ("nope", "nope: no model folder here; run `train` first"),
+        ("clean", "not a model folder"),
+    ] {
+        let (_, err) = fails(&mut predict_command(&data.path().join(model), &clean, &out));
+        assert!(err.contains(expected), "{model}: {err}");
+    }
     assert!(!out.exists(), "no output from a failed predict");
 }
 
