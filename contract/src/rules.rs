@@ -90,3 +90,25 @@ pub const RULES: &[Rule] = &[
 pub fn for_dataset(dataset: Dataset) -> impl Iterator<Item = &'static Rule> {
     RULES.iter().filter(move |r| r.dataset == dataset)
 }
+
+/// Whether `column` must hold a value in every row of `dataset`.
+pub fn is_required(dataset: Dataset, column: &str) -> bool {
+    for_dataset(dataset).any(|r| r.column == column && r.check == Check::Required)
+}
+
+/// The range a value of `column` must lie in, when the column has one.
+pub fn range_of(dataset: Dataset, column: &str) -> Option<(f64, f64)> {
+    for_dataset(dataset).find_map(|r| match r.check {
+        Check::Range { min, max } if r.column == column => Some((min, max)),
+        _ => None,
+    })
+}
+
+/// A range as a message says it: `0 to 1`, or `0 or more` when it has no top.
+pub fn describe_range(min: f64, max: f64) -> String {
+    if max == f64::MAX {
+        format!("{min} or more")
+    } else {
+        format!("{min} to {max}")
+    }
+}

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use anyhow::{Result, bail};
-use contract::Dataset;
+use contract::{Dataset, rules};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -121,6 +121,55 @@ impl Data {
 
     pub fn target_of(&self, rows: &[usize]) -> Vec<f64> {
         rows.iter().map(|&r| self.target[r]).collect()
+    }
+
+    /// The first row (and its first feature) holding a number outside the
+    /// range validate accepts (`contract::rules`), so outside every row the
+    /// model was trained on: serve and `predict` refuse to ask the model
+    /// about it. An infinite value is outside every range; NaN is null.
+    pub fn first_out_of_range(&self, dataset: Dataset) -> Option<OutOfRange> {
+        let mut first: Option<OutOfRange> = None;
+        for (&column, values) in dataset.numeric_features().iter().zip(&self.numeric) {
+            let Some((min, max)) = rules::range_of(dataset, column) else {
+                continue;
+            };
+            let rows = first.as_ref().map_or(values.len(), |f| f.row);
+            if let Some(row) = values[..rows]
+                .iter()
+                .position(|v| !v.is_nan() && !(min..=max).contains(v))
+            {
+                first = Some(OutOfRange {
+                    row,
+                    column,
+                    value: values[row],
+                    range: rules::describe_range(min, max),
+                    dataset,
+                });
+            }
+        }
+        first
+    }
+}
+
+/// A feature value outside the range the model was trained on.
+#[derive(Debug)]
+pub struct OutOfRange {
+    /// The row, counted from 0.
+    pub row: usize,
+    pub column: &'static str,
+    pub value: f64,
+    /// As a message says it: `0 to 1`, `0 or more`.
+    pub range: String,
+    dataset: Dataset,
+}
+
+impl OutOfRange {
+    /// `1.7 is outside the range the csat model was trained on (0 to 1)`.
+    pub fn problem(&self) -> String {
+        format!(
+            "{} is outside the range the {} model was trained on ({})",
+            self.value, self.dataset, self.range
+        )
     }
 }
 

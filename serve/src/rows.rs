@@ -9,7 +9,7 @@
 //! unseen in training is missing, as `predict` treats it.
 
 use contract::Dataset;
-use contract::rules::{self, Check};
+use contract::rules;
 use model::features::{Categorical, Data};
 use serde_json::{Map, Value};
 
@@ -28,36 +28,26 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
-fn is_required(dataset: Dataset, column: &str) -> bool {
-    rules::for_dataset(dataset).any(|r| r.column == column && r.check == Check::Required)
-}
-
-fn range(dataset: Dataset, column: &str) -> Option<(f64, f64)> {
-    rules::for_dataset(dataset).find_map(|r| match r.check {
-        Check::Range { min, max } if r.column == column => Some((min, max)),
-        _ => None,
-    })
-}
-
 /// The model inputs of `rows`, in order, or the first problem found.
 pub fn to_data(dataset: Dataset, rows: &[Map<String, Value>]) -> Result<Data, RowError> {
     let field = |i: usize, name: &str| -> Result<Option<&Value>, RowError> {
         match rows[i].get(name) {
-            None | Some(Value::Null) if is_required(dataset, name) => Err(RowError(format!(
-                "rows[{i}]: `{name}` is required by the {dataset} model and is {}",
-                if rows[i].contains_key(name) {
-                    "null"
-                } else {
-                    "missing"
-                }
-            ))),
+            None | Some(Value::Null) if rules::is_required(dataset, name) => {
+                Err(RowError(format!(
+                    "rows[{i}]: `{name}` is required by the {dataset} model and is {}",
+                    if rows[i].contains_key(name) {
+                        "null"
+                    } else {
+                        "missing"
+                    }
+                )))
+            }
             None | Some(Value::Null) => Ok(None),
             Some(v) => Ok(Some(v)),
         }
     };
     let mut numeric = Vec::with_capacity(dataset.numeric_features().len());
     for name in dataset.numeric_features() {
-        let bounds = range(dataset, name);
         let mut column = Vec::with_capacity(rows.len());
         for i in 0..rows.len() {
             let value = match field(i, name)? {
@@ -77,19 +67,6 @@ pub fn to_data(dataset: Dataset, rows: &[Map<String, Value>]) -> Result<Data, Ro
                     )));
                 }
             };
-            if let Some((min, max)) = bounds
-                && value.is_finite()
-                && !(min..=max).contains(&value)
-            {
-                let range = if max == f64::MAX {
-                    format!("{min} or more")
-                } else {
-                    format!("{min} to {max}")
-                };
-                return Err(RowError(format!(
-                    "rows[{i}].{name}: {value} is outside the range the {dataset} model was trained on ({range})"
-                )));
-            }
             column.push(value);
         }
         numeric.push(column);
@@ -111,12 +88,21 @@ pub fn to_data(dataset: Dataset, rows: &[Map<String, Value>]) -> Result<Data, Ro
         }
         categorical.push(Categorical::from_values(column));
     }
-    Ok(Data {
+    let data = Data {
         rows: rows.len(),
         numeric,
         categorical,
         target: Vec::new(),
-    })
+    };
+    match data.first_out_of_range(dataset) {
+        Some(out) => Err(RowError(format!(
+            "rows[{}].{}: {}",
+            out.row,
+            out.column,
+            out.problem()
+        ))),
+        None => Ok(data),
+    }
 }
 
 #[cfg(test)]

@@ -5,11 +5,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use contract::{ContractError, Dataset, Layout, io, registry};
+use contract::{ContractError, Dataset, Layout, io, registry, rules};
 use polars::prelude::*;
 
 use crate::artifact;
-use crate::features::Data;
+use crate::features::{Data, MISSING};
 
 /// Adds the model's prediction (predicted_quality_score, predicted_csat_score or
 /// predicted_actual) to the rows of --input and writes them to --output.
@@ -49,8 +49,10 @@ fn format_of(path: &Path) -> Result<Format> {
     }
 }
 
-/// Reads the input; in a CSV the model's numeric features are read as numbers
-/// whatever the rows hold (a column empty in every row is all nulls, not text).
+/// Reads the input. In a CSV every feature column is read as text and its
+/// numbers parsed here, so a value that is no number is an error naming its
+/// row, and a category that looks like a number (`4`) stays a category; a
+/// column empty in every row is all nulls.
 fn read(path: &Path, dataset: Dataset) -> Result<DataFrame> {
     Ok(match format_of(path)? {
         Format::Parquet => io::read_parquet(path)?,
@@ -58,20 +60,129 @@ fn read(path: &Path, dataset: Dataset) -> Result<DataFrame> {
             if !path.exists() {
                 bail!("{}: not found", path.display());
             }
-            let numeric: Schema = dataset
-                .numeric_features()
-                .iter()
-                .map(|n| Field::new((*n).into(), DataType::Float64))
+            let text: Schema = feature_names(dataset)
+                .map(|n| Field::new(n.into(), DataType::String))
                 .collect();
-            CsvReadOptions::default()
+            let mut df = CsvReadOptions::default()
                 .with_has_header(true)
                 .with_infer_schema_length(Some(10_000))
-                .with_schema_overwrite(Some(Arc::new(numeric)))
+                .with_schema_overwrite(Some(Arc::new(text)))
                 .try_into_reader_with_file_path(Some(path.to_path_buf()))
                 .and_then(|r| r.finish())
-                .map_err(|e| anyhow::anyhow!("{}: not a readable CSV file: {e}", path.display()))?
+                .map_err(|e| {
+                    anyhow::anyhow!(
+                        "{}: not a readable CSV file: {}",
+                        path.display(),
+                        csv_cause(&e)
+                    )
+                })?;
+            for name in dataset.numeric_features() {
+                if let Ok(column) = df.column(name) {
+                    let numbers = parse_numbers(column, path)?;
+                    df.with_column(numbers)?;
+                }
+            }
+            df
         }
     })
+}
+
+fn feature_names(dataset: Dataset) -> impl Iterator<Item = &'static str> {
+    let numeric = dataset.numeric_features().iter();
+    numeric.chain(dataset.categorical_features()).copied()
+}
+
+/// polars' CSV errors run to several lines, with advice for its Python API;
+/// the cause is what we keep, on one line.
+fn csv_cause(e: &PolarsError) -> String {
+    let text = e.to_string();
+    let cause = match text.split_once("Original error: ```") {
+        Some((_, rest)) => rest.split("```").next().unwrap_or(rest),
+        None => text.lines().next().unwrap_or_default(),
+    };
+    let cause = cause.split_whitespace().collect::<Vec<_>>().join(" ");
+    if cause.starts_with("found more fields than defined in 'Schema'") {
+        return "a row has more fields than the header".into();
+    }
+    cause
+}
+
+/// A text column of a CSV as numbers; an empty cell is null, anything else
+/// that is no number an error naming the row (the first after the header is 1).
+fn parse_numbers(column: &Column, path: &Path) -> Result<Column> {
+    let numbers = column.cast(&DataType::Float64)?;
+    let bad = column
+        .str()?
+        .iter()
+        .zip(numbers.f64()?.iter())
+        .position(|(text, number)| text.is_some_and(|t| !t.is_empty()) && number.is_none());
+    if let Some(row) = bad {
+        let text = column.str()?.get(row).unwrap_or_default();
+        bail!(
+            "{}: row {}, column `{}`: `{text}` is not a number",
+            path.display(),
+            row + 1,
+            column.name()
+        );
+    }
+    Ok(numbers)
+}
+
+/// What the model reads of `df`: an optional feature the input has no column
+/// for is null in every row, as serve takes a row without it. Returns the
+/// names so filled.
+fn model_inputs(df: &DataFrame, dataset: Dataset) -> Result<(DataFrame, Vec<&'static str>)> {
+    let mut inputs = df.clone();
+    let mut filled = Vec::new();
+    for name in feature_names(dataset) {
+        if df.column(name).is_err() && !rules::is_required(dataset, name) {
+            let dtype = if dataset.numeric_features().contains(&name) {
+                DataType::Float64
+            } else {
+                DataType::String
+            };
+            inputs.with_column(Column::full_null(name.into(), df.height(), &dtype))?;
+            filled.push(name);
+        }
+    }
+    Ok((inputs, filled))
+}
+
+/// The first value the model must not be asked about, as serve refuses it: a
+/// required feature without a value, or a number outside the range validate
+/// accepts (and so outside every training row).
+fn check_values(data: &Data, dataset: Dataset, path: &Path) -> Result<()> {
+    let empty = dataset
+        .numeric_features()
+        .iter()
+        .zip(&data.numeric)
+        .filter(|(name, _)| rules::is_required(dataset, name))
+        .filter_map(|(name, values)| Some((values.iter().position(|v| v.is_nan())?, *name)))
+        .chain(
+            dataset
+                .categorical_features()
+                .iter()
+                .zip(&data.categorical)
+                .filter(|(name, _)| rules::is_required(dataset, name))
+                .filter_map(|(name, c)| Some((c.codes.iter().position(|&c| c == MISSING)?, *name))),
+        )
+        .min_by_key(|(row, _)| *row);
+    let out = data.first_out_of_range(dataset);
+    match (empty, out) {
+        (Some((row, name)), out) if out.as_ref().is_none_or(|o| row <= o.row) => bail!(
+            "{}: row {}: `{name}` is required by the {dataset} model and has no value",
+            path.display(),
+            row + 1
+        ),
+        (_, Some(out)) => bail!(
+            "{}: row {}: {} {}",
+            path.display(),
+            out.row + 1,
+            out.column,
+            out.problem()
+        ),
+        _ => Ok(()),
+    }
 }
 
 fn write(df: &mut DataFrame, path: &Path) -> Result<()> {
@@ -120,7 +231,9 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let dataset = card.dataset().context("unknown model")?;
     format_of(&args.output)?;
     let df = read(&args.input, dataset)?;
-    let data = Data::from_frame(&df, dataset, false, &args.input)?;
+    let (inputs, filled) = model_inputs(&df, dataset)?;
+    let data = Data::from_frame(&inputs, dataset, false, &args.input)?;
+    check_values(&data, dataset, &args.input)?;
     let rows: Vec<usize> = (0..data.rows).collect();
     let predicted = fitted.predict(dataset, &card.encoding.encode(&data), &rows)?;
     let name = format!("predicted_{}", card.target);
@@ -140,5 +253,11 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         args.output.display(),
         card.algorithm.name()
     );
+    for column in filled {
+        println!(
+            "predict: {} has no `{column}` column: missing in every row, as for a row without it",
+            args.input.display()
+        );
+    }
     Ok(())
 }

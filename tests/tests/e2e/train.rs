@@ -302,6 +302,107 @@ fn predict_reads_a_csv_whose_optional_number_column_is_empty_everywhere() {
     assert_eq!(text.lines().count(), 11);
 }
 
+/// A CSV predict cannot read, or rows the model must not be asked about (as
+/// serve refuses them), is one line naming the file, the row and the cause,
+/// and no output: polars' own CSV errors run to a dozen lines of advice for
+/// its Python API.
+#[test]
+fn predict_refuses_a_broken_csv_or_values_outside_training_in_one_line() {
+    let data = trained(800);
+    let model = data.path().join("models/csat");
+    let out = data.path().join("out.csv");
+    let header = "provider,model,action_type,quality_score,response_time_ms\n";
+    for (name, rows, expected) in [
+        (
+            "not-a-number",
+            "openai,gpt-4o,combat,0.5,120\nopenai,gpt-4o,combat,high,\n",
+            "not-a-number.csv: row 2, column `quality_score`: `high` is not a number",
+        ),
+        (
+            "out-of-range",
+            "openai,gpt-4o,combat,0.5,120\nopenai,gpt-4o,,1.7,\n",
+            "out-of-range.csv: row 2: quality_score 1.7 is outside the range the csat model was trained on (0 to 1)",
+        ),
+        (
+            "infinite",
+            "openai,gpt-4o,combat,0.5,inf\n",
+            "infinite.csv: row 1: response_time_ms inf is outside the range the csat model was trained on (0 or more)",
+        ),
+        (
+            "required-empty",
+            "openai,gpt-4o,combat,0.5,120\nopenai,,combat,0.5,120\n",
+            "required-empty.csv: row 2: `model` is required by the csat model and has no value",
+        ),
+        (
+            "ragged",
+            "openai,gpt-4o,combat,0.5,120,7\n",
+            "ragged.csv: not a readable CSV file: a row has more fields than the header",
+        ),
+        (
+            "broken-quote",
+            "\"openai,gpt-4o,combat,0.5,120\n",
+            "broken-quote.csv: not a readable CSV file: invalid csv file Field `\"openai,gpt-4o,combat,0.5,120 ` is not properly escaped.",
+        ),
+    ] {
+        let input = data.path().join(format!("{name}.csv"));
+        fs::write(&input, format!("{header}{rows}")).unwrap();
+        let (code, err) = fails(&mut predict_command(&model, &input, &out));
+        assert_eq!(code, 1, "{name}: {err}");
+        assert_eq!(err.lines().count(), 1, "{name}: {err}");
+        assert!(err.contains(expected), "{name}: {err}");
+        assert!(!out.exists(), "{name}: no output from a failed predict");
+    }
+}
+
+/// A CSV without an optional feature's column is predicted as serve predicts
+/// a row without it (missing), and predict says so; a category that looks
+/// like a number stays a category.
+#[test]
+fn predict_takes_a_csv_without_an_optional_column_and_says_so() {
+    let data = trained(800);
+    let model = data.path().join("models/csat");
+    let out = data.path().join("out.csv");
+    let without = data.path().join("without.csv");
+    fs::write(
+        &without,
+        "provider,model,action_type,quality_score\nopenai,gpt-4o,combat,0.8\nopenai,4,,0.3\n",
+    )
+    .unwrap();
+    let said = stdout(&ok(&mut predict_command(&model, &without, &out)));
+    assert!(
+        said.contains(&format!(
+            "predict: {} has no `response_time_ms` column: missing in every row",
+            without.display()
+        )),
+        "{said}"
+    );
+    let predicted = |text: String| -> Vec<String> {
+        text.lines()
+            .skip(1)
+            .map(|l| l.rsplit(',').next().unwrap().to_string())
+            .collect()
+    };
+    let first = predicted(fs::read_to_string(&out).unwrap());
+    assert_eq!(first.len(), 2);
+    let empty = data.path().join("empty-column.csv");
+    fs::write(
+        &empty,
+        "provider,model,action_type,quality_score,response_time_ms\nopenai,gpt-4o,combat,0.8,\nopenai,4,,0.3,\n",
+    )
+    .unwrap();
+    let said = stdout(&ok(&mut predict_command(&model, &empty, &out)));
+    assert!(!said.contains("has no"), "{said}");
+    assert_eq!(predicted(fs::read_to_string(&out).unwrap()), first);
+    // A required column is still required.
+    let no_model = data.path().join("no-model.csv");
+    fs::write(&no_model, "provider,quality_score\nopenai,0.8\n").unwrap();
+    let (_, err) = fails(&mut predict_command(&model, &no_model, &out));
+    assert!(
+        err.contains("no-model.csv: missing column `model` (the csat model needs it)"),
+        "{err}"
+    );
+}
+
 #[test]
 fn a_corrupt_lightgbm_model_is_our_one_line_not_lightgbms() {
     let data = trained(800);
