@@ -273,15 +273,17 @@ async fn predict(
     let dataset = dataset(&model)?;
     let bytes = body(&app, &headers, request).await?;
     let parsed: PredictRequest = serde_json::from_slice(&bytes).map_err(|e| {
-        let what = if e.is_data() {
-            "not a prediction request"
+        let expected = "expected {\"rows\": [{...}, ...]}";
+        let message = if !e.is_data() {
+            format!("malformed JSON: {e} ({expected})")
+        } else if bytes.trim_ascii_start().starts_with(b"[") {
+            // serde reads a struct from an array too, and then says "invalid
+            // type: map, expected a sequence" of the first row.
+            format!("not a prediction request: the body is a list; {expected}")
         } else {
-            "malformed JSON"
+            format!("not a prediction request: {e} ({expected})")
         };
-        ApiError::new(
-            StatusCode::BAD_REQUEST,
-            format!("{what}: {e} (expected {{\"rows\": [{{...}}, ...]}})"),
-        )
+        ApiError::new(StatusCode::BAD_REQUEST, message)
     })?;
     if parsed.rows.len() > app.max_rows {
         return Err(ApiError::new(

@@ -280,6 +280,17 @@ fn bad_requests_get_a_4xx_naming_the_problem_and_never_hurt_the_service() {
     let cases: Vec<(u16, (u16, Value), &str)> = vec![
         (400, raw("{\"rows\": [{"), "malformed JSON"),
         (400, raw("[1, 2]"), "not a prediction request"),
+        // The rows without their wrapper: said so, not serde's "expected a sequence".
+        (
+            400,
+            raw(&format!("  [{row}]")),
+            "not a prediction request: the body is a list; expected {\"rows\": [{...}, ...]}",
+        ),
+        (
+            400,
+            raw("{\"row\": []}"),
+            "not a prediction request: unknown field `row`",
+        ),
         (
             400,
             raw("{\"rows\": [{\"quality_score\": 1e999}]}"),
