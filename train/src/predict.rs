@@ -185,6 +185,45 @@ fn check_values(data: &Data, dataset: Dataset, path: &Path) -> Result<()> {
     }
 }
 
+/// Refuses an --output inside a data folder's stage outputs (`clean/`,
+/// `models/`, the generations behind them): only their stage writes there,
+/// under the folder's lock and in one commit, and a file replaced behind
+/// its back would change a layer (or a model version) that its reports and
+/// hashes describe. Anywhere else, the input itself included, is the user's.
+fn check_output(output: &Path) -> Result<()> {
+    let Ok(path) = std::path::absolute(output) else {
+        return Ok(());
+    };
+    let Some(root) = path
+        .ancestors()
+        .skip(1)
+        .find(|dir| dir.join(".lock").is_file() && dir.join(".current").is_dir())
+    else {
+        return Ok(());
+    };
+    let internal = path
+        .strip_prefix(root)
+        .ok()
+        .and_then(|rel| rel.components().next())
+        .is_some_and(|first| first.as_os_str().to_string_lossy().starts_with('.'));
+    let writer = Layout::new(root)
+        .writer_of(&path)
+        .or(internal.then_some("the pipeline's stages"));
+    if let Some(writer) = writer {
+        let elsewhere = root
+            .join("predictions")
+            .join(path.file_name().unwrap_or_default());
+        bail!(
+            "{}: a file of the data folder {} that only {writer} may write (under the \
+             folder's lock, in one commit); write the predictions elsewhere, e.g. {}",
+            output.display(),
+            root.display(),
+            elsewhere.display()
+        );
+    }
+    Ok(())
+}
+
 fn write(df: &mut DataFrame, path: &Path) -> Result<()> {
     match format_of(path)? {
         Format::Parquet => io::write_parquet(df, path)?,
@@ -230,6 +269,7 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let (card, fitted) = artifact::load(&args.model)?;
     let dataset = card.dataset().context("unknown model")?;
     format_of(&args.output)?;
+    check_output(&args.output)?;
     let df = read(&args.input, dataset)?;
     let (inputs, filled) = model_inputs(&df, dataset)?;
     let data = Data::from_frame(&inputs, dataset, false, &args.input)?;

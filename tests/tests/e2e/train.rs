@@ -354,6 +354,44 @@ fn predict_refuses_a_broken_csv_or_values_outside_training_in_one_line() {
     }
 }
 
+/// predict never writes into what the stages own: a clean file or a model
+/// version replaced behind train's back would no longer be what its reports
+/// and hashes describe. A folder of the user's, or the input itself, is fine.
+#[test]
+fn predict_never_writes_over_the_pipelines_own_files() {
+    let data = trained(800);
+    let model = data.path().join("models/csat");
+    let clean = data.path().join("clean/csat.parquet");
+    let before = fs::read(&clean).unwrap();
+    let versions = files(&data.path().join("models/versions/csat"));
+    for (output, writer) in [
+        ("clean/csat.parquet", "`validate`"),
+        ("models/csat/out.csv", "`train`"),
+        ("raw/out.parquet", "`extract` or `synth`"),
+        (".gen/out.csv", "the pipeline's stages"),
+    ] {
+        let out = data.path().join(output);
+        let (code, err) = fails(&mut predict_command(&model, &clean, &out));
+        assert_eq!(code, 1, "{output}: {err}");
+        assert_eq!(err.lines().count(), 1, "{output}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{output}: a file of the data folder {} that only {writer} may write",
+                data.path().display()
+            )),
+            "{output}: {err}"
+        );
+    }
+    assert_eq!(fs::read(&clean).unwrap(), before);
+    assert_eq!(files(&data.path().join("models/versions/csat")), versions);
+    // The user's own folder inside the data folder, and a file predicted in place.
+    fs::create_dir(data.path().join("predictions")).unwrap();
+    let mine = data.path().join("predictions/csat.parquet");
+    ok(&mut predict_command(&model, &clean, &mine));
+    ok(&mut predict_command(&model, &mine, &mine));
+    assert_eq!(read(&mine).height(), read(&clean).height());
+}
+
 /// A CSV without an optional feature's column is predicted as serve predicts
 /// a row without it (missing), and predict says so; a category that looks
 /// like a number stays a category.
