@@ -4,7 +4,7 @@
 #                 [ROWS=5000] [SEED=42] [DATA=data] [REPLACE=yes]
 #   make extract | transform | validate | train | report | status | collect | predict
 #   make models                                # every kept model version
-#   make rollback MODEL=csat VERSION=v0003     # make a kept version champion again
+#   make rollback MODEL=csat VERSION=v0003     # make a kept version champion again (or VERSION=3)
 #   make train PROMOTE=always|never            # force or refuse promotion
 #   make pipeline ALLOW_SMALL=yes              # train what has enough clean rows
 #   make serve [BIND=127.0.0.1:8080]           # the champions over HTTP (SERVE_TOKEN)

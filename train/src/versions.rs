@@ -34,10 +34,20 @@ pub enum Command {
         /// quality, csat or performance.
         #[arg(long)]
         model: String,
-        /// A kept version, like v0003 (see `models list`).
-        #[arg(long)]
+        /// A kept version, like v0003, v3 or 3 (see `models list`).
+        #[arg(long, value_parser = version_arg)]
         version: Version,
     },
+}
+
+/// A version as a user types it: `v0003`, `v3`, or the number alone (`3`,
+/// `0003`), as `make rollback VERSION=3` passes it.
+fn version_arg(s: &str) -> Result<Version, String> {
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        format!("v{s}").parse()
+    } else {
+        s.parse()
+    }
 }
 
 pub fn run(args: &ModelsArgs) -> Result<()> {
