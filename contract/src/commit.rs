@@ -55,6 +55,22 @@ const LOCK: &str = ".lock";
 /// How long a second writer waits for the first before giving up.
 pub const LOCK_WAIT: Duration = Duration::from_secs(600);
 
+/// The data folder holding `path` (its nearest ancestor with the writer lock
+/// and the generations' links), and whether `path` lies in the folders only
+/// the commit machinery writes (`.gen`, `.current`, `.staging`, ...).
+pub fn data_folder_of(path: &Path) -> Option<(&Path, bool)> {
+    let root = path
+        .ancestors()
+        .skip(1)
+        .find(|dir| dir.join(LOCK).is_file() && dir.join(CURRENT).is_dir())?;
+    let internal = path
+        .strip_prefix(root)
+        .ok()
+        .and_then(|rel| rel.components().next())
+        .is_some_and(|first| first.as_os_str().to_string_lossy().starts_with('.'));
+    Some((root, internal))
+}
+
 /// One move of a commit: `staged` (inside the staging folder) replaces
 /// `target`, or `target` is removed when `staged` is `None`. Paths are relative
 /// to the data folder, so a journal replays the same wherever the next stage

@@ -194,18 +194,9 @@ fn check_output(output: &Path) -> Result<()> {
     let Ok(path) = std::path::absolute(output) else {
         return Ok(());
     };
-    let Some(root) = path
-        .ancestors()
-        .skip(1)
-        .find(|dir| dir.join(".lock").is_file() && dir.join(".current").is_dir())
-    else {
+    let Some((root, internal)) = contract::commit::data_folder_of(&path) else {
         return Ok(());
     };
-    let internal = path
-        .strip_prefix(root)
-        .ok()
-        .and_then(|rel| rel.components().next())
-        .is_some_and(|first| first.as_os_str().to_string_lossy().starts_with('.'));
     let writer = Layout::new(root)
         .writer_of(&path)
         .or(internal.then_some("the pipeline's stages"));
