@@ -334,6 +334,7 @@ async fn insight(
     Path(name): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
     let live = app.live.clone();
+    let asked = name.clone();
     let answer = tokio::task::spawn_blocking(move || {
         insights::read(live.layout(), &name).map(|r| (name, r))
     })
@@ -342,7 +343,7 @@ async fn insight(
     match answer {
         None => Err(ApiError::new(
             StatusCode::NOT_FOUND,
-            "no such insight; GET /v1/insights lists them",
+            format!("no insight `{asked}`; GET /v1/insights lists them"),
         )),
         Some((_, Ok(v))) => Ok(axum::Json(v)),
         Some((name, Err(e))) => Err(ApiError::new(

@@ -342,7 +342,12 @@ fn bad_requests_get_a_4xx_naming_the_problem_and_never_hurt_the_service() {
         (
             404,
             get(&server, "/v1/insights/..%2F..%2Fmodels%2Fcsat%2Fmodel.json"),
-            "no such insight",
+            "no insight `../../models/csat/model.json`; GET /v1/insights lists them",
+        ),
+        (
+            404,
+            get(&server, "/v1/insights/csat_by_providers"),
+            "no insight `csat_by_providers`",
         ),
         (404, get(&server, "/etc/passwd"), "no route GET /etc/passwd"),
         (405, get(&server, "/v1/predict/csat"), "GET is not allowed"),
