@@ -44,6 +44,19 @@ fn breaks(rule: &rules::Rule) -> Expr {
     }
 }
 
+/// Why a required value is null. A quality metric comes from a key of the
+/// explanation's metadata JSON, so its detail names the key: a producer that
+/// renamed its keys (`code_quality`) shows as such, not as missing scores.
+fn null_detail(rule: &rules::Rule) -> String {
+    let name = rule.column;
+    match METRICS.iter().find(|(_, column)| *column == name) {
+        Some((key, _)) if rule.dataset == Dataset::Quality => {
+            format!("{name} is null (no number under `{key}` in the explanation's metadata)")
+        }
+        _ => format!("{name} is null"),
+    }
+}
+
 /// What a row breaking the rule did, e.g. `csat_score = 1.7 > 1`; null elsewhere.
 fn detail(rule: &rules::Rule) -> Expr {
     let name = rule.column;
@@ -61,7 +74,7 @@ fn detail(rule: &rules::Rule) -> Expr {
     };
     match rule.check {
         Check::Required => when(c.clone().is_null())
-            .then(lit(format!("{name} is null")))
+            .then(lit(null_detail(rule)))
             .otherwise(null_text()),
         Check::Range { min, max } => when(c.clone().is_null())
             .then(null_text())

@@ -254,6 +254,18 @@ fn every_rule_with_a_row_that_breaks_it_and_one_that_just_passes() {
         details.iter().any(|d| d == "prediction is NaN"),
         "{details:?}"
     );
+    // A quality metric with no value names the metadata key it comes from.
+    let rejected = read(data.path().join("rejected/quality.parquet"));
+    let details: Vec<String> = strs(&rejected, DETAIL).into_iter().flatten().collect();
+    assert!(
+        details.iter().any(|d| d
+            == "code_quality is null (no number under `codeQuality` in the explanation's metadata)"),
+        "{details:?}"
+    );
+    assert!(
+        details.iter().any(|d| d == "provider is null"),
+        "{details:?}"
+    );
 
     // The clock skew allowed: with --skew-minutes 0 the row 4 minutes
     // ahead of --now is rejected too, in every dataset.
