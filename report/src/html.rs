@@ -81,7 +81,7 @@ pub fn render(inputs: &Inputs, layout: &Layout) -> Result<String> {
                     (data_section(inputs))
                     (csat_section(inputs)?)
                     (models_section(inputs)?)
-                    (crate::over_time::section(&inputs.training, inputs.drift.as_ref(), &inputs.history)?)
+                    (crate::over_time::section(inputs.training.as_ref(), inputs.drift.as_ref(), &inputs.history)?)
                     (calibration_section(inputs)?)
                 }
                 footer.muted {
@@ -448,6 +448,19 @@ fn day_lines(table: &Table, source: &str) -> Result<String> {
 }
 
 fn models_section(inputs: &Inputs) -> Result<Markup> {
+    let Some(training) = &inputs.training else {
+        return Ok(html! {
+            section id="models" {
+                h2 { "Models" }
+                p.bad { "No model was trained yet." }
+                ul {
+                    @for (dataset, why) in &inputs.untrained {
+                        li { (dataset.name()) ": " (why) }
+                    }
+                }
+            }
+        });
+    };
     let mut blocks = Vec::new();
     for m in &inputs.models {
         blocks.push(model_block(m)?);
@@ -456,7 +469,7 @@ fn models_section(inputs: &Inputs) -> Result<Markup> {
         section id="models" {
             h2 { "Models" }
             p.muted {
-                "Trained " (stamp(inputs.training.trained_at)) ", seed " (inputs.training.seed)
+                "Trained " (stamp(training.trained_at)) ", seed " (training.seed)
                 ". Every candidate and baseline is scored on the same held-out rows (chosen by a stable hash of each row's key, so the same rows stay held out run after run); lower RMSE is better."
             }
             @for b in blocks { (b) }

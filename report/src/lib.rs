@@ -102,7 +102,10 @@ pub struct Inputs {
     pub now: DateTime<Utc>,
     pub extract: ExtractReport,
     pub validation: ValidationReport,
-    pub training: TrainingReport,
+    /// None before any train run: the page then says why each model has none.
+    pub training: Option<TrainingReport>,
+    /// Per dataset, why there is no model yet (only when `training` is None).
+    pub untrained: Vec<(Dataset, String)>,
     /// Clean rows per dataset and `_source`.
     pub clean_by_source: CleanBySource,
     pub rejects: Vec<RejectExamples>,
@@ -119,14 +122,17 @@ pub fn run(args: &Args) -> Result<()> {
     let layout = Layout::new(&args.data);
     let mut commit = Commit::begin(&layout, "report")?;
     contract::progress::set_quiet(args.quiet);
-    // Every input is there before any progress starts.
-    for path in [
-        layout.extract_report(),
-        layout.validation_report(),
-        layout.training_report(),
-    ]
-    .into_iter()
-    .chain(Dataset::ALL.map(|d| layout.clean(d)))
+    // Every input is there before any progress starts. The training report
+    // may be missing only while no model was ever trained (a game's first
+    // hours, every dataset short of its minimum): the page is then about the
+    // data, and says why there is no model.
+    let trained_before = Dataset::ALL
+        .iter()
+        .any(|d| layout.model_dir(*d).symlink_metadata().is_ok());
+    for path in [layout.extract_report(), layout.validation_report()]
+        .into_iter()
+        .chain(trained_before.then(|| layout.training_report()))
+        .chain(Dataset::ALL.map(|d| layout.clean(d)))
     {
         io::require_input(&path)?;
     }
@@ -206,10 +212,20 @@ fn read_inputs(layout: &Layout) -> Result<Inputs> {
     let now = Utc::now();
     let extract: ExtractReport = io::read_json(&layout.extract_report())?;
     let validation: ValidationReport = io::read_json(&layout.validation_report())?;
-    let training: TrainingReport = io::read_json(&layout.training_report())?;
+    let training: Option<TrainingReport> = io::read_json_if_present(&layout.training_report())?;
     let (clean_by_source, insights) = read_clean(layout, now)?;
     let rejects = read_rejects(layout, &validation)?;
-    let (models, calibration) = read_models(layout, &training)?;
+    let (models, calibration) = match &training {
+        Some(training) => read_models(layout, training)?,
+        None => (Vec::new(), None),
+    };
+    let untrained = match training {
+        Some(_) => Vec::new(),
+        None => Dataset::ALL
+            .iter()
+            .map(|d| (*d, contract::registry::no_champion_yet(layout, *d)))
+            .collect(),
+    };
     let history = contract::history::read(&layout.history())?;
     let drift = io::read_json_if_present(&layout.drift_report())?;
     Ok(Inputs {
@@ -217,6 +233,7 @@ fn read_inputs(layout: &Layout) -> Result<Inputs> {
         extract,
         validation,
         training,
+        untrained,
         clean_by_source,
         rejects,
         models,

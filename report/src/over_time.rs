@@ -15,7 +15,7 @@ use crate::html::{count, figure, num, stamp};
 const TABLE_RUNS: usize = 20;
 
 pub fn section(
-    training: &TrainingReport,
+    training: Option<&TrainingReport>,
     drift: Option<&DriftReport>,
     history: &[RunRecord],
 ) -> Result<Markup> {
@@ -38,7 +38,11 @@ pub fn section(
                 "the tolerance is spent once over a run of promotions, so what the champion was itself "
                 "promoted behind counts too."
             }
-            (promotions_table(training))
+            @if let Some(training) = training {
+                (promotions_table(training))
+            } @else {
+                p.muted { "No train run yet." }
+            }
             @if let Some(drift) = drift {
                 (drift_table(drift))
             }

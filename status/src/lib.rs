@@ -147,7 +147,7 @@ pub fn run(args: &Args) -> Result<()> {
                 }
             );
         }
-        None => println!("report: none yet (run `make report` after `train`)"),
+        None => println!("report: none yet (run `make report` once validate has run)"),
     }
     if !errors.is_empty() {
         bail!("{}", errors.join("; "));

@@ -297,6 +297,38 @@ impl Damage {
     }
 }
 
+/// Before any model is trained (a game's first hours, or every dataset short
+/// of its minimum) the page is about the data and says why each model has
+/// none; once a model was trained, a missing training report is an error.
+#[test]
+fn a_report_before_any_training_says_why_each_model_has_none() {
+    let data = tempdir().unwrap();
+    let d = data.path();
+    synth(d, 300, 0.02);
+    stage("transform", d, &[]);
+    stage("validate", d, &["--allow-small", "--now", NOW]);
+    let said = stdout(&stage("report", d, &[]));
+    assert!(said.contains("report.html"), "{said}");
+    let page = fs::read_to_string(d.join("reports/report.html")).unwrap();
+    for want in [
+        "No model was trained yet.",
+        "performance: no model here yet: 294 clean rows, train needs 500",
+        "quality: no model here yet; run `make train`",
+        "No train run yet.",
+        "id=\"table-rows\"",
+    ] {
+        assert!(page.contains(want), "{want:?} not in the page");
+    }
+    stage("train", d, &["--folds", "2"]);
+    stage("report", d, &[]);
+    let page = fs::read_to_string(d.join("reports/report.html")).unwrap();
+    assert!(!page.contains("No model was trained yet."));
+    fs::remove_file(d.join("reports/training.json")).unwrap();
+    let (code, err) = fails(bin("report").args(["--data", d.to_str().unwrap()]));
+    assert_eq!(code, 1);
+    assert!(err.contains("reports/training.json"), "{err}");
+}
+
 /// A missing or corrupt input: one line naming the file, and the previous
 /// report and insights left exactly as they were.
 #[test]

@@ -20,7 +20,7 @@ fn status_summarises_every_layer_and_names_an_unreadable_report() {
     for want in [
         "  csat         none yet (make transform)",
         "  csat         no champion yet (make train)",
-        "report: none yet (run `make report` after `train`)",
+        "report: none yet (run `make report` once validate has run)",
     ] {
         assert!(early.contains(want), "{want:?} not in:\n{early}");
     }
