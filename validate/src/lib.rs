@@ -117,7 +117,9 @@ pub struct BelowMinimum {
 
 fn advice(trainable: &[Dataset]) -> String {
     let go_on = if trainable.is_empty() {
-        "to go on anyway (train then has no dataset to train)".to_string()
+        "to go on anyway (train then has no dataset to train; `make report` shows the data \
+         meanwhile)"
+            .to_string()
     } else {
         let names: Vec<_> = trainable.iter().map(|d| d.name()).collect();
         format!(

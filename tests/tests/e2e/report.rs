@@ -323,6 +323,24 @@ fn a_report_before_any_training_says_why_each_model_has_none() {
     stage("report", d, &[]);
     let page = fs::read_to_string(d.join("reports/report.html")).unwrap();
     assert!(!page.contains("No model was trained yet."));
+    // Every dataset short: validate stops the run and points at the report,
+    // which then works on what validate wrote.
+    let tiny = tempdir().unwrap();
+    synth(tiny.path(), 40, 0.0);
+    stage("transform", tiny.path(), &[]);
+    let (code, err) =
+        fails(bin("validate").args(["--data", tiny.path().to_str().unwrap(), "--now", NOW]));
+    assert_eq!(code, 3, "{err}");
+    assert!(
+        err.contains("train then has no dataset to train; `make report` shows the data meanwhile"),
+        "{err}"
+    );
+    stage("report", tiny.path(), &[]);
+    let page = fs::read_to_string(tiny.path().join("reports/report.html")).unwrap();
+    assert!(
+        page.contains("performance: no model here yet: 40 clean rows, train needs 500"),
+        "the page says why"
+    );
     fs::remove_file(d.join("reports/training.json")).unwrap();
     let (code, err) = fails(bin("report").args(["--data", d.to_str().unwrap()]));
     assert_eq!(code, 1);
