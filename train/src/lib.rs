@@ -233,7 +233,10 @@ pub fn run(args: &Args) -> Result<()> {
         .values()
         .all(|m| m.status != ModelStatus::Trained)
     {
-        bail!("no model trained: every dataset is below its minimum of clean rows");
+        bail!(
+            "no model trained: every dataset is below its minimum of clean rows \
+             (`make report` shows the data meanwhile)"
+        );
     }
     write_insights(&mut commit, &layout, importance_rows, calibration)?;
     io::write_json(&report, &commit.file(&layout.training_report())?)?;
