@@ -1,6 +1,7 @@
 //! End-to-end tests: the real stage binaries on real files.
 
 mod browser;
+mod build;
 mod collect;
 mod common;
 mod corpus;
