@@ -44,9 +44,16 @@ impl AtomicFile {
         // Outputs are ordinary files, readable by the group and others as usual.
         #[cfg(unix)]
         builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o644));
-        let tmp = builder
-            .tempfile_in(dir)
-            .map_err(|e| ContractError::io(dir, e))?;
+        // tempfile ends its errors with ` at path "<dir>/.<name>.XXXXXX.tmp"`, the
+        // name of a file the user never chose and that does not exist: the folder
+        // and the cause make the line.
+        let tmp = builder.tempfile_in(dir).map_err(|e| {
+            let text = e.to_string();
+            let cause = text
+                .rsplit_once(" at path ")
+                .map_or(&*text, |(cause, _)| cause);
+            ContractError::io(dir, std::io::Error::new(e.kind(), cause.to_string()))
+        })?;
         Ok(Self {
             path: path.to_path_buf(),
             writer: BufWriter::new(tmp),
@@ -70,7 +77,7 @@ impl AtomicFile {
             .map_err(|e| ContractError::io(&path, e.into_error()))?;
         tmp.as_file()
             .sync_all()
-            .map_err(|e| ContractError::io(tmp.path(), e))?;
+            .map_err(|e| ContractError::io(&path, e))?;
         tmp.persist(&path)
             .map_err(|e| ContractError::io(&path, e.error))?;
         Ok(())

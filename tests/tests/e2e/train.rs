@@ -390,6 +390,15 @@ fn predict_never_writes_over_the_pipelines_own_files() {
     }
     assert_eq!(fs::read(&clean).unwrap(), before);
     assert_eq!(files(&data.path().join("models/versions/csat")), versions);
+    // A folder no file can be made in: the folder and the cause, not the name
+    // of the temporary file predict would have written first.
+    let nowhere = Path::new("/proc/predictions.parquet");
+    let (code, err) = fails(&mut predict_command(&model, &clean, nowhere));
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        err.trim_end(),
+        "predict: error: /proc: No such file or directory (os error 2)"
+    );
     // The user's own folder inside the data folder, and a file predicted in place.
     fs::create_dir(data.path().join("predictions")).unwrap();
     let mine = data.path().join("predictions/csat.parquet");
