@@ -198,6 +198,19 @@ fn data_section(inputs: &Inputs) -> Markup {
                     }
                 }
             }
+            @let warnings: Vec<(&str, &String)> = Dataset::ALL
+                .iter()
+                .filter_map(|d| inputs.validation.datasets.get(d.name()).map(|r| (d.name(), r)))
+                .flat_map(|(name, r)| r.warnings.iter().map(move |w| (name, w)))
+                .collect();
+            @if !warnings.is_empty() {
+                h3 { "What validate noticed" }
+                ul id="validation-warnings" {
+                    @for (dataset, warning) in &warnings {
+                        li { strong { (dataset) } ": " (warning) }
+                    }
+                }
+            }
             h3 { "Rejected rows" }
             @if inputs.rejects.is_empty() {
                 p { "No rows were rejected." }

@@ -142,7 +142,7 @@ pub fn run(args: &Args) -> Result<()> {
     let horizon = now + Duration::minutes(i64::from(args.skew_minutes));
 
     // Check every input before reading any rows.
-    let total_rows = check_inputs(&layout)?;
+    let (total_rows, mut extra) = check_inputs(&layout)?;
 
     let mut report = ValidationReport {
         validated_at: Utc::now(),
@@ -170,6 +170,10 @@ pub fn run(args: &Args) -> Result<()> {
             &progress,
         )?
         .into_report(minimum);
+        let mut entry = entry;
+        if let Some(columns) = extra.remove(&dataset) {
+            entry.warnings.insert(0, not_carried(dataset, &columns));
+        }
         progress.suspend(|| print_entry(dataset, &entry));
         if entry.clean < minimum {
             small.push(format!(
@@ -293,12 +297,18 @@ fn write_split(
     Ok(())
 }
 
-/// Every training dataset's footer and schema checked; their rows in all.
-fn check_inputs(layout: &Layout) -> Result<u64> {
+/// Every training dataset's footer and schema checked: their rows in all, and
+/// each dataset's columns that are not its own (a swapped transform's).
+fn check_inputs(layout: &Layout) -> Result<(u64, BTreeMap<Dataset, Vec<String>>)> {
     let mut total_rows = 0;
+    let mut extra = BTreeMap::new();
     for dataset in Dataset::ALL {
         let path = layout.training(dataset);
         let rows = io::check_dataset(&path, dataset)?;
+        let columns = io::extra_dataset_columns(&path, dataset)?;
+        if !columns.is_empty() {
+            extra.insert(dataset, columns);
+        }
         total_rows += rows as u64;
         if rows == 0 {
             anyhow::bail!(
@@ -307,7 +317,23 @@ fn check_inputs(layout: &Layout) -> Result<u64> {
             );
         }
     }
-    Ok(total_rows)
+    Ok((total_rows, extra))
+}
+
+/// The warning for a training file's columns that are not the dataset's: a
+/// transform swapped for another program may add one and expect train to use it.
+fn not_carried(dataset: Dataset, columns: &[String]) -> String {
+    let named: Vec<String> = columns.iter().map(|c| format!("`{c}`")).collect();
+    let (noun, verb, them) = if columns.len() == 1 {
+        ("column", "is", "it")
+    } else {
+        ("columns", "are", "them")
+    };
+    format!(
+        "{noun} {} of training/{dataset}.parquet {verb} not among the {dataset} dataset's \
+         columns (DESIGN.md), so clean/{dataset}.parquet leaves {them} out and no model sees {them}",
+        named.join(", "),
+    )
 }
 
 /// A dataset's line: rows in, clean, rejected by reason; then its warnings.

@@ -164,6 +164,23 @@ pub fn check_dataset(path: &Path, dataset: Dataset) -> Result<usize, ContractErr
     check_footer(path, dataset.columns())
 }
 
+/// The columns of a dataset file that are not the dataset's, in file order:
+/// what a swapped stage added. The stages read the dataset's columns only, so
+/// these go no further; a stage says so. From the footer alone.
+pub fn extra_dataset_columns(path: &Path, dataset: Dataset) -> Result<Vec<String>, ContractError> {
+    let schema = ParquetReader::new(open_input(path)?)
+        .schema()
+        .map_err(|source| ContractError::Parquet {
+            path: path.to_path_buf(),
+            source,
+        })?;
+    Ok(schema
+        .iter_names()
+        .filter(|name| !dataset.columns().iter().any(|(n, _)| name.as_str() == *n))
+        .map(|name| name.to_string())
+        .collect())
+}
+
 /// [`check_dataset`] for only `columns` of the dataset (what a stage reads).
 pub fn check_dataset_columns(
     path: &Path,

@@ -468,6 +468,55 @@ fn missing_required_column_is_an_error() {
     );
 }
 
+/// A transform swapped for another program (`TRANSFORM=... make pipeline`) may
+/// add a column and expect a model to use it. validate keeps the dataset's
+/// columns only; it says which it leaves out, on its output, in its report
+/// and on the report page, and every row still goes to clean or rejected.
+#[test]
+fn a_column_a_swapped_transform_adds_is_named_and_left_out() {
+    let data = fresh_inputs();
+    let path = data.path().join("training/csat.parquet");
+    let mut df = read(&path);
+    let rows = df.height();
+    let mood = Column::new("mood".into(), vec!["calm"; rows]);
+    let seen = Column::new("seen".into(), vec![1.0; rows]);
+    df.with_column(mood).unwrap();
+    df.with_column(seen).unwrap();
+    contract::io::write_parquet(&mut df, &path).unwrap();
+
+    let said = stdout(&stage(
+        "validate",
+        data.path(),
+        &["--now", NOW, "--allow-small"],
+    ));
+    let warning = "columns `mood`, `seen` of training/csat.parquet are not among the csat \
+                   dataset's columns (DESIGN.md), so clean/csat.parquet leaves them out and no \
+                   model sees them";
+    assert!(
+        said.contains(&format!("validate: csat         warning: {warning}")),
+        "{said}"
+    );
+    assert!(!said.contains("quality      warning: column"), "{said}");
+    let report = validation_report(data.path());
+    assert_eq!(report.datasets["csat"].warnings[0], warning);
+    let clean = read(data.path().join("clean/csat.parquet"));
+    let rejected = read(data.path().join("rejected/csat.parquet"));
+    assert_eq!(clean.height() + rejected.height(), rows);
+    for column in ["mood", "seen"] {
+        assert!(clean.column(column).is_err() && rejected.column(column).is_err());
+    }
+
+    // The report, before any model is trained, lists what validate noticed.
+    stage("report", data.path(), &[]);
+    let html = fs::read_to_string(data.path().join("reports/report.html")).unwrap();
+    assert!(
+        html.contains(&format!(
+            "<ul id=\"validation-warnings\"><li><strong>csat</strong>: {warning}</li>"
+        )),
+        "the page lists the warning"
+    );
+}
+
 #[test]
 fn corrupt_parquet_is_an_error() {
     let data = fresh_inputs();
