@@ -40,6 +40,10 @@ pub struct TableCounts {
     pub parts_merged: usize,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub parts_dropped: usize,
+    /// The source's columns that are not the table's (DESIGN.md), in source
+    /// order: each row keeps them as JSON text in `_extra`, which no stage reads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub extra_columns: Vec<String>,
     /// Defects synth injected on purpose (`--messy`), by kind.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub injected: BTreeMap<String, usize>,

@@ -278,7 +278,10 @@ impl<'a> Columnar<'a> {
             }
         };
         Ok(Finished {
-            counts: self.rows.counts,
+            counts: contract::reports::TableCounts {
+                extra_columns: super::sink::extra_columns(self.table, self.header),
+                ..self.rows.counts
+            },
             max_key: self.rows.max_key,
             horizon: self.target.horizon.timestamp_micros(),
             rejects,

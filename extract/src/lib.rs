@@ -253,10 +253,22 @@ pub fn run(args: &Args) -> Result<()> {
                     "extract: {table:<24} {:>9} read {:>9} written {:>6} rejected {:>7} outside window{already}",
                     c.rows_read, c.rows_written, c.rows_rejected, c.rows_skipped_window
                 );
+                if !c.extra_columns.is_empty() {
+                    println!("extract: {table:<24} {}", kept_in_extra(&c.extra_columns));
+                }
             }
             Ok(())
         }
     }
+}
+
+/// What extract says of a source's columns that are not the table's.
+fn kept_in_extra(columns: &[String]) -> String {
+    let named: Vec<String> = columns.iter().map(|c| format!("`{c}`")).collect();
+    format!(
+        "{} not in the table's contract (DESIGN.md): kept in each row's `_extra`, read by no stage",
+        named.join(", ")
+    )
 }
 
 fn summary_line(report: &ExtractReport) -> String {

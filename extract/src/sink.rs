@@ -76,6 +76,16 @@ pub fn check_header(table: RawTable, origin: &str, header: &[String]) -> Result<
     Ok(())
 }
 
+/// The columns of a source's header that are not the table's: what `_extra`
+/// keeps, and the report names.
+pub fn extra_columns(table: RawTable, header: &[String]) -> Vec<String> {
+    header
+        .iter()
+        .filter(|h| table.column(h).is_none())
+        .cloned()
+        .collect()
+}
+
 /// Which rows to keep.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Window {
@@ -297,7 +307,10 @@ impl TableSink {
             )
         };
         Ok(Finished {
-            counts: self.rows.counts,
+            counts: TableCounts {
+                extra_columns: extra_columns(self.table, &self.header),
+                ..self.rows.counts
+            },
             max_key: self.rows.max_key,
             horizon: self.rows.horizon,
             rejects,

@@ -169,6 +169,18 @@ fn data_section(inputs: &Inputs) -> Markup {
                     }
                 }
             }
+            @let extra: Vec<_> = e.tables.iter().filter(|(_, t)| !t.extra_columns.is_empty()).collect();
+            @if !extra.is_empty() {
+                p id="extra-columns" {
+                    "Source columns beyond the tables' contract, kept in each raw row's "
+                    code { "_extra" } " and read by no stage: "
+                    @for (i, (name, t)) in extra.iter().enumerate() {
+                        @if i > 0 { "; " }
+                        strong { (name) } " " (t.extra_columns.join(", "))
+                    }
+                    "."
+                }
+            }
             h3 { "Training datasets" }
             div.table-wrap {
                 table id="table-datasets" {

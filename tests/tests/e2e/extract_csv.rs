@@ -42,6 +42,23 @@ fn reads_supabase_exports() {
     let data = tempdir().unwrap();
     let out = stdout(&extract_csv(data.path(), &fixtures().join("csv"), &[]));
     assert!(out.contains("ai_gm_explanations"), "{out}");
+    assert!(out.contains("extract: ai_gm_explanations       `tokens_used` not in the table's contract (DESIGN.md): kept in each row's `_extra`, read by no stage"), "{out}");
+    assert_eq!(
+        extract_report(data.path()).tables["ai_gm_explanations"].extra_columns,
+        ["tokens_used"]
+    );
+    // The report's data section names them too.
+    stage("transform", data.path(), &[]);
+    stage("validate", data.path(), &["--allow-small"]);
+    stage("report", data.path(), &[]);
+    let html = fs::read_to_string(data.path().join("reports/report.html")).unwrap();
+    assert!(
+        html.contains(
+            "read by no stage: <strong>ai_gm_explanations</strong> tokens_used; \
+             <strong>ai_gm_quality_feedback</strong> client.</p>"
+        ),
+        "the page names the column beyond the contract"
+    );
 
     let ex = read(
         data.path()

@@ -114,7 +114,18 @@ fn postgres_streams_every_row_once_with_faithful_types() {
     let (url, mut client) = database("stream");
     insert(&mut client, 0, 3000);
     let data = tempdir().unwrap();
-    extract(&url, data.path(), &[]);
+    let said = stdout(&extract(&url, data.path(), &[]));
+    // A column the contract does not name is kept in _extra, and said so.
+    assert!(
+        said.contains(
+            "extract: ai_gm_explanations       `user_agent` not in the table's contract \
+             (DESIGN.md): kept in each row's `_extra`, read by no stage"
+        ),
+        "{said}"
+    );
+    let tables = extract_report(data.path()).tables;
+    assert_eq!(tables["ai_gm_explanations"].extra_columns, ["user_agent"]);
+    assert!(tables["ai_gm_ab_testing"].extra_columns.is_empty());
     for table in [
         "ai_gm_explanations",
         "ai_gm_quality_feedback",

@@ -106,8 +106,16 @@ fn assert_every_row_once(data: &Path) {
 fn pages_through_every_row_exactly_once() {
     let s = server();
     let data = tempdir().unwrap();
-    ok(&mut extract(&s, data.path(), KEY, &[]));
+    let said = stdout(&ok(&mut extract(&s, data.path(), KEY, &[])));
     assert_every_row_once(data.path());
+    assert!(
+        said.contains(
+            "extract: ai_gm_explanations       `tokens_used` not in the table's contract"
+        ),
+        "{said}"
+    );
+    let tables = extract_report(data.path()).tables;
+    assert_eq!(tables["ai_gm_explanations"].extra_columns, ["tokens_used"]);
     let log = s.state.lock().unwrap().log.clone();
     let pages: Vec<&String> = log.iter().filter(|l| l.contains("select=*")).collect();
     assert!(pages.iter().all(|l| l.contains("limit=1000")), "{log:?}");
