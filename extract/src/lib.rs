@@ -229,10 +229,22 @@ pub fn run(args: &Args) -> Result<()> {
             rows_since: 0,
             short: None,
         });
+    // Collecting: the columns beyond the contract are said at the first cycle
+    // and when they change, not every hour. A cycle that read no row of a
+    // table (Supabase knows its columns from the rows) tells nothing.
+    let mut extra_said = BTreeMap::new();
     match args.every {
         Some(every) => schedule::every(every, || {
             let options = Options::from_args(args)?;
             let report = extract(&layout, &options)?;
+            for (table, c) in report.tables.iter().filter(|(_, c)| c.rows_read > 0) {
+                if extra_said.get(table) != Some(&c.extra_columns) {
+                    if !c.extra_columns.is_empty() {
+                        println!("extract: {table:<24} {}", kept_in_extra(&c.extra_columns));
+                    }
+                    extra_said.insert(table.clone(), c.extra_columns.clone());
+                }
+            }
             let mut line = summary_line(&report);
             if let Some(r) = retrain.as_mut() {
                 let new_rows = report.tables.values().map(|c| c.rows_written).sum();

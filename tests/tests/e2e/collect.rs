@@ -238,6 +238,31 @@ fn retrain_command(data: &Path) -> String {
     )
 }
 
+/// A column the database gained is said when collection starts (and would
+/// be again if the columns changed), not every cycle.
+#[test]
+fn collection_names_a_column_beyond_the_contract_once() {
+    let work = tempdir().unwrap();
+    let exports = growing_exports(work.path(), 300, 1).pop().unwrap();
+    let path = exports.join("ai_gm_ab_testing.csv");
+    let widened: Vec<String> = fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .enumerate()
+        .map(|(i, line)| format!("{line},{}", if i == 0 { "latency_ms" } else { "12" }))
+        .collect();
+    fs::write(&path, widened.join("\n") + "\n").unwrap();
+    let data = work.path().join("data");
+    let log = collect_until(&data, &exports, "true", &[], " ok in ", 3);
+    let said = "extract: ai_gm_ab_testing         `latency_ms` not in the table's contract \
+                (DESIGN.md): kept in each row's `_extra`, read by no stage";
+    assert_eq!(log.matches(said).count(), 1, "{log}");
+    assert!(
+        log.find(said) < log.find(" ok in "),
+        "said before the first cycle's line: {log}"
+    );
+}
+
 #[test]
 fn collection_retrains_when_due_and_logs_a_failed_retrain() {
     let work = tempdir().unwrap();
