@@ -125,24 +125,30 @@ impl Summary {
             ));
         }
         if self.clean > 1 {
+            // A feature with one value, or none, tells a model nothing.
             for (range, feature) in self.ranges.iter().zip(dataset.numeric_features()) {
-                if range.is_none_or(|(lo, hi)| lo == hi) {
-                    report.warnings.push(format!(
-                        "feature `{feature}` has no variance in the clean rows"
-                    ));
+                match range {
+                    None => report.warnings.push(format!(
+                        "feature `{feature}` has no value in the clean rows"
+                    )),
+                    Some((lo, hi)) if lo == hi => report.warnings.push(format!(
+                        "feature `{feature}` has no variance in the clean rows: {lo} in every \
+                         row that has it"
+                    )),
+                    Some(_) => {}
                 }
             }
             for ((first, varied), feature) in self.levels.iter().zip(dataset.categorical_features())
             {
-                let levels = match (first, varied) {
-                    (None, _) => 0,
-                    (Some(_), false) => 1,
-                    (Some(_), true) => 2,
-                };
-                if levels <= 1 {
-                    report.warnings.push(format!(
-                        "categorical `{feature}` has {levels} level(s) in the clean rows"
-                    ));
+                match (first, varied) {
+                    (None, _) => report.warnings.push(format!(
+                        "categorical `{feature}` has no value in the clean rows"
+                    )),
+                    (Some(only), false) => report.warnings.push(format!(
+                        "categorical `{feature}` has one level in the clean rows: `{only}` in \
+                         every row that has it"
+                    )),
+                    (Some(_), true) => {}
                 }
             }
         }
@@ -185,9 +191,11 @@ mod describe_tests {
             report.warnings,
             [
                 "1000 clean rows, below the minimum of 2000 to train",
-                "feature `prediction` has no variance in the clean rows",
-                "categorical `model_name` has 0 level(s) in the clean rows",
-                "categorical `provider` has 1 level(s) in the clean rows",
+                "feature `prediction` has no variance in the clean rows: 0.5 in every row that \
+                 has it",
+                "categorical `model_name` has no value in the clean rows",
+                "categorical `provider` has one level in the clean rows: `openai` in every row \
+                 that has it",
             ]
         );
         assert_eq!(report.null_counts[MODEL_NAME], n);
