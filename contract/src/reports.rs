@@ -120,6 +120,20 @@ pub struct DatasetReport {
     pub warnings: Vec<String>,
 }
 
+impl DatasetReport {
+    /// validate's warning for a dataset below its minimum of clean rows.
+    pub fn below_minimum_warning(clean: usize, minimum: usize) -> String {
+        format!("{clean} clean rows, below the minimum of {minimum} to train")
+    }
+
+    /// The warnings but the one about the minimum, for a reader that says
+    /// that in its own words (status).
+    pub fn other_warnings(&self) -> impl Iterator<Item = &String> {
+        let minimum = Self::below_minimum_warning(self.clean, self.min_rows);
+        self.warnings.iter().filter(move |w| **w != minimum)
+    }
+}
+
 /// A model family `train` fits and compares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -203,6 +203,12 @@ fn raw_tables(layout: &Layout, errors: &mut Vec<String>) -> bool {
             r.source,
             if r.incremental { ", incremental" } else { "" }
         );
+        for (table, c) in r.tables.iter().filter(|(_, c)| !c.extra_columns.is_empty()) {
+            println!(
+                "  {table}: beyond the contract, kept in _extra and read by no stage: {}",
+                c.extra_columns.join(", ")
+            );
+        }
     }
 
     any
@@ -271,6 +277,12 @@ fn datasets(layout: &Layout, errors: &mut Vec<String>) -> (bool, TooFew) {
             summary.sources,
             summary.range,
         );
+        // What validate noticed, but the minimum, which the line above says.
+        if let Some(Some(d)) = validated {
+            for warning in d.other_warnings() {
+                println!("  {:<12} warning: {warning}", "");
+            }
+        }
     }
 
     (any, too_few)

@@ -119,10 +119,9 @@ impl Summary {
             ..DatasetReport::default()
         };
         if self.clean < minimum {
-            report.warnings.push(format!(
-                "{} clean rows, below the minimum of {minimum} to train",
-                self.clean
-            ));
+            report
+                .warnings
+                .push(DatasetReport::below_minimum_warning(self.clean, minimum));
         }
         if self.clean > 1 {
             // A feature with one value, or none, tells a model nothing.

@@ -47,7 +47,15 @@ fn reads_supabase_exports() {
         extract_report(data.path()).tables["ai_gm_explanations"].extra_columns,
         ["tokens_used"]
     );
-    // The report's data section names them too.
+    // So do status and the report's data section.
+    let status = stdout(&stage("status", data.path(), &[]));
+    assert!(
+        status.contains(
+            "  ai_gm_explanations: beyond the contract, kept in _extra and read by no stage: \
+             tokens_used\n"
+        ),
+        "{status}"
+    );
     stage("transform", data.path(), &[]);
     stage("validate", data.path(), &["--allow-small"]);
     stage("report", data.path(), &[]);

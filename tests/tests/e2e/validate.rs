@@ -484,10 +484,11 @@ fn a_column_a_swapped_transform_adds_is_named_and_left_out() {
     df.with_column(seen).unwrap();
     contract::io::write_parquet(&mut df, &path).unwrap();
 
+    // A raised minimum gives performance (600 clean rows) the minimum's warning too.
     let said = stdout(&stage(
         "validate",
         data.path(),
-        &["--now", NOW, "--allow-small"],
+        &["--now", NOW, "--allow-small", "--min-performance", "700"],
     ));
     let warning = "columns `mood`, `seen` of training/csat.parquet are not among the csat \
                    dataset's columns (DESIGN.md), so clean/csat.parquet leaves them out and no \
@@ -505,6 +506,21 @@ fn a_column_a_swapped_transform_adds_is_named_and_left_out() {
     for column in ["mood", "seen"] {
         assert!(clean.column(column).is_err() && rejected.column(column).is_err());
     }
+
+    // status says it under the dataset's line, and not the minimum twice.
+    let status = stdout(&stage("status", data.path(), &[]));
+    assert!(
+        status.contains(&format!("\n               warning: {warning}\n")),
+        "{status}"
+    );
+    let minimum = "600 clean rows, below the minimum of 700 to train";
+    assert!(
+        report.datasets["performance"]
+            .warnings
+            .iter()
+            .any(|w| w == minimum)
+    );
+    assert!(!status.contains(minimum), "{status}");
 
     // The report, before any model is trained, lists what validate noticed.
     stage("report", data.path(), &[]);
