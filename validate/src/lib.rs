@@ -161,7 +161,7 @@ pub fn run(args: &Args) -> Result<()> {
             commit.file(&layout.clean(dataset))?,
             commit.file(&layout.rejected(dataset))?,
         );
-        let entry = validate_dataset(
+        let mut entry = validate_dataset(
             &layout.training(dataset),
             dataset,
             horizon,
@@ -170,7 +170,6 @@ pub fn run(args: &Args) -> Result<()> {
             &progress,
         )?
         .into_report(minimum);
-        let mut entry = entry;
         if let Some(columns) = extra.remove(&dataset) {
             entry.warnings.insert(0, not_carried(dataset, &columns));
         }
@@ -304,10 +303,12 @@ fn check_inputs(layout: &Layout) -> Result<(u64, BTreeMap<Dataset, Vec<String>>)
     let mut extra = BTreeMap::new();
     for dataset in Dataset::ALL {
         let path = layout.training(dataset);
-        let rows = io::check_dataset(&path, dataset)?;
-        let columns = io::extra_dataset_columns(&path, dataset)?;
-        if !columns.is_empty() {
-            extra.insert(dataset, columns);
+        let io::CheckedDataset {
+            rows,
+            extra_columns,
+        } = io::check_dataset(&path, dataset)?;
+        if !extra_columns.is_empty() {
+            extra.insert(dataset, extra_columns);
         }
         total_rows += rows as u64;
         if rows == 0 {

@@ -157,28 +157,31 @@ fn read_dataset_rows(
     conform(df, &dataset_kinds(dataset, columns), path)
 }
 
-/// Checks a dataset file without reading its rows: it opens as Parquet and
-/// has the contract's columns with compatible types. Returns its row count.
-/// Lets a stage check every input before it reads one in full.
-pub fn check_dataset(path: &Path, dataset: Dataset) -> Result<usize, ContractError> {
-    check_footer(path, dataset.columns())
+/// A dataset file as [`check_dataset`] found it.
+pub struct CheckedDataset {
+    pub rows: usize,
+    /// Its columns that are not the dataset's, in file order: what a swapped
+    /// stage added. The stages read the dataset's columns only, so these go
+    /// no further; a stage says so.
+    pub extra_columns: Vec<String>,
 }
 
-/// The columns of a dataset file that are not the dataset's, in file order:
-/// what a swapped stage added. The stages read the dataset's columns only, so
-/// these go no further; a stage says so. From the footer alone.
-pub fn extra_dataset_columns(path: &Path, dataset: Dataset) -> Result<Vec<String>, ContractError> {
-    let schema = ParquetReader::new(open_input(path)?)
-        .schema()
-        .map_err(|source| ContractError::Parquet {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    Ok(schema
-        .iter_names()
+/// Checks a dataset file without reading its rows: it opens as Parquet and
+/// has the contract's columns with compatible types. Lets a stage check every
+/// input before it reads one in full.
+pub fn check_dataset(path: &Path, dataset: Dataset) -> Result<CheckedDataset, ContractError> {
+    let (rows, footer) = read_footer(path)?;
+    let extra_columns = footer
+        .get_column_names()
+        .into_iter()
         .filter(|name| !dataset.columns().iter().any(|(n, _)| name.as_str() == *n))
         .map(|name| name.to_string())
-        .collect())
+        .collect();
+    conform(footer, dataset.columns(), path)?;
+    Ok(CheckedDataset {
+        rows,
+        extra_columns,
+    })
 }
 
 /// [`check_dataset`] for only `columns` of the dataset (what a stage reads).
@@ -215,14 +218,21 @@ pub fn read_json_if_present<T: serde::de::DeserializeOwned>(
 /// Opens a Parquet file, conforms its (empty) schema to `expected` and
 /// returns its row count from the footer.
 fn check_footer(path: &Path, expected: &[(&str, Kind)]) -> Result<usize, ContractError> {
+    let (rows, footer) = read_footer(path)?;
+    conform(footer, expected, path)?;
+    Ok(rows)
+}
+
+/// A Parquet file's row count and its (empty) frame of columns, from the
+/// footer alone.
+fn read_footer(path: &Path) -> Result<(usize, DataFrame), ContractError> {
     let invalid = |source| ContractError::Parquet {
         path: path.to_path_buf(),
         source,
     };
     let mut reader = ParquetReader::new(open_input(path)?);
     let rows = reader.num_rows().map_err(invalid)?;
-    conform(footer_frame(&mut reader).map_err(invalid)?, expected, path)?;
-    Ok(rows)
+    Ok((rows, footer_frame(&mut reader).map_err(invalid)?))
 }
 
 /// An empty frame with the columns and types of a Parquet file's footer
