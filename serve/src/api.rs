@@ -238,6 +238,9 @@ struct PredictResponse<'a> {
     model: &'a str,
     version: String,
     predictions: Vec<f64>,
+    /// The rows' keys that are none of the dataset's columns: not used.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    ignored_fields: Vec<String>,
 }
 
 /// The body, refused when longer than the limit (by its length header or
@@ -319,6 +322,7 @@ async fn predict(
         model: dataset.name(),
         version: served.label(),
         predictions,
+        ignored_fields: rows::unknown_keys(dataset, &parsed.rows),
     })
     .into_response())
 }

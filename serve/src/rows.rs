@@ -1,7 +1,8 @@
 //! A prediction request's rows, checked and turned into the model's inputs.
 //!
 //! Each row is a JSON object keyed by the dataset's column names (as in
-//! `data/clean/<dataset>.parquet`); other keys are ignored. A feature the
+//! `data/clean/<dataset>.parquet`); other keys are ignored, and the answer
+//! names those that are not the dataset's at all (a typo, say). A feature the
 //! validate stage requires must be present and not null; an optional one may
 //! be absent or null (missing, as in training). Numbers must be finite and
 //! inside the ranges validate enforces: a model is not asked about values it
@@ -103,6 +104,23 @@ pub fn to_data(dataset: Dataset, rows: &[Map<String, Value>]) -> Result<Data, Ro
         ))),
         None => Ok(data),
     }
+}
+
+/// The keys of `rows` that are none of the dataset's columns, each once, in
+/// order: likely a misspelt optional feature (`response_time` for
+/// `response_time_ms`), which would otherwise be predicted as missing without
+/// a word. A clean row's other columns (`source_id`, the target) are the
+/// dataset's, so sending whole clean rows names nothing.
+pub fn unknown_keys(dataset: Dataset, rows: &[Map<String, Value>]) -> Vec<String> {
+    let mut unknown = std::collections::BTreeSet::new();
+    for row in rows {
+        for key in row.keys() {
+            if !dataset.columns().iter().any(|(c, _)| c == key) {
+                unknown.insert(key.as_str());
+            }
+        }
+    }
+    unknown.into_iter().map(str::to_string).collect()
 }
 
 #[cfg(test)]

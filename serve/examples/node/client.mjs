@@ -16,6 +16,7 @@ export class GmModels {
     this.headers = { "Content-Type": "application/json" };
     if (token) this.headers.Authorization = `Bearer ${token}`;
     this.timeoutMs = timeoutMs;
+    this.warned = new Set();
   }
 
   // Every failure is one Error whose message starts `serve METHOD PATH:` and
@@ -49,11 +50,20 @@ export class GmModels {
 
   /**
    * Predictions of one model for rows keyed by the dataset's column names.
+   * Keys that are none of them (a misspelt `response_time`, say) are not used;
+   * serve names them in `ignored_fields`, and this says so once per model and set.
    * @param {"quality"|"csat"|"performance"} model
-   * @returns {Promise<{model: string, version: string, predictions: number[]}>}
+   * @returns {Promise<{model: string, version: string, predictions: number[], ignored_fields?: string[]}>}
    */
-  predict(model, rows) {
-    return this.#call("POST", `/v1/predict/${model}`, { rows });
+  async predict(model, rows) {
+    const answer = await this.#call("POST", `/v1/predict/${model}`, { rows });
+    const ignored = answer.ignored_fields ?? [];
+    const key = `${model}: ${ignored.join(", ")}`;
+    if (ignored.length > 0 && !this.warned.has(key)) {
+      this.warned.add(key);
+      console.warn(`serve: the ${model} model ignored fields it does not know: ${ignored.join(", ")}`);
+    }
+    return answer;
   }
 
   /** The CSAT a player is expected to give this provider, model and action at a quality (0-1). */

@@ -192,6 +192,8 @@ fn serve_answers_as_predict_does_and_reports_models_insights_health_and_metrics(
         assert_eq!(body["version"], "v0001");
         let expected = predicted(&data, &data.join("models").join(model), model, 300);
         assert_eq!(predictions(&body), expected, "{model}: served != predict");
+        // Whole clean rows: every key is the dataset's, so nothing is named.
+        assert!(body.get("ignored_fields").is_none(), "{model}: {body}");
         // One row at a time gives the same numbers as the batch.
         let (_, one) = post(&server, model, &json!({ "rows": [rows[7].clone()] }));
         assert_eq!(predictions(&one), vec![expected[7]]);
@@ -204,6 +206,17 @@ fn serve_answers_as_predict_does_and_reports_models_insights_health_and_metrics(
     );
     assert_eq!(status, 200, "{body}");
     assert!(predictions(&body)[0].is_finite());
+    // A key that is none of the dataset's columns (a misspelt optional
+    // feature) is not used, and the answer names it, once.
+    let row = json!({"provider": "openai", "model": "gpt-4o", "quality_score": 0.8});
+    let mut typo = row.clone();
+    typo["response_time"] = json!(900);
+    typo["latency"] = json!(3);
+    let (status, body) = post(&server, "csat", &json!({ "rows": [typo.clone(), typo] }));
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ignored_fields"], json!(["latency", "response_time"]));
+    let (_, plain) = post(&server, "csat", &json!({ "rows": [row] }));
+    assert_eq!(predictions(&body)[0], predictions(&plain)[0]);
     let (status, body) = post(&server, "csat", &json!({ "rows": [] }));
     assert_eq!((status, body["predictions"].clone()), (200, json!([])));
 
@@ -722,6 +735,36 @@ fn the_node_example_client_gets_predictions() {
     assert!(text.contains("optimal quality range:"), "{text}");
     assert!(
         text.contains("a bad request is refused: serve POST /v1/predict/csat: 422 rows[0]: `provider` is required by the csat model and is missing"),
+        "{text}"
+    );
+
+    // A misspelt field: the client warns once, and the answer names it each time.
+    let client = script.canonicalize().unwrap();
+    let typo = format!(
+        "import {{ GmModels }} from {:?};\n\
+         console.warn = (m) => console.log(`warned: ${{m}}`);\n\
+         const gm = new GmModels(process.argv[1], {{ token: process.argv[2], timeoutMs: 2000 }});\n\
+         for (let i = 0; i < 2; i++) {{\n\
+           const a = await gm.predict('csat', [{{ provider: 'openai', model: 'gpt-4o', response_time: 900 }}]);\n\
+           console.log(JSON.stringify(a.ignored_fields));\n\
+         }}",
+        format!("file://{}", client.display())
+    );
+    let text = node(Command::new("node").args([
+        "--input-type=module",
+        "-e",
+        &typo,
+        "--",
+        &server.base,
+        token,
+    ]));
+    assert_eq!(
+        text.lines().collect::<Vec<_>>(),
+        [
+            "warned: serve: the csat model ignored fields it does not know: response_time",
+            r#"["response_time"]"#,
+            r#"["response_time"]"#,
+        ],
         "{text}"
     );
 }
