@@ -318,11 +318,15 @@ async fn predict(
         )
     })?;
     app.metrics.predicted(dataset, predictions.len());
+    let ignored_fields = rows::unknown_keys(dataset, &parsed.rows);
+    if !ignored_fields.is_empty() {
+        app.metrics.ignored_fields(dataset);
+    }
     Ok(axum::Json(PredictResponse {
         model: dataset.name(),
         version: served.label(),
         predictions,
-        ignored_fields: rows::unknown_keys(dataset, &parsed.rows),
+        ignored_fields,
     })
     .into_response())
 }

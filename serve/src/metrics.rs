@@ -1,5 +1,6 @@
 //! `/metrics` in Prometheus' text format: requests and their latency per
-//! route and status, rows predicted, and the version each model serves.
+//! route and status, rows predicted, requests with fields a model did not use,
+//! and the version each model serves.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::encoding::text::encode;
@@ -35,6 +36,7 @@ pub struct Metrics {
     requests: Family<RouteStatus, Counter>,
     latency: Latency,
     rows: Family<Model, Counter>,
+    ignored: Family<Model, Counter>,
     version: Family<Model, Gauge>,
     loaded: Family<Model, Gauge>,
 }
@@ -50,6 +52,7 @@ impl Metrics {
         let requests = Family::<RouteStatus, Counter>::default();
         let latency: Latency = Family::new_with_constructor(latency_histogram);
         let rows = Family::<Model, Counter>::default();
+        let ignored = Family::<Model, Counter>::default();
         let version = Family::<Model, Gauge>::default();
         let loaded = Family::<Model, Gauge>::default();
         registry.register(
@@ -63,6 +66,13 @@ impl Metrics {
             latency.clone(),
         );
         registry.register("predicted_rows", "Rows predicted, by model", rows.clone());
+        // By model only: the field names come from the clients, and a label
+        // per name would let a client grow the exposition without bound.
+        registry.register(
+            "requests_with_ignored_fields",
+            "Prediction requests whose rows had keys that are none of the dataset's columns, by model",
+            ignored.clone(),
+        );
         registry.register(
             "model_version",
             "The version number each model serves (0: the layout before versions)",
@@ -78,6 +88,7 @@ impl Metrics {
             requests,
             latency,
             rows,
+            ignored,
             version,
             loaded,
         }
@@ -103,6 +114,15 @@ impl Metrics {
                 model: dataset.name().to_string(),
             })
             .inc_by(rows as u64);
+    }
+
+    /// A request answered with `ignored_fields`.
+    pub fn ignored_fields(&self, dataset: Dataset) {
+        self.ignored
+            .get_or_create(&Model {
+                model: dataset.name().to_string(),
+            })
+            .inc();
     }
 
     /// The text exposition, with the model gauges read from `live` now.

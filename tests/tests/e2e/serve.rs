@@ -270,6 +270,11 @@ fn serve_answers_as_predict_does_and_reports_models_insights_health_and_metrics(
     assert!(metrics.contains("serve_request_duration_seconds_bucket"));
     assert!(metrics.contains(r#"serve_model_version{model="csat"} 1"#));
     assert!(metrics.contains(r#"serve_predicted_rows_total{model="quality"}"#));
+    // The one request above with keys that are none of csat's columns.
+    assert!(
+        metrics.contains("serve_requests_with_ignored_fields_total{model=\"csat\"} 1\n"),
+        "{metrics}"
+    );
 }
 
 #[test]
