@@ -82,6 +82,15 @@ impl Dataset {
         }
     }
 
+    /// The kind of the dataset's column `name`, if it has one (as
+    /// `RawTable::column` for a table).
+    pub fn column(self, name: &str) -> Option<Kind> {
+        self.columns()
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, kind)| *kind)
+    }
+
     pub fn schema(self) -> Schema {
         self.columns()
             .iter()

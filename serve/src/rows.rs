@@ -115,7 +115,7 @@ pub fn unknown_keys(dataset: Dataset, rows: &[Map<String, Value>]) -> Vec<String
     let mut unknown = std::collections::BTreeSet::new();
     for row in rows {
         for key in row.keys() {
-            if !dataset.columns().iter().any(|(c, _)| c == key) {
+            if dataset.column(key).is_none() {
                 unknown.insert(key.as_str());
             }
         }

@@ -174,7 +174,7 @@ pub fn check_dataset(path: &Path, dataset: Dataset) -> Result<CheckedDataset, Co
     let extra_columns = footer
         .get_column_names()
         .into_iter()
-        .filter(|name| !dataset.columns().iter().any(|(n, _)| name.as_str() == *n))
+        .filter(|name| dataset.column(name).is_none())
         .map(|name| name.to_string())
         .collect();
     conform(footer, dataset.columns(), path)?;
