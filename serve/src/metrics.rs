@@ -29,6 +29,14 @@ struct Model {
     model: String,
 }
 
+impl Model {
+    fn of(dataset: Dataset) -> Self {
+        Self {
+            model: dataset.name().to_string(),
+        }
+    }
+}
+
 type Latency = Family<Route, Histogram, fn() -> Histogram>;
 
 pub struct Metrics {
@@ -110,27 +118,19 @@ impl Metrics {
 
     pub fn predicted(&self, dataset: Dataset, rows: usize) {
         self.rows
-            .get_or_create(&Model {
-                model: dataset.name().to_string(),
-            })
+            .get_or_create(&Model::of(dataset))
             .inc_by(rows as u64);
     }
 
     /// A request answered with `ignored_fields`.
     pub fn ignored_fields(&self, dataset: Dataset) {
-        self.ignored
-            .get_or_create(&Model {
-                model: dataset.name().to_string(),
-            })
-            .inc();
+        self.ignored.get_or_create(&Model::of(dataset)).inc();
     }
 
     /// The text exposition, with the model gauges read from `live` now.
     pub fn render(&self, live: &Live) -> String {
         for dataset in Dataset::ALL {
-            let key = Model {
-                model: dataset.name().to_string(),
-            };
+            let key = Model::of(dataset);
             let served = live.current(dataset);
             self.loaded
                 .get_or_create(&key)
