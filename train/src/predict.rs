@@ -52,7 +52,8 @@ fn format_of(path: &Path) -> Result<Format> {
 /// Reads the input. In a CSV every feature column is read as text and its
 /// numbers parsed here, so a value that is no number is an error naming its
 /// row, and a category that looks like a number (`4`) stays a category; a
-/// column empty in every row is all nulls.
+/// column empty in every row is all nulls. A blank line is no row, and a row
+/// cut short an error ([`csv_rows`]).
 fn read(path: &Path, dataset: Dataset) -> Result<DataFrame> {
     Ok(match format_of(path)? {
         Format::Parquet => io::read_parquet(path)?,
@@ -76,6 +77,7 @@ fn read(path: &Path, dataset: Dataset) -> Result<DataFrame> {
                         csv_cause(&e)
                     )
                 })?;
+            df = without_blank_lines(df, &csv_rows(path)?, path)?;
             for name in dataset.numeric_features() {
                 if let Ok(column) = df.column(name) {
                     let numbers = parse_numbers(column, path)?;
@@ -85,6 +87,82 @@ fn read(path: &Path, dataset: Dataset) -> Result<DataFrame> {
             df
         }
     })
+}
+
+/// What polars' CSV reader takes in silence and predict must not: a row with
+/// fewer fields than the header is padded with nulls, so a missing optional
+/// feature at its end would pass for an absent one. So the file is read again
+/// with the csv crate, as extract reads exports: a row of another length is an
+/// error naming it (the first after the header is 1). Returns, per row,
+/// whether every field is empty, for [`without_blank_lines`].
+fn csv_rows(path: &Path) -> Result<Vec<bool>> {
+    let unreadable =
+        |e: csv::Error| anyhow::anyhow!("{}: not a readable CSV file: {e}", path.display());
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_path(path)
+        .map_err(unreadable)?;
+    reader.byte_headers().map_err(unreadable)?;
+    let mut record = csv::ByteRecord::new();
+    let mut empty = Vec::new();
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => return Ok(empty),
+            Ok(true) => empty.push(record.iter().all(<[u8]>::is_empty)),
+            Err(e) => match e.kind() {
+                csv::ErrorKind::UnequalLengths {
+                    expected_len, len, ..
+                } => bail!(
+                    "{}: row {} has {len} field{}, the header {expected_len}",
+                    path.display(),
+                    empty.len() + 1,
+                    if *len == 1 { "" } else { "s" }
+                ),
+                _ => return Err(unreadable(e)),
+            },
+        }
+    }
+}
+
+/// polars reads a blank line as a row of nulls; the csv crate, spreadsheets
+/// and extract skip it. Leaves out polars' rows that are blank lines, so that
+/// the rows left are the csv crate's `rows` and every later error's row number
+/// is theirs. A blank line and a row of empty fields look alike in polars; of
+/// such rows, those the csv crate has no empty row for are the blank lines,
+/// matched in order.
+fn without_blank_lines(df: DataFrame, rows: &[bool], path: &Path) -> Result<DataFrame> {
+    if df.height() == rows.len() {
+        return Ok(df);
+    }
+    let mut empty = BooleanChunked::full("empty".into(), true, df.height());
+    for column in df.columns() {
+        let void = match column.str() {
+            Ok(text) => text.equal("").fill_null_with_values(true)?,
+            Err(_) => column.is_null(),
+        };
+        empty = &empty & &void;
+    }
+    let mut next = rows.iter().peekable();
+    let keep: BooleanChunked = empty
+        .iter()
+        .map(|empty| {
+            let blank = empty == Some(true) && next.peek().is_none_or(|row| !**row);
+            if !blank {
+                next.next();
+            }
+            Some(!blank)
+        })
+        .collect();
+    let df = df.filter(&keep)?;
+    if df.height() != rows.len() {
+        bail!(
+            "{}: not a readable CSV file: polars read {} rows where the csv reader read {}",
+            path.display(),
+            df.height(),
+            rows.len()
+        );
+    }
+    Ok(df)
 }
 
 fn feature_names(dataset: Dataset) -> impl Iterator<Item = &'static str> {

@@ -308,6 +308,47 @@ fn predict_reads_a_csv_whose_optional_number_column_is_empty_everywhere() {
     assert_eq!(text.lines().count(), 11);
 }
 
+/// A blank line is no row, as for extract and spreadsheets (polars reads it as
+/// a row of nulls, which predict would refuse as a row without a provider);
+/// a row of empty fields is one, and the row numbers of errors count it.
+#[test]
+fn predict_skips_blank_lines_in_a_csv_and_counts_rows_as_written() {
+    let data = trained(800);
+    let model = data.path().join("models/csat");
+    let out = data.path().join("out.csv");
+    let input = data.path().join("blank.csv");
+    let header = "provider,model,action_type,quality_score,response_time_ms\n";
+    let rows = "\nopenai,gpt-4o,combat,0.5,120\r\n\n\
+                \"anthropic\",\"claude\nsonnet\",lore,0.9,\n\n\n";
+    fs::write(&input, format!("{header}{rows}")).unwrap();
+    ok(&mut predict_command(&model, &input, &out));
+    let written = CsvReadOptions::default()
+        .try_into_reader_with_file_path(Some(out.clone()))
+        .and_then(|r| r.finish())
+        .unwrap();
+    assert_eq!(written.height(), 2);
+    let provider = written.column("provider").unwrap().str().unwrap().clone();
+    assert_eq!(provider.get(1), Some("anthropic"));
+    let model_names = written.column("model").unwrap().str().unwrap().clone();
+    assert_eq!(model_names.get(1), Some("claude\nsonnet"));
+    assert!(written.column("predicted_csat_score").unwrap().null_count() == 0);
+
+    // A row of empty fields after a blank line is row 2, as written.
+    fs::remove_file(&out).unwrap();
+    fs::write(
+        &input,
+        format!("{header}openai,gpt-4o,combat,0.5,\n\n,,,,\n"),
+    )
+    .unwrap();
+    let (code, err) = fails(&mut predict_command(&model, &input, &out));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("blank.csv: row 2: `provider` is required by the csat model and has no value"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
 /// A CSV predict cannot read, or rows the model must not be asked about (as
 /// serve refuses them), is one line naming the file, the row and the cause,
 /// and no output: polars' own CSV errors run to a dozen lines of advice for
@@ -338,6 +379,13 @@ fn predict_refuses_a_broken_csv_or_values_outside_training_in_one_line() {
             "required-empty",
             "openai,gpt-4o,combat,0.5,120\nopenai,,combat,0.5,120\n",
             "required-empty.csv: row 2: `model` is required by the csat model and has no value",
+        ),
+        (
+            // polars would pad it with nulls: a response time cut off the
+            // end would be predicted as one the game never measured.
+            "cut-short",
+            "openai,gpt-4o,combat,0.5,120\n\nopenai,gpt-4o,combat,0.5\n",
+            "cut-short.csv: row 2 has 4 fields, the header 5",
         ),
         (
             "ragged",
