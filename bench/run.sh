@@ -21,6 +21,7 @@ WORK=${BENCH_DATA:-$(mktemp -d /tmp/gm-bench.XXXXXX)}
 OUT=${BENCH_OUT:-bench/results.md}
 TIMES_DIR=${BENCH_TIMES:-bench}
 mkdir -p "$WORK" "$TIMES_DIR"
+WORK=$(cd "$WORK" && pwd)  # a relative BENCH_DATA or SCALE_DATA holds from any folder
 # In a temp folder of our own, the data (2-3 GB at 1M rows per table) goes
 # when the run ends or fails; the logs and times stay for a look.
 if [[ -z "${BENCH_DATA:-}" ]]; then

@@ -21,6 +21,7 @@ BIN=${BIN:-${CARGO_TARGET_DIR:-target}/release}
 WORK=${SCALE_DATA:-$(mktemp -d /tmp/gm-scale.XXXXXX)}
 OUT=${SCALE_OUT:-bench/scale-results.md}
 mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd)  # a relative BENCH_DATA or SCALE_DATA holds from any folder
 # A size's data folder goes whether its run ends or fails (a failed 30M run
 # would otherwise leave 25 GB behind); the logs and times stay in $WORK.
 trap 'rm -rf "$WORK"/data-*' EXIT

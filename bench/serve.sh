@@ -25,6 +25,7 @@ OUT=${BENCH_OUT:-bench/serve-results.md}
 OURS_PORT=${OURS_PORT:-18080}
 PY_PORT=${PY_PORT:-18081}
 mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd)  # a relative BENCH_DATA or SCALE_DATA holds from any folder
 pids=()
 # The services stop when the run ends or fails; in a temp folder of our own,
 # the trained data folder goes too (the logs and wrk/hey outputs stay).
