@@ -26,6 +26,11 @@ pub use error::ContractError;
 pub use layout::Layout;
 pub use tables::{Kind, RawTable};
 
+/// `n` and a noun, plural but for one: `1 clean row`, `300 clean rows`.
+pub fn count(n: usize, noun: &str) -> String {
+    format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
+}
+
 /// The `_source` tag of rows made up by `synth`.
 pub const SYNTH_SOURCE: &str = "synth";
 
@@ -197,6 +202,13 @@ pub fn end_quietly_on_closed_stdout() {
 mod tests {
     use super::error_line;
     use anyhow::Context;
+
+    #[test]
+    fn count_is_plural_but_for_one() {
+        assert_eq!(super::count(0, "clean row"), "0 clean rows");
+        assert_eq!(super::count(1, "clean row"), "1 clean row");
+        assert_eq!(super::count(500, "row"), "500 rows");
+    }
 
     #[test]
     fn error_line_says_each_cause_once() {

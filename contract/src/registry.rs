@@ -188,7 +188,8 @@ pub fn next_version(layout: &Layout, dataset: Dataset) -> Result<Version, Contra
 /// rows: ...)`. status and [`no_champion_yet`] both say it.
 pub fn too_few_to_train(dataset: Dataset, clean: usize) -> String {
     format!(
-        "{clean} clean rows, train needs {} (more rows: a longer DAYS window, or ROWS for synth)",
+        "{}, train needs {} (more rows: a longer DAYS window, or ROWS for synth)",
+        crate::count(clean, "clean row"),
         dataset.min_rows()
     )
 }

@@ -123,7 +123,10 @@ pub struct DatasetReport {
 impl DatasetReport {
     /// validate's warning for a dataset below its minimum of clean rows.
     pub fn below_minimum_warning(clean: usize, minimum: usize) -> String {
-        format!("{clean} clean rows, below the minimum of {minimum} to train")
+        format!(
+            "{}, below the minimum of {minimum} to train",
+            crate::count(clean, "clean row")
+        )
     }
 
     /// The warnings but the one about the minimum, for a reader that says

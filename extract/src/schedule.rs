@@ -75,7 +75,10 @@ impl Retrain {
             ));
         }
         if let Some(rows) = self.rows.filter(|r| self.rows_since >= *r) {
-            return Some(format!("{} rows collected (every {rows})", self.rows_since));
+            return Some(format!(
+                "{} collected (every {rows})",
+                contract::count(self.rows_since, "row")
+            ));
         }
         None
     }
@@ -92,7 +95,10 @@ impl Retrain {
                 .ok()
                 .map(|r| r.trained_at);
         let Some(why) = self.due(last) else {
-            return format!("retrain not due ({} rows since the last)", self.rows_since);
+            return format!(
+                "retrain not due ({} since the last)",
+                contract::count(self.rows_since, "row")
+            );
         };
         if let Some(short) = &self.short {
             return format!(

@@ -118,8 +118,13 @@ pub(crate) fn train_head(
     let bad = rows.data.target.iter().filter(|t| !t.is_finite()).count();
     if bad > 0 {
         bail!(
-            "{}: {bad} rows have no usable target; run `validate` first",
-            layout.clean(dataset).display()
+            "{}: {} no usable target; run `validate` first",
+            layout.clean(dataset).display(),
+            if bad == 1 {
+                "1 row has".to_string()
+            } else {
+                format!("{bad} rows have")
+            }
         );
     }
     let split = Split::new(args, &rows.buckets);

@@ -308,7 +308,8 @@ impl Results {
     /// stays: too little data is no reason to change models.
     fn skip(&mut self, dataset: Dataset, rows: usize, champion: Option<Version>) {
         let line = format!(
-            "{rows} clean rows, below the minimum of {}; not trained",
+            "{}, below the minimum of {}; not trained",
+            contract::count(rows, "clean row"),
             dataset.min_rows()
         );
         println!("train: {:<12} skipped: {line}", dataset.name());

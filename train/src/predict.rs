@@ -113,10 +113,10 @@ fn csv_rows(path: &Path) -> Result<Vec<bool>> {
                 csv::ErrorKind::UnequalLengths {
                     expected_len, len, ..
                 } => bail!(
-                    "{}: row {} has {len} field{}, the header {expected_len}",
+                    "{}: row {} has {}, the header {expected_len}",
                     path.display(),
                     empty.len() + 1,
-                    if *len == 1 { "" } else { "s" }
+                    contract::count(*len as usize, "field")
                 ),
                 _ => return Err(unreadable(e)),
             },
@@ -357,8 +357,8 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         None => format!("{} model", card.model),
     };
     println!(
-        "predict: {} rows -> {} ({name}, {model}, {})",
-        out.height(),
+        "predict: {} -> {} ({name}, {model}, {})",
+        contract::count(out.height(), "row"),
         args.output.display(),
         card.algorithm.name()
     );

@@ -176,9 +176,9 @@ pub fn run(args: &Args) -> Result<()> {
         progress.suspend(|| print_entry(dataset, &entry));
         if entry.clean < minimum {
             small.push(format!(
-                "{}: {} clean rows, below the minimum of {minimum}",
+                "{}: {}, below the minimum of {minimum}",
                 dataset.name(),
-                entry.clean
+                contract::count(entry.clean, "clean row")
             ));
         }
         if entry.clean >= dataset.min_rows() {

@@ -321,7 +321,8 @@ fn predict_skips_blank_lines_in_a_csv_and_counts_rows_as_written() {
     let rows = "\nopenai,gpt-4o,combat,0.5,120\r\n\n\
                 \"anthropic\",\"claude\nsonnet\",lore,0.9,\n\n\n";
     fs::write(&input, format!("{header}{rows}")).unwrap();
-    ok(&mut predict_command(&model, &input, &out));
+    let said = stdout(&ok(&mut predict_command(&model, &input, &out)));
+    assert!(said.starts_with("predict: 2 rows -> "), "{said}");
     let written = CsvReadOptions::default()
         .try_into_reader_with_file_path(Some(out.clone()))
         .and_then(|r| r.finish())
@@ -332,6 +333,11 @@ fn predict_skips_blank_lines_in_a_csv_and_counts_rows_as_written() {
     let model_names = written.column("model").unwrap().str().unwrap().clone();
     assert_eq!(model_names.get(1), Some("claude\nsonnet"));
     assert!(written.column("predicted_csat_score").unwrap().null_count() == 0);
+
+    // One row is one row.
+    fs::write(&input, format!("{header}\nopenai,gpt-4o,combat,0.5,\n\n")).unwrap();
+    let said = stdout(&ok(&mut predict_command(&model, &input, &out)));
+    assert!(said.starts_with("predict: 1 row -> "), "{said}");
 
     // A row of empty fields after a blank line is row 2, as written.
     fs::remove_file(&out).unwrap();
