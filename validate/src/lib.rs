@@ -142,7 +142,7 @@ pub fn run(args: &Args) -> Result<()> {
     let horizon = now + Duration::minutes(i64::from(args.skew_minutes));
 
     // Check every input before reading any rows.
-    let (total_rows, mut extra) = check_inputs(&layout)?;
+    let (total_rows, mut noticed) = check_inputs(&layout)?;
 
     let mut report = ValidationReport {
         validated_at: Utc::now(),
@@ -170,8 +170,8 @@ pub fn run(args: &Args) -> Result<()> {
             &progress,
         )?
         .into_report(minimum);
-        if let Some(columns) = extra.remove(&dataset) {
-            entry.warnings.insert(0, not_carried(dataset, &columns));
+        if let Some(first) = noticed.remove(&dataset) {
+            entry.warnings.splice(0..0, first);
         }
         progress.suspend(|| print_entry(dataset, &entry));
         if entry.clean < minimum {
@@ -297,18 +297,26 @@ fn write_split(
 }
 
 /// Every training dataset's footer and schema checked: their rows in all, and
-/// each dataset's columns that are not its own (a swapped transform's).
+/// the warnings about each file's columns, which come first in its dataset's
+/// warnings: columns that are not the dataset's, and timestamps without a
+/// time zone (both what a swapped transform may write).
 fn check_inputs(layout: &Layout) -> Result<(u64, BTreeMap<Dataset, Vec<String>>)> {
     let mut total_rows = 0;
-    let mut extra = BTreeMap::new();
+    let mut noticed = BTreeMap::new();
     for dataset in Dataset::ALL {
         let path = layout.training(dataset);
         let io::CheckedDataset {
             rows,
             extra_columns,
+            naive_timestamps,
         } = io::check_dataset(&path, dataset)?;
+        let mut warnings = Vec::new();
         if !extra_columns.is_empty() {
-            extra.insert(dataset, extra_columns);
+            warnings.push(not_carried(dataset, &extra_columns));
+        }
+        warnings.extend(naive_timestamps.iter().map(|c| read_as_utc(dataset, c)));
+        if !warnings.is_empty() {
+            noticed.insert(dataset, warnings);
         }
         total_rows += rows as u64;
         if rows == 0 {
@@ -318,7 +326,15 @@ fn check_inputs(layout: &Layout) -> Result<(u64, BTreeMap<Dataset, Vec<String>>)
             );
         }
     }
-    Ok((total_rows, extra))
+    Ok((total_rows, noticed))
+}
+
+/// The warning for a timestamp column written without a time zone.
+fn read_as_utc(dataset: Dataset, column: &str) -> String {
+    format!(
+        "column `{column}` of training/{dataset}.parquet has no time zone and is read as UTC: \
+         if it holds local times, each is off by its offset (write it with a zone, or in UTC)"
+    )
 }
 
 /// The warning for a training file's columns that are not the dataset's: a

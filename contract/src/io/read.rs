@@ -164,6 +164,10 @@ pub struct CheckedDataset {
     /// stage added. The stages read the dataset's columns only, so these go
     /// no further; a stage says so.
     pub extra_columns: Vec<String>,
+    /// Its timestamp columns written without a time zone, which every stage
+    /// reads as UTC ([`conform`]): a swapped stage that wrote local times
+    /// would have them shifted by their offset.
+    pub naive_timestamps: Vec<String>,
 }
 
 /// Checks a dataset file without reading its rows: it opens as Parquet and
@@ -177,10 +181,18 @@ pub fn check_dataset(path: &Path, dataset: Dataset) -> Result<CheckedDataset, Co
         .filter(|name| dataset.column(name).is_none())
         .map(|name| name.to_string())
         .collect();
+    let naive_timestamps = footer
+        .columns()
+        .iter()
+        .filter(|c| dataset.column(c.name()) == Some(Kind::Timestamp))
+        .filter(|c| matches!(c.dtype(), DataType::Datetime(_, None)))
+        .map(|c| c.name().to_string())
+        .collect();
     conform(footer, dataset.columns(), path)?;
     Ok(CheckedDataset {
         rows,
         extra_columns,
+        naive_timestamps,
     })
 }
 

@@ -482,6 +482,12 @@ fn a_column_a_swapped_transform_adds_is_named_and_left_out() {
     let seen = Column::new("seen".into(), vec![1.0; rows]);
     df.with_column(mood).unwrap();
     df.with_column(seen).unwrap();
+    // As pandas writes a datetime without a zone.
+    let utc = df.column("timestamp").unwrap().clone();
+    let naive = utc
+        .cast(&DataType::Datetime(TimeUnit::Microseconds, None))
+        .unwrap();
+    df.with_column(naive).unwrap();
     contract::io::write_parquet(&mut df, &path).unwrap();
 
     // A raised minimum gives performance (600 clean rows) the minimum's warning too.
@@ -498,14 +504,47 @@ fn a_column_a_swapped_transform_adds_is_named_and_left_out() {
         "{said}"
     );
     assert!(!said.contains("quality      warning: column"), "{said}");
+    let zone = "column `timestamp` of training/csat.parquet has no time zone and is read as \
+                UTC: if it holds local times, each is off by its offset (write it with a zone, \
+                or in UTC)";
+    assert!(
+        said.contains(&format!("validate: csat         warning: {zone}")),
+        "{said}"
+    );
+    assert!(!said.contains("quality      warning: column"), "{said}");
     let report = validation_report(data.path());
     assert_eq!(report.datasets["csat"].warnings[0], warning);
+    assert_eq!(report.datasets["csat"].warnings[1], zone);
     let clean = read(data.path().join("clean/csat.parquet"));
     let rejected = read(data.path().join("rejected/csat.parquet"));
     assert_eq!(clean.height() + rejected.height(), rows);
     for column in ["mood", "seen"] {
         assert!(clean.column(column).is_err() && rejected.column(column).is_err());
     }
+    // Read as UTC: the same instants as the file held before, with the zone.
+    let kept: Vec<_> = [&clean, &rejected]
+        .iter()
+        .map(|df| {
+            df.column("timestamp")
+                .unwrap()
+                .as_materialized_series()
+                .clone()
+        })
+        .collect();
+    assert_eq!(kept[0].dtype(), utc.dtype());
+    let mut both = kept[0].clone();
+    both.append(&kept[1]).unwrap();
+    let mut sorted = both.sort(Default::default()).unwrap();
+    let mut original = utc
+        .as_materialized_series()
+        .sort(Default::default())
+        .unwrap();
+    sorted.rename("t".into());
+    original.rename("t".into());
+    assert!(
+        sorted.equals_missing(&original),
+        "the same instants, read as UTC"
+    );
 
     // status says it under the dataset's line, and not the minimum twice.
     let status = stdout(&stage("status", data.path(), &[]));
