@@ -202,10 +202,10 @@ retrain: build
 serve: build
 	$(SERVE) --data $(DATA) --bind $(BIND)
 
-## predict: MODEL=quality INPUT=rows.parquet OUTPUT=out.parquet
+## predict: MODEL=quality INPUT=rows.parquet OUTPUT=out.parquet [REJECTED=set-aside.csv]
 predict: build
 	@test -n "$(INPUT)" -a -n "$(OUTPUT)" || { echo "predict: give MODEL=quality|csat|performance INPUT=file OUTPUT=file" >&2; exit 2; }
-	$(PREDICT) --model $(DATA)/models/$(or $(MODEL),quality) --input $(INPUT) --output $(OUTPUT)
+	$(PREDICT) --model $(DATA)/models/$(or $(MODEL),quality) --input $(INPUT) --output $(OUTPUT)$(if $(REJECTED), --rejected $(REJECTED))
 
 ## clean-data: remove everything under DATA (raw, training, clean, models, reports);
 ## with model versions, or data collected from a database or CSV files, only with CONFIRM=yes

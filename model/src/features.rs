@@ -149,6 +149,30 @@ impl Data {
         }
         first
     }
+
+    /// Every value outside the range validate accepts, feature by feature:
+    /// for `predict --rejected`, which sets such rows aside instead of
+    /// refusing the file.
+    pub fn out_of_range(&self, dataset: Dataset) -> Vec<OutOfRange> {
+        let mut found = Vec::new();
+        for (&column, values) in dataset.numeric_features().iter().zip(&self.numeric) {
+            let Some((min, max)) = rules::range_of(dataset, column) else {
+                continue;
+            };
+            for (row, &value) in values.iter().enumerate() {
+                if !value.is_nan() && !(min..=max).contains(&value) {
+                    found.push(OutOfRange {
+                        row,
+                        column,
+                        value,
+                        range: rules::describe_range(min, max),
+                        dataset,
+                    });
+                }
+            }
+        }
+        found
+    }
 }
 
 /// A feature value outside the range the model was trained on.

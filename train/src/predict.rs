@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use contract::{ContractError, Dataset, Layout, io, registry, rules};
+use std::collections::BTreeMap;
+
+use contract::reports::Reason;
+use contract::{ContractError, Dataset, Layout, columns, io, registry, rules};
 use polars::prelude::*;
 
 use crate::artifact;
@@ -25,6 +28,13 @@ pub struct PredictArgs {
     /// Where to write the rows with their prediction (.parquet or .csv).
     #[arg(long)]
     pub output: PathBuf,
+    /// Set aside the rows the model cannot be asked about (a cell that is no
+    /// number, a required feature without a value, a number outside training)
+    /// into this file (.parquet or .csv), each with `row`, `reason`, `field` and
+    /// `detail`, and predict the others; without it, one such row refuses the
+    /// whole file. Written even when empty: rows out + rows set aside = rows in.
+    #[arg(long)]
+    pub rejected: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -50,12 +60,16 @@ fn format_of(path: &Path) -> Result<Format> {
 }
 
 /// Reads the input. In a CSV every feature column is read as text and its
-/// numbers parsed here, so a value that is no number is an error naming its
-/// row, and a category that looks like a number (`4`) stays a category; a
-/// column empty in every row is all nulls. A blank line is no row, and a row
-/// cut short an error ([`csv_rows`]).
-fn read(path: &Path, dataset: Dataset) -> Result<DataFrame> {
-    Ok(match format_of(path)? {
+/// numbers parsed here, so a value that is no number is a [`Problem`] of its
+/// row (null in the frame), and a category that looks like a number (`4`)
+/// stays a category; a column empty in every row is all nulls. A blank line
+/// is no row, and a row cut short an error ([`csv_rows`]). Returns the rows
+/// as read, and as written: a CSV's rows with its feature columns as their
+/// text, which `predict --rejected` sets aside (a Parquet file's are the same).
+fn read(path: &Path, dataset: Dataset) -> Result<Input> {
+    let mut unparseable = Vec::new();
+    let mut written = None;
+    let df = match format_of(path)? {
         Format::Parquet => io::read_parquet(path)?,
         Format::Csv => {
             if !path.exists() {
@@ -78,15 +92,31 @@ fn read(path: &Path, dataset: Dataset) -> Result<DataFrame> {
                     )
                 })?;
             df = without_blank_lines(df, &csv_rows(path)?, path)?;
+            written = Some(df.clone());
             for name in dataset.numeric_features() {
                 if let Ok(column) = df.column(name) {
-                    let numbers = parse_numbers(column, path)?;
+                    let numbers = parse_numbers(column, name, &mut unparseable)?;
                     df.with_column(numbers)?;
                 }
             }
             df
         }
+    };
+    Ok(Input {
+        written: written.unwrap_or_else(|| df.clone()),
+        df,
+        unparseable,
     })
+}
+
+/// What [`read`] makes of the input.
+struct Input {
+    /// Feature columns as the model takes them.
+    df: DataFrame,
+    /// The same rows as in the file (a CSV's feature columns as text).
+    written: DataFrame,
+    /// CSV cells that are no number (null in `df`).
+    unparseable: Vec<Problem>,
 }
 
 /// What polars' CSV reader takes in silence and predict must not: a row with
@@ -185,25 +215,69 @@ fn csv_cause(e: &PolarsError) -> String {
     cause
 }
 
-/// A text column of a CSV as numbers; an empty cell is null, anything else
-/// that is no number an error naming the row (the first after the header is 1).
-fn parse_numbers(column: &Column, path: &Path) -> Result<Column> {
+/// A text column of a CSV as numbers; an empty cell is null, and so is
+/// anything else that is no number, which is also a [`Problem`] of its row.
+fn parse_numbers(
+    column: &Column,
+    name: &'static str,
+    problems: &mut Vec<Problem>,
+) -> Result<Column> {
     let numbers = column.cast(&DataType::Float64)?;
-    let bad = column
-        .str()?
-        .iter()
-        .zip(numbers.f64()?.iter())
-        .position(|(text, number)| text.is_some_and(|t| !t.is_empty()) && number.is_none());
-    if let Some(row) = bad {
-        let text = column.str()?.get(row).unwrap_or_default();
-        bail!(
-            "{}: row {}, column `{}`: `{text}` is not a number",
-            path.display(),
-            row + 1,
-            column.name()
-        );
+    let texts = column.str()?;
+    for (row, (text, number)) in texts.iter().zip(numbers.f64()?.iter()).enumerate() {
+        if let Some(text) = text.filter(|t| !t.is_empty() && number.is_none()) {
+            problems.push(Problem {
+                row,
+                reason: Why::Unparseable,
+                field: name,
+                detail: format!("`{text}` is not a number"),
+            });
+        }
     }
     Ok(numbers)
+}
+
+/// A row the model cannot be asked about, and why, in the columns extract's
+/// rejects have: `reason`, `field` and `detail`.
+struct Problem {
+    /// Counted from 0.
+    row: usize,
+    reason: Why,
+    field: &'static str,
+    detail: String,
+}
+
+#[derive(Clone, Copy)]
+enum Why {
+    /// A CSV cell that is no number.
+    Unparseable,
+    /// A required feature without a value.
+    Missing,
+    /// A number outside the range validate accepts.
+    OutOfRange,
+}
+
+impl Why {
+    /// As extract's and validate's rejects name it.
+    fn name(self) -> &'static str {
+        match self {
+            Why::Unparseable => columns::UNPARSEABLE,
+            Why::Missing => Reason::Missing.name(),
+            Why::OutOfRange => Reason::OutOfRange.name(),
+        }
+    }
+}
+
+impl Problem {
+    /// What a refusal says: `rows.csv: row 2: quality_score 1.7 is outside ...`.
+    fn refusal(&self, path: &Path) -> anyhow::Error {
+        let (path, row, field, detail) = (path.display(), self.row + 1, self.field, &self.detail);
+        match self.reason {
+            Why::Unparseable => anyhow::anyhow!("{path}: row {row}, column `{field}`: {detail}"),
+            Why::Missing => anyhow::anyhow!("{path}: row {row}: `{field}` is {detail}"),
+            Why::OutOfRange => anyhow::anyhow!("{path}: row {row}: {field} {detail}"),
+        }
+    }
 }
 
 /// What the model reads of `df`: an optional feature the input has no column
@@ -226,41 +300,49 @@ fn model_inputs(df: &DataFrame, dataset: Dataset) -> Result<(DataFrame, Vec<&'st
     Ok((inputs, filled))
 }
 
-/// The first value the model must not be asked about, as serve refuses it: a
-/// required feature without a value, or a number outside the range validate
-/// accepts (and so outside every training row).
-fn check_values(data: &Data, dataset: Dataset, path: &Path) -> Result<()> {
-    let empty = dataset
-        .numeric_features()
-        .iter()
-        .zip(&data.numeric)
-        .filter(|(name, _)| rules::is_required(dataset, name))
-        .filter_map(|(name, values)| Some((values.iter().position(|v| v.is_nan())?, *name)))
-        .chain(
-            dataset
-                .categorical_features()
-                .iter()
-                .zip(&data.categorical)
-                .filter(|(name, _)| rules::is_required(dataset, name))
-                .filter_map(|(name, c)| Some((c.codes.iter().position(|&c| c == MISSING)?, *name))),
-        )
-        .min_by_key(|(row, _)| *row);
-    let out = data.first_out_of_range(dataset);
-    match (empty, out) {
-        (Some((row, name)), out) if out.as_ref().is_none_or(|o| row <= o.row) => bail!(
-            "{}: row {}: `{name}` is required by the {dataset} model and has no value",
-            path.display(),
-            row + 1
-        ),
-        (_, Some(out)) => bail!(
-            "{}: row {}: {} {}",
-            path.display(),
-            out.row + 1,
-            out.column,
-            out.problem()
-        ),
-        _ => Ok(()),
+/// The rows the model must not be asked about, as serve refuses them, beside
+/// `unparseable` (from [`read`]): a required feature without a value, a number
+/// outside the range validate accepts (and so outside every training row).
+/// Per row the first that applies (no number, then no value, then out of
+/// range, each in the dataset's feature order), ordered by row.
+fn problems(data: &Data, dataset: Dataset, unparseable: Vec<Problem>) -> Vec<Problem> {
+    let mut first: BTreeMap<usize, Problem> = BTreeMap::new();
+    let mut note = |p: Problem| {
+        first.entry(p.row).or_insert(p);
+    };
+    unparseable.into_iter().for_each(&mut note);
+    let required = format!("required by the {dataset} model and has no value");
+    let numeric = dataset.numeric_features().iter().zip(&data.numeric);
+    for (&name, values) in numeric.filter(|(name, _)| rules::is_required(dataset, name)) {
+        for row in (0..values.len()).filter(|&r| values[r].is_nan()) {
+            note(Problem {
+                row,
+                reason: Why::Missing,
+                field: name,
+                detail: required.clone(),
+            });
+        }
     }
+    let categorical = dataset.categorical_features().iter().zip(&data.categorical);
+    for (&name, c) in categorical.filter(|(name, _)| rules::is_required(dataset, name)) {
+        for row in (0..c.codes.len()).filter(|&r| c.codes[r] == MISSING) {
+            note(Problem {
+                row,
+                reason: Why::Missing,
+                field: name,
+                detail: required.clone(),
+            });
+        }
+    }
+    for out in data.out_of_range(dataset) {
+        note(Problem {
+            row: out.row,
+            reason: Why::OutOfRange,
+            field: out.column,
+            detail: out.problem(),
+        });
+    }
+    first.into_values().collect()
 }
 
 /// Refuses an --output inside a data folder's stage outputs (`clean/`,
@@ -293,10 +375,11 @@ fn check_output(output: &Path) -> Result<()> {
     Ok(())
 }
 
-fn write(df: &mut DataFrame, path: &Path) -> Result<()> {
-    match format_of(path)? {
-        Format::Parquet => io::write_parquet(df, path)?,
-        Format::Csv => io::write_atomic(path, |w| {
+/// `df` written to a temporary file beside `path`, in place once committed.
+fn stage(df: &mut DataFrame, path: &Path) -> Result<io::AtomicFile> {
+    Ok(match format_of(path)? {
+        Format::Parquet => io::stage_parquet(df, path)?,
+        Format::Csv => io::stage_atomic(path, |w| {
             CsvWriter::new(w)
                 .include_header(true)
                 .finish(df)
@@ -305,8 +388,33 @@ fn write(df: &mut DataFrame, path: &Path) -> Result<()> {
                     source,
                 })
         })?,
+    })
+}
+
+/// The rows of `df` that `problems` name, each with its problem: `row` (the
+/// first after a CSV's header is 1, as errors count), `reason`, `field`, `detail`.
+fn set_aside(df: &DataFrame, problems: &[Problem]) -> Result<DataFrame> {
+    let idx: Vec<IdxSize> = problems.iter().map(|p| p.row as IdxSize).collect();
+    let mut rows = df.take(&IdxCa::from_vec("row".into(), idx))?;
+    let number: Vec<u64> = problems.iter().map(|p| p.row as u64 + 1).collect();
+    let reason: Vec<&str> = problems.iter().map(|p| p.reason.name()).collect();
+    let field: Vec<&str> = problems.iter().map(|p| p.field).collect();
+    let detail: Vec<&str> = problems.iter().map(|p| p.detail.as_str()).collect();
+    for column in [
+        Column::new("row".into(), number),
+        Column::new(columns::REASON.into(), reason),
+        Column::new(columns::FIELD.into(), field),
+        Column::new(columns::DETAIL.into(), detail),
+    ] {
+        if rows.column(column.name()).is_ok() {
+            bail!(
+                "the input has a `{}` column, which --rejected adds",
+                column.name()
+            );
+        }
+        rows.with_column(column)?;
     }
-    Ok(())
+    Ok(rows)
 }
 
 /// A champion path with no model behind it (`data/models/performance`):
@@ -339,18 +447,54 @@ pub fn run(args: &PredictArgs) -> Result<()> {
     let dataset = card.dataset().context("unknown model")?;
     format_of(&args.output)?;
     check_output(&args.output)?;
-    let df = read(&args.input, dataset)?;
+    if let Some(rejected) = &args.rejected {
+        format_of(rejected)?;
+        check_output(rejected)?;
+        if std::path::absolute(rejected)? == std::path::absolute(&args.output)? {
+            bail!(
+                "{}: --rejected and --output are one file",
+                rejected.display()
+            );
+        }
+    }
+    let Input {
+        df,
+        written,
+        unparseable,
+    } = read(&args.input, dataset)?;
     let (inputs, filled) = model_inputs(&df, dataset)?;
     let data = Data::from_frame(&inputs, dataset, false, &args.input)?;
-    check_values(&data, dataset, &args.input)?;
-    let rows: Vec<usize> = (0..data.rows).collect();
+    let problems = problems(&data, dataset, unparseable);
+    if args.rejected.is_none()
+        && let Some(first) = problems.first()
+    {
+        return Err(first.refusal(&args.input));
+    }
+    let mut keep = vec![true; data.rows];
+    for p in &problems {
+        keep[p.row] = false;
+    }
+    let rows: Vec<usize> = (0..data.rows).filter(|&r| keep[r]).collect();
     let predicted = fitted.predict(dataset, &card.encoding.encode(&data), &rows)?;
     let name = format!("predicted_{}", card.target);
-    let mut out = df;
+    let mut out = if problems.is_empty() {
+        df.clone()
+    } else {
+        df.filter(&BooleanChunked::from_slice("keep".into(), &keep))?
+    };
     out.with_column(Column::new(name.as_str().into(), predicted))
         .map_err(anyhow::Error::from)
         .with_context(|| format!("adding {name}"))?;
-    write(&mut out, &args.output)?;
+    // Both files are written before either is in place.
+    let staged_rejected = match &args.rejected {
+        Some(path) => Some(stage(&mut set_aside(&written, &problems)?, path)?),
+        None => None,
+    };
+    let staged = stage(&mut out, &args.output)?;
+    if let Some(file) = staged_rejected {
+        file.commit()?;
+    }
+    staged.commit()?;
     // Which version answered: the champion link resolves when predict runs.
     let model = match card.version {
         Some(v) => format!("{} {v}", card.model),
@@ -362,6 +506,23 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         args.output.display(),
         card.algorithm.name()
     );
+    if let Some(path) = &args.rejected {
+        let mut by_reason: BTreeMap<&str, usize> = BTreeMap::new();
+        for p in &problems {
+            *by_reason.entry(p.reason.name()).or_default() += 1;
+        }
+        let counts: Vec<String> = by_reason.iter().map(|(r, n)| format!("{r} {n}")).collect();
+        println!(
+            "predict: {} set aside -> {}{}",
+            contract::count(problems.len(), "row"),
+            path.display(),
+            if counts.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", counts.join(", "))
+            }
+        );
+    }
     for column in filled {
         println!(
             "predict: {} has no `{column}` column: missing in every row, as for a row without it",

@@ -90,21 +90,38 @@ pub fn write_atomic(
     path: &Path,
     fill: impl FnOnce(&mut BufWriter<tempfile::NamedTempFile>) -> Result<(), ContractError>,
 ) -> Result<(), ContractError> {
+    stage_atomic(path, fill)?.commit()
+}
+
+/// [`write_atomic`] but for the rename: the file is filled and waits for
+/// [`AtomicFile::commit`], so that several outputs are written before any
+/// is in place (dropped uncommitted, it leaves nothing).
+pub fn stage_atomic(
+    path: &Path,
+    fill: impl FnOnce(&mut BufWriter<tempfile::NamedTempFile>) -> Result<(), ContractError>,
+) -> Result<AtomicFile, ContractError> {
     let mut file = AtomicFile::create(path)?;
     fill(file.writer())?;
-    file.commit()
+    Ok(file)
 }
 
 /// Writes a DataFrame as zstd-compressed Parquet, atomically. Level 1: as
 /// small as the default level 3 on these tables, and a third faster to write.
 /// For what is kept (the raw layer, models, insights).
 pub fn write_parquet(df: &mut DataFrame, path: &Path) -> Result<(), ContractError> {
-    let level =
-        polars_parquet::write::ZstdLevel::try_new(1).map_err(|source| ContractError::Write {
-            path: path.to_path_buf(),
-            source,
-        })?;
-    write_parquet_with(df, path, ParquetCompression::Zstd(Some(level)))
+    stage_parquet(df, path)?.commit()
+}
+
+/// [`write_parquet`] staged: in place once committed ([`stage_atomic`]).
+pub fn stage_parquet(df: &mut DataFrame, path: &Path) -> Result<AtomicFile, ContractError> {
+    let error = |source| ContractError::Write {
+        path: path.to_path_buf(),
+        source,
+    };
+    let level = polars_parquet::write::ZstdLevel::try_new(1).map_err(error)?;
+    stage_atomic(path, |w| {
+        parallel_parquet(df, w, ParquetCompression::Zstd(Some(level))).map_err(error)
+    })
 }
 
 /// Writes a DataFrame as uncompressed Parquet, atomically: for the layers

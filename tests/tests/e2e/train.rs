@@ -582,3 +582,175 @@ fn the_memory_budget_orders_models_but_never_changes_them() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("--memory"), "{err}");
 }
+
+/// `predict --rejected`: the rows predict would refuse are set aside as
+/// written, each with its row, reason, field and detail, and the others are
+/// predicted exactly as they would be alone; rows out + rows set aside =
+/// rows in. Neither file is in place unless both are written.
+#[test]
+fn predict_sets_aside_the_rows_it_cannot_score_with_their_reason() {
+    let data = trained(800);
+    let model = data.path().join("models/csat");
+    let dir = data.path().join("mine");
+    fs::create_dir_all(&dir).unwrap();
+    let header = "provider,model,action_type,quality_score,response_time_ms\n";
+    let good = [
+        "openai,gpt-4o,combat,0.5,120",
+        "anthropic,claude-3-haiku,lore,0.9,",
+        "google,gemini-1.5-pro,trade,0.2,800",
+    ];
+    let bad = [
+        (
+            "openai,gpt-4o,combat,high,",
+            2,
+            "unparseable",
+            "quality_score",
+            "`high` is not a number",
+        ),
+        (
+            "openai,,combat,0.5,",
+            4,
+            "missing",
+            "model",
+            "required by the csat model and has no value",
+        ),
+        (
+            "openai,gpt-4o,combat,1.7,-3",
+            5,
+            "out_of_range",
+            "quality_score",
+            "1.7 is outside the range the csat model was trained on (0 to 1)",
+        ),
+    ];
+    let all = [good[0], bad[0].0, good[1], bad[1].0, bad[2].0, good[2]];
+    let input = dir.join("rows.csv");
+    fs::write(&input, format!("{header}{}\n", all.join("\n"))).unwrap();
+    let alone = dir.join("good.csv");
+    fs::write(&alone, format!("{header}{}\n", good.join("\n"))).unwrap();
+
+    // Without --rejected the first such row refuses the file.
+    let out = dir.join("out.csv");
+    let (code, err) = fails(&mut predict_command(&model, &input, &out));
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("rows.csv: row 2, column `quality_score`: `high` is not a number"),
+        "{err}"
+    );
+    assert!(!out.exists());
+
+    let read_csv = |path: &Path| {
+        CsvReadOptions::default()
+            .with_infer_schema_length(Some(0))
+            .try_into_reader_with_file_path(Some(path.to_path_buf()))
+            .and_then(|r| r.finish())
+            .unwrap()
+    };
+    let expected_out = dir.join("expected.csv");
+    ok(&mut predict_command(&model, &alone, &expected_out));
+    for (out, rejected) in [("out.csv", "aside.csv"), ("out.parquet", "aside.parquet")] {
+        let (out, rejected) = (dir.join(out), dir.join(rejected));
+        let said = stdout(&ok(predict_command(&model, &input, &out)
+            .arg("--rejected")
+            .arg(&rejected)));
+        assert!(said.contains("predict: 3 rows -> "), "{said}");
+        assert!(
+            said.contains(&format!(
+                "predict: 3 rows set aside -> {} (missing 1, out_of_range 1, unparseable 1)",
+                rejected.display()
+            )),
+            "{said}"
+        );
+        let (predicted, aside) = if out.extension().unwrap() == "csv" {
+            (read_csv(&out), read_csv(&rejected))
+        } else {
+            let cast = |df: DataFrame| {
+                let columns = df
+                    .columns()
+                    .iter()
+                    .map(|c| c.cast(&DataType::String).unwrap())
+                    .collect();
+                DataFrame::new_infer_height(columns).unwrap()
+            };
+            (cast(read(&out)), cast(read(&rejected)))
+        };
+        assert_eq!(predicted.height() + aside.height(), all.len());
+        // The kept rows' predictions are those of the good rows alone.
+        let expected = read_csv(&expected_out);
+        let column = |df: &DataFrame, name: &str| -> Vec<f64> {
+            let c = df.column(name).unwrap().cast(&DataType::Float64).unwrap();
+            c.f64().unwrap().into_no_null_iter().collect()
+        };
+        assert_eq!(
+            column(&predicted, "predicted_csat_score"),
+            column(&expected, "predicted_csat_score")
+        );
+        for (i, (line, row, reason, field, detail)) in bad.iter().enumerate() {
+            let text = |name: &str| {
+                aside
+                    .column(name)
+                    .unwrap()
+                    .str()
+                    .unwrap()
+                    .get(i)
+                    .map(str::to_string)
+            };
+            assert_eq!(text("row").as_deref(), Some(row.to_string().as_str()));
+            assert_eq!(text(REASON).as_deref(), Some(*reason));
+            assert_eq!(text(FIELD).as_deref(), Some(*field));
+            assert_eq!(text(DETAIL).as_deref(), Some(*detail));
+            if out.extension().unwrap() == "csv" {
+                // As written: `high` and `-3` are there as the file had them.
+                let cells: Vec<String> = [
+                    "provider",
+                    "model",
+                    "action_type",
+                    "quality_score",
+                    "response_time_ms",
+                ]
+                .iter()
+                .map(|c| text(c).unwrap_or_default())
+                .collect();
+                assert_eq!(cells.join(","), *line);
+            }
+        }
+    }
+
+    // Every row good: an empty file of set-aside rows, so a script finds it.
+    let rejected = dir.join("none.csv");
+    let said = stdout(&ok(predict_command(&model, &alone, &out)
+        .arg("--rejected")
+        .arg(&rejected)));
+    assert!(said.contains("predict: 0 rows set aside -> "), "{said}");
+    assert_eq!(read_csv(&rejected).height(), 0);
+
+    // Refused before anything is written: one file for both, or a stage's
+    // file; and an output that cannot be made leaves no set-aside file.
+    let aside = dir.join("late.csv");
+    for (output, rejected, expected) in [
+        (
+            out.clone(),
+            out.clone(),
+            "--rejected and --output are one file",
+        ),
+        (
+            out.clone(),
+            data.path().join("clean/x.csv"),
+            "that only `validate` may write",
+        ),
+        (
+            Path::new("/proc/x.csv").to_path_buf(),
+            aside.clone(),
+            "/proc: No such file or directory",
+        ),
+    ] {
+        let (code, err) = fails(
+            predict_command(&model, &input, &output)
+                .arg("--rejected")
+                .arg(&rejected),
+        );
+        assert_eq!(code, 1);
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.contains(expected), "{err}");
+    }
+    assert!(!aside.exists(), "no set-aside file without its predictions");
+}
