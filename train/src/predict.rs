@@ -1,12 +1,11 @@
 //! `predict`: a trained model applied to rows shaped like its dataset
 //! (Parquet or CSV, by extension), written back with `predicted_<target>`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use std::collections::BTreeMap;
-
 use contract::reports::Reason;
 use contract::{ContractError, Dataset, Layout, columns, io, registry, rules};
 use polars::prelude::*;
@@ -393,7 +392,7 @@ fn stage(df: &mut DataFrame, path: &Path) -> Result<io::AtomicFile> {
 
 /// The rows of `df` that `problems` name, each with its problem: `row` (the
 /// first after a CSV's header is 1, as errors count), `reason`, `field`, `detail`.
-fn set_aside(df: &DataFrame, problems: &[Problem]) -> Result<DataFrame> {
+fn set_aside(df: &DataFrame, problems: &[Problem], input: &Path) -> Result<DataFrame> {
     let idx: Vec<IdxSize> = problems.iter().map(|p| p.row as IdxSize).collect();
     let mut rows = df.take(&IdxCa::from_vec("row".into(), idx))?;
     let number: Vec<u64> = problems.iter().map(|p| p.row as u64 + 1).collect();
@@ -408,7 +407,9 @@ fn set_aside(df: &DataFrame, problems: &[Problem]) -> Result<DataFrame> {
     ] {
         if rows.column(column.name()).is_ok() {
             bail!(
-                "the input has a `{}` column, which --rejected adds",
+                "{}: has a `{}` column, which --rejected adds to the rows it sets aside; \
+                 rename it",
+                input.display(),
                 column.name()
             );
         }
@@ -487,7 +488,10 @@ pub fn run(args: &PredictArgs) -> Result<()> {
         .with_context(|| format!("adding {name}"))?;
     // Both files are written before either is in place.
     let staged_rejected = match &args.rejected {
-        Some(path) => Some(stage(&mut set_aside(&written, &problems)?, path)?),
+        Some(path) => Some(stage(
+            &mut set_aside(&written, &problems, &args.input)?,
+            path,
+        )?),
         None => None,
     };
     let staged = stage(&mut out, &args.output)?;
