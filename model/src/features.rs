@@ -128,31 +128,12 @@ impl Data {
     /// model was trained on: serve and `predict` refuse to ask the model
     /// about it. An infinite value is outside every range; NaN is null.
     pub fn first_out_of_range(&self, dataset: Dataset) -> Option<OutOfRange> {
-        let mut first: Option<OutOfRange> = None;
-        for (&column, values) in dataset.numeric_features().iter().zip(&self.numeric) {
-            let Some((min, max)) = rules::range_of(dataset, column) else {
-                continue;
-            };
-            let rows = first.as_ref().map_or(values.len(), |f| f.row);
-            if let Some(row) = values[..rows]
-                .iter()
-                .position(|v| !v.is_nan() && !(min..=max).contains(v))
-            {
-                first = Some(OutOfRange {
-                    row,
-                    column,
-                    value: values[row],
-                    range: rules::describe_range(min, max),
-                    dataset,
-                });
-            }
-        }
-        first
+        // The first of the earliest row: `out_of_range` goes feature by feature.
+        self.out_of_range(dataset).into_iter().min_by_key(|o| o.row)
     }
 
-    /// Every value outside the range validate accepts, feature by feature:
-    /// for `predict --rejected`, which sets such rows aside instead of
-    /// refusing the file.
+    /// Every value outside the range validate accepts, feature by feature
+    /// in the dataset's order, each feature's in row order.
     pub fn out_of_range(&self, dataset: Dataset) -> Vec<OutOfRange> {
         let mut found = Vec::new();
         for (&column, values) in dataset.numeric_features().iter().zip(&self.numeric) {
