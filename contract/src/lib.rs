@@ -31,6 +31,12 @@ pub fn count(n: usize, noun: &str) -> String {
     format!("{n} {noun}{}", if n == 1 { "" } else { "s" })
 }
 
+/// Column names as messages name them: `` `a`, `b` ``.
+pub fn column_list(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    quoted.join(", ")
+}
+
 /// The `_source` tag of rows made up by `synth`.
 pub const SYNTH_SOURCE: &str = "synth";
 
@@ -208,6 +214,12 @@ mod tests {
         assert_eq!(super::count(0, "clean row"), "0 clean rows");
         assert_eq!(super::count(1, "clean row"), "1 clean row");
         assert_eq!(super::count(500, "row"), "500 rows");
+    }
+
+    #[test]
+    fn column_list_quotes_each_name() {
+        let names = ["mood".to_string(), "seen".to_string()];
+        assert_eq!(super::column_list(&names), "`mood`, `seen`");
     }
 
     #[test]

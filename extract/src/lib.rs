@@ -276,10 +276,9 @@ pub fn run(args: &Args) -> Result<()> {
 
 /// What extract says of a source's columns that are not the table's.
 fn kept_in_extra(columns: &[String]) -> String {
-    let named: Vec<String> = columns.iter().map(|c| format!("`{c}`")).collect();
     format!(
         "{} not in the table's contract (DESIGN.md): kept in each row's `_extra`, read by no stage",
-        named.join(", ")
+        contract::column_list(columns)
     )
 }
 

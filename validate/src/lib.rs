@@ -340,7 +340,6 @@ fn read_as_utc(dataset: Dataset, column: &str) -> String {
 /// The warning for a training file's columns that are not the dataset's: a
 /// transform swapped for another program may add one and expect train to use it.
 fn not_carried(dataset: Dataset, columns: &[String]) -> String {
-    let named: Vec<String> = columns.iter().map(|c| format!("`{c}`")).collect();
     let (noun, verb, them) = if columns.len() == 1 {
         ("column", "is", "it")
     } else {
@@ -349,7 +348,7 @@ fn not_carried(dataset: Dataset, columns: &[String]) -> String {
     format!(
         "{noun} {} of training/{dataset}.parquet {verb} not among the {dataset} dataset's \
          columns (DESIGN.md), so clean/{dataset}.parquet leaves {them} out and no model sees {them}",
-        named.join(", "),
+        contract::column_list(columns),
     )
 }
 
